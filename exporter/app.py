@@ -1,0 +1,186 @@
+"""The running exporter: watches and backend refreshes feed a view; a rebuild renders it to text.
+
+Nothing in the scrape path waits on Kubernetes or storage: /metrics serves the last rendered
+body plus a few status metrics built fresh.
+"""
+
+import asyncio
+import copy
+import gzip
+import threading
+import time
+
+import structlog
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from . import __version__
+from .backends.rbd import RbdBackend, RbdSettings
+from .collectors.backend import BackendCollector
+from .collectors.kubernetes import KubernetesCollector
+from .collectors.pvc import PvcCollector
+from .collectors.source import SourceCollector
+from .collectors.storageclass import StorageClassCollector
+from .collectors.volume import VolumeCollector
+from .kube.resources import ALL, PV
+from .kube.store import Store
+from .kube.watch import Watcher, WatchSettings
+from .view import View, build_view
+
+log = structlog.get_logger("clonewatch")
+
+
+class _SelfCollector(Collector):
+    def __init__(self, exporter: "Exporter") -> None:
+        self._e = exporter
+
+    def collect(self):
+        e = self._e
+        info = GaugeMetricFamily("clonewatch_build_info", "clonewatch version. Always 1.", labels=["version"])
+        info.add_metric([__version__], 1)
+        rebuild = GaugeMetricFamily("clonewatch_rebuild_duration_seconds",
+                                    "How long the last classification + rendering of the inventory took.")
+        rebuild.add_metric([], e.rebuild_seconds)
+        last = GaugeMetricFamily("clonewatch_last_rebuild_timestamp_seconds",
+                                 "Unix time the served object metrics were last rendered.")
+        last.add_metric([], e.rebuilt_at)
+        return [info, rebuild, last]
+
+
+class Exporter:
+    def __init__(self, settings) -> None:
+        self.settings = settings
+        self.kubernetes = bool(settings.kubernetes_enabled)
+        self.store = Store(ALL)
+        self.backends = []
+        if settings.rbd_enabled:
+            self.backends.append(RbdBackend(RbdSettings(
+                binary=settings.rbd_binary, ceph_conf=settings.ceph_conf, ceph_id=settings.ceph_id,
+                keyring=settings.ceph_keyring, pools=tuple(settings.rbd_pools),
+                timeout_seconds=settings.rbd_timeout, refresh_interval_seconds=settings.rbd_refresh_interval,
+                concurrency=max(1, settings.rbd_concurrency))))
+        self.view = View()
+        self.collectors = [PvcCollector(), SourceCollector(), StorageClassCollector(), VolumeCollector()]
+        self.body = b""
+        self._body_gz: bytes | None = None
+        self.rebuild_seconds = 0.0
+        self.rebuilt_at = 0.0
+        self.refreshed: dict[str, int] = {b.name: 0 for b in self.backends}
+        self.registry = CollectorRegistry(auto_describe=False)
+        for c in (_SelfCollector(self), BackendCollector(self._backend_states)):
+            self.registry.register(c)
+        for standard in (ProcessCollector, PlatformCollector, GCCollector):
+            standard(registry=self.registry)
+        if self.kubernetes:
+            self.registry.register(KubernetesCollector(self.store))
+        self._dirty = asyncio.Event()
+        self._stopping = threading.Event()
+        self._watchers: list[Watcher] = []
+        self._tasks: list[asyncio.Task] = []
+        self.rendered_once = asyncio.Event()
+
+    # -- lifecycle --------------------------------------------------------------------------
+    async def start(self, api_client=None) -> None:
+        self._loop = loop = asyncio.get_running_loop()
+        if self.kubernetes:
+            s = self.settings
+            ws = WatchSettings(watch_timeout_seconds=s.kubernetes_watch_timeout,
+                               read_timeout_seconds=s.kubernetes_read_timeout,
+                               backoff_max_seconds=s.kubernetes_backoff_max,
+                               absent_recheck_seconds=s.kubernetes_absent_recheck)
+            namespaces = list(s.kubernetes_namespaces) or [None]
+            for resource in self.store.resources:
+                for ns in (namespaces if resource.namespaced else [None]):
+                    w = Watcher(api_client, resource, ns, self.store, loop, ws, self._stopping)
+                    self._watchers.append(w)
+                    w.start()
+        for backend in self.backends:
+            self._tasks.append(asyncio.create_task(self._backend_loop(backend), name=f"refresh-{backend.name}"))
+        self._tasks.append(asyncio.create_task(self._rebuild_loop(), name="rebuild"))
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        for w in self._watchers:
+            w.stop()
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    # -- readiness --------------------------------------------------------------------------
+    def not_ready(self) -> list[str]:
+        reasons = []
+        if self.kubernetes:
+            reasons += [f"kubernetes {name} not listed yet" for name, ok in self.store.synced.items() if not ok]
+        reasons += [f"backend {name} not refreshed yet" for name, n in self.refreshed.items() if not n]
+        if not self.rendered_once.is_set():
+            reasons.append("metrics not rendered yet")
+        return reasons
+
+    # -- background work --------------------------------------------------------------------
+    def _backend_states(self):
+        for b in self.backends:
+            for st in list(b.states().values()):
+                yield b.name, st
+
+    async def _backend_loop(self, backend) -> None:
+        if self.kubernetes:
+            # First refresh once PVs are known, so it covers their pools (but do not wait forever).
+            deadline = time.monotonic() + 30
+            while not self.store.synced[PV.name] and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+        while True:
+            if self.kubernetes:
+                refs = (backend.map_pv(pv) for pv in list(self.store.items(PV.name).values()))
+                backend.want(r for r in refs if r is not None)
+            try:
+                await backend.refresh()
+            except Exception:       # a backend bug must not stop its refreshes for good
+                log.exception("backend_refresh_crashed", backend=backend.name)
+            self.refreshed[backend.name] += 1
+            self._dirty.set()
+            await asyncio.sleep(backend.refresh_interval)
+
+    async def _rebuild_loop(self) -> None:
+        seen = -1
+        while True:
+            if seen == self.store.generation and not self._dirty.is_set():
+                self.store.changed.clear()
+                waiters = [asyncio.create_task(self.store.changed.wait()), asyncio.create_task(self._dirty.wait())]
+                try:
+                    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for w in waiters:
+                        w.cancel()
+                await asyncio.sleep(self.settings.rebuild_debounce)
+            self._dirty.clear()
+            seen = self.store.generation
+            objs = {name: dict(bucket) for name, bucket in self.store.objects.items()}
+            states = {b.name: {t: copy.copy(st) for t, st in b.states().items()} for b in self.backends}
+            try:
+                await asyncio.to_thread(self._rebuild, objs, states)
+            except Exception:
+                log.exception("rebuild_failed")
+                await asyncio.sleep(1)
+
+    def _rebuild(self, objs, states) -> None:
+        start = time.perf_counter()
+        view = build_view(objs, self.backends, self.kubernetes, states)
+        body = "".join(c.text(view) for c in self.collectors).encode()
+        self.view, self.body, self._body_gz = view, body, None
+        self.rebuild_seconds = time.perf_counter() - start
+        self.rebuilt_at = time.time()
+        self._loop.call_soon_threadsafe(self.rendered_once.set)   # asyncio.Event is not thread-safe
+
+    # -- scrape -----------------------------------------------------------------------------
+    def scrape(self, want_gzip: bool) -> bytes:
+        dynamic = generate_latest(self.registry)
+        if not want_gzip:
+            return self.body + dynamic
+        body_gz = self._body_gz
+        if body_gz is None:
+            body_gz = self._body_gz = gzip.compress(self.body, 6)
+        # Concatenated gzip members decode as one stream (RFC 1952); the big part is compressed once.
+        return body_gz + gzip.compress(dynamic, 6)

@@ -1,0 +1,1 @@
+"""Storage backends: each asks one kind of storage what its volumes really consume."""

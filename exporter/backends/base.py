@@ -1,0 +1,74 @@
+"""What every backend hands to the rest of the exporter.
+
+A backend keeps, per target (a Ceph pool, an array, a directory), the result of its last
+refresh. The scrape only ever reads these results; refreshing happens in the background.
+"""
+
+import time
+from dataclasses import dataclass, field
+from typing import Iterable, Protocol
+
+from ..classify import VolumeRef
+
+
+@dataclass(frozen=True)
+class Volume:
+    volume: str                 # unique within the backend, e.g. "rbd/golden" or "pool/ns/image"
+    target: str                 # e.g. the Ceph pool ("pool" or "pool/namespace")
+    consumed_bytes: int         # what this volume alone occupies (head + its snapshots for RBD)
+    provisioned_bytes: int
+    parent: str = ""            # parent volume id, "" for an independent volume
+    parent_snapshot: str = ""   # e.g. "base": the parent snapshot a clone hangs from
+
+
+@dataclass
+class TargetState:
+    target: str
+    up: bool = False
+    attempts: int = 0
+    failures: int = 0
+    last_attempt: float = 0.0
+    last_success: float = 0.0       # wall clock of the last good refresh, 0 if never
+    duration_seconds: float = 0.0
+    error: str = ""
+    volumes: dict[str, Volume] = field(default_factory=dict)   # empty while down: absent, not stale
+
+    def succeeded(self, volumes: dict[str, Volume], duration: float) -> None:
+        self.attempts += 1
+        self.up, self.error, self.volumes = True, "", volumes
+        self.last_attempt = self.last_success = time.time()
+        self.duration_seconds = duration
+
+    def failed(self, error: str, duration: float) -> None:
+        self.attempts += 1
+        self.failures += 1
+        self.up, self.error, self.volumes = False, error, {}
+        self.last_attempt = time.time()
+        self.duration_seconds = duration
+
+
+class BackendError(Exception):
+    """A refresh of one target failed; the message is safe to log (no credentials)."""
+
+
+class Backend(Protocol):
+    name: str
+    refresh_interval: float
+
+    def map_pv(self, pv: dict) -> VolumeRef | None:
+        """The backend volume behind a PV, or None when this backend does not serve it."""
+
+    def serves_provisioner(self, provisioner: str) -> bool:
+        """Whether PVs of this CSI provisioner are this backend's volumes."""
+
+    def map_snapshot_content(self, content: dict) -> VolumeRef | None:
+        """The backend volume behind a VolumeSnapshotContent, if it can tell (no I/O)."""
+
+    def want(self, refs: Iterable[VolumeRef]) -> None:
+        """The volumes Kubernetes knows of: refresh the targets that hold them."""
+
+    async def refresh(self) -> None:
+        """Refresh every target once; never raises (failures land in the target states)."""
+
+    def states(self) -> dict[str, TargetState]:
+        """Target -> state of the last refresh."""

@@ -1,0 +1,242 @@
+"""Ceph RBD: volumes are images; bytes from `rbd du`, parents from `rbd ls -l`.
+
+Per target (pool, optionally a RADOS namespace) and refresh, exactly one `rbd du` and one
+`rbd ls -l`, both JSON, run concurrently: never one process per image.
+
+`rbd du` charges a golden image's data to its snapshot row (`golden@base`) and shows the head
+at 0, so an image's own bytes are its head row plus all of its snapshot rows. Sizes are whole
+RADOS objects (4 MiB by default) that the image itself holds: a CoW clone's unwritten objects
+stay in its parent and are not counted.
+"""
+
+import asyncio
+import json
+import os
+import re
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import structlog
+
+from ..classify import VolumeRef, get, text
+from .base import BackendError, TargetState, Volume
+
+log = structlog.get_logger("clonewatch.rbd")
+
+NAME = "rbd"
+_UUID = re.compile(r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$")
+
+
+@dataclass(frozen=True)
+class RbdSettings:
+    binary: str = "rbd"
+    ceph_conf: str = ""
+    ceph_id: str = ""
+    keyring: str = ""
+    pools: tuple[str, ...] = ()        # always refreshed, Kubernetes or not ("pool" or "pool/ns")
+    timeout_seconds: float = 60.0
+    refresh_interval_seconds: float = 60.0
+    concurrency: int = 4
+
+
+def volume_id(pool: str, namespace: str, image: str) -> str:
+    return f"{pool}/{namespace}/{image}" if namespace else f"{pool}/{image}"
+
+
+def split_target(target: str) -> tuple[str, str]:
+    pool, _, namespace = target.partition("/")
+    return pool, namespace
+
+
+def is_rbd_driver(driver: Any) -> bool:
+    return isinstance(driver, str) and driver.endswith("rbd.csi.ceph.com")
+
+
+def parse_du(doc: Any) -> dict[str, tuple[int, int]]:
+    """image -> (own bytes: head + snapshots, provisioned bytes of the head)."""
+    rows = doc.get("images") if isinstance(doc, dict) else None
+    if not isinstance(rows, list):
+        raise BackendError("rbd du: no 'images' list in its output")
+    out: dict[str, list[int]] = {}
+    for row in rows:
+        name = row.get("name") if isinstance(row, dict) else None
+        used, prov = (row.get("used_size"), row.get("provisioned_size")) if isinstance(row, dict) else (None, None)
+        if not isinstance(name, str) or not name or not _is_count(used) or not _is_count(prov):
+            raise BackendError(f"rbd du: malformed row {str(row)[:200]}")
+        entry = out.setdefault(name, [0, 0])
+        entry[0] += used
+        if "snapshot" not in row:
+            entry[1] = prov
+    return {name: (own, prov) for name, (own, prov) in out.items()}
+
+
+def parse_ls(doc: Any) -> dict[str, dict | None]:
+    """image -> its parent {pool, pool_namespace, image, snapshot} or None."""
+    if not isinstance(doc, list):
+        raise BackendError("rbd ls -l: output is not a list")
+    out: dict[str, dict | None] = {}
+    for row in doc:
+        name = row.get("image") if isinstance(row, dict) else None
+        if not isinstance(name, str) or not name:
+            raise BackendError(f"rbd ls -l: malformed row {str(row)[:200]}")
+        if "snapshot" in row:
+            continue
+        parent = row.get("parent")
+        if parent is not None and not (isinstance(parent, dict) and text(parent.get("pool"))
+                                       and text(parent.get("image"))):
+            raise BackendError(f"rbd ls -l: malformed parent {str(parent)[:200]}")
+        out[name] = parent
+    return out
+
+
+def build_volumes(target: str, du: dict[str, tuple[int, int]], ls: dict[str, dict | None]) -> dict[str, Volume]:
+    pool, namespace = split_target(target)
+    volumes: dict[str, Volume] = {}
+    for image, (own, prov) in du.items():
+        if image not in ls:
+            continue        # created or removed between the two commands: next refresh sees it
+        parent = ls[image]
+        parent_id = volume_id(parent["pool"], text(parent.get("pool_namespace")), parent["image"]) if parent else ""
+        vid = volume_id(pool, namespace, image)
+        volumes[vid] = Volume(volume=vid, target=target, consumed_bytes=own, provisioned_bytes=prov,
+                              parent=parent_id, parent_snapshot=text(parent.get("snapshot")) if parent else "")
+    return volumes
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+class RbdBackend:
+    name = NAME
+
+    def __init__(self, settings: RbdSettings) -> None:
+        self.settings = settings
+        self.refresh_interval = settings.refresh_interval_seconds
+        self._states: dict[str, TargetState] = {}
+        self._wanted: set[str] = set()
+        self._by_image: dict[str, str] = {}
+
+    # -- mapping Kubernetes objects to images (no I/O) --------------------------------------
+    def map_pv(self, pv: dict) -> VolumeRef | None:
+        csi = get(pv, "spec", "csi")
+        if not is_rbd_driver(get(csi, "driver")):
+            return None
+        attrs = get(csi, "volumeAttributes")
+        pool = text(get(attrs, "pool"))
+        image = text(get(attrs, "imageName"))
+        if not image and text(get(attrs, "staticVolume")) == "true":
+            image = text(get(csi, "volumeHandle"))     # static PVs name the image in the handle
+        if not pool or not image:
+            return None
+        namespace = text(get(attrs, "radosNamespace"))
+        target = f"{pool}/{namespace}" if namespace else pool
+        return VolumeRef(NAME, target, volume_id(pool, namespace, image))
+
+    def serves_provisioner(self, provisioner: str) -> bool:
+        return is_rbd_driver(provisioner)
+
+    def map_snapshot_content(self, content: dict) -> VolumeRef | None:
+        """ceph-csi keeps a snapshot as image csi-snap-<uuid of the handle>; find it by name."""
+        if not is_rbd_driver(get(content, "spec", "driver")):
+            return None
+        match = _UUID.search(text(get(content, "status", "snapshotHandle")))
+        vid = self._by_image.get(f"csi-snap-{match.group(1)}") if match else None
+        if not vid:
+            return None
+        state_target = vid.rsplit("/", 1)[0]
+        return VolumeRef(NAME, state_target, vid)
+
+    def want(self, refs: Iterable[VolumeRef]) -> None:
+        self._wanted = {r.target for r in refs if r.backend == NAME}
+
+    def states(self) -> dict[str, TargetState]:
+        return self._states
+
+    # -- refresh ------------------------------------------------------------------------------
+    def _targets(self) -> set[str]:
+        return set(self.settings.pools) | self._wanted
+
+    async def refresh(self) -> None:
+        targets = self._targets()
+        for gone in set(self._states) - targets:
+            del self._states[gone]
+        sem = asyncio.Semaphore(max(1, self.settings.concurrency))
+        await asyncio.gather(*(self._refresh_target(t, sem) for t in sorted(targets)))
+        # Parents in pools nobody asked for (a golden in another pool): fetch them too, once.
+        extra = self._parent_targets() - set(self._states)
+        if extra:
+            self._wanted |= extra
+            await asyncio.gather(*(self._refresh_target(t, sem) for t in sorted(extra)))
+        self._by_image = {vid.rsplit("/", 1)[1]: vid
+                          for st in self._states.values() for vid in st.volumes}
+
+    def _parent_targets(self) -> set[str]:
+        out = set()
+        for st in self._states.values():
+            for vol in st.volumes.values():
+                if vol.parent:
+                    out.add(vol.parent.rsplit("/", 1)[0])
+        return out
+
+    async def _refresh_target(self, target: str, sem: asyncio.Semaphore) -> None:
+        state = self._states.setdefault(target, TargetState(target))
+        pool, namespace = split_target(target)
+        scope = ["--pool", pool] + (["--namespace", namespace] if namespace else [])
+        start = time.monotonic()
+        async with sem:
+            try:
+                du_doc, ls_doc = await asyncio.gather(
+                    self._run_json(["du", *scope, "--format", "json"]),
+                    self._run_json(["ls", "-l", *scope, "--format", "json"]))
+                volumes = build_volumes(target, parse_du(du_doc), parse_ls(ls_doc))
+            except BackendError as exc:
+                was_up = state.up or state.attempts == 0
+                state.failed(str(exc), time.monotonic() - start)
+                if was_up:
+                    log.error("backend_refresh_failed", backend=NAME, target=target, error=str(exc))
+                else:
+                    log.debug("backend_refresh_failed", backend=NAME, target=target, error=str(exc))
+                return
+        if not state.up and state.attempts:
+            log.info("backend_recovered", backend=NAME, target=target)
+        state.succeeded(volumes, time.monotonic() - start)
+
+    def _base_args(self) -> list[str]:
+        s = self.settings
+        args = [s.binary]
+        if s.ceph_conf:
+            args += ["--conf", s.ceph_conf]
+        if s.ceph_id:
+            args += ["--id", s.ceph_id]
+        if s.keyring:
+            args += ["--keyring", s.keyring]
+        return args
+
+    async def _run_json(self, args: list[str]) -> Any:
+        argv = self._base_args() + args
+        what = "rbd " + " ".join(args[:2])
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE, env=os.environ.copy())
+        except OSError as exc:
+            raise BackendError(f"{what}: cannot start {self.settings.binary!r}: {exc.strerror or exc}") from None
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), self.settings.timeout_seconds)
+        except asyncio.TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise BackendError(f"{what}: no answer within {self.settings.timeout_seconds:g}s, killed") from None
+        except asyncio.CancelledError:
+            proc.kill()
+            await proc.wait()
+            raise
+        if proc.returncode != 0:
+            last = err.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
+            raise BackendError(f"{what}: exit {proc.returncode}: {last[0][:300]}")
+        try:
+            return json.loads(out)
+        except ValueError as exc:
+            raise BackendError(f"{what}: output is not JSON ({exc})") from None

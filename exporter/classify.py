@@ -1,0 +1,226 @@
+"""Is a PVC a clone, of what, how was it cloned, and how should it have been? (pure)
+
+Input: the watch cache's objects (plain dicts, any field may be missing or of the wrong type).
+Output: one CloneRecord per PVC. Nothing here raises on odd input: what cannot be read is
+`unknown` or empty.
+"""
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from .quantity import parse_bytes
+from .strategies import CLONE_TYPES, expected_clone_type
+
+ANN_CLONE_TYPE = "cdi.kubevirt.io/cloneType"
+ANN_FALLBACK_REASON = "cdi.kubevirt.io/cloneFallbackReason"
+ANN_CLONE_REQUEST = "k8s.io/CloneRequest"   # "namespace/name" of the source PVC (host-assisted)
+ANN_CLONE_OF = "k8s.io/CloneOf"             # "true" once a host-assisted clone completed
+
+PVC_KIND = "PersistentVolumeClaim"
+SNAPSHOT_KIND = "VolumeSnapshot"
+CLONE_SOURCE_KIND = "VolumeCloneSource"
+DATASOURCE_KIND = "DataSource"
+
+Objects = Mapping[str, Mapping[tuple[str, str], dict]]
+
+
+@dataclass(frozen=True)
+class VolumeRef:
+    backend: str
+    target: str
+    volume: str
+
+
+VolumeMapper = Callable[[dict], VolumeRef | None]
+
+
+@dataclass(frozen=True)
+class CloneRecord:
+    namespace: str
+    name: str
+    storageclass: str
+    provisioner: str
+    volume: str                      # PV name, "" when unbound
+    volume_ref: VolumeRef | None     # where the backend knows this volume
+    provisioned_bytes: int | None
+    is_clone: bool
+    source_kind: str = ""
+    source_namespace: str = ""
+    source_name: str = ""
+    family_kind: str = ""            # the source the family is keyed on, after resolving
+    family_namespace: str = ""       # snapshots / clone sources / DataSources to their PVC
+    family_name: str = ""
+    clone_type: str = ""             # csi-clone | snapshot | copy | unknown (clones only)
+    expected_clone_type: str = ""
+    expected_from: str = ""
+    fallback_reason: str = ""
+    fallback: bool = False
+
+    @property
+    def backend(self) -> str:
+        return self.volume_ref.backend if self.volume_ref else "none"
+
+
+def get(obj: Any, *path: str) -> Any:
+    for part in path:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(part)
+    return obj
+
+
+def text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def annotations(obj: Any) -> dict[str, str]:
+    ann = get(obj, "metadata", "annotations")
+    if not isinstance(ann, dict):
+        return {}
+    return {k: v for k, v in ann.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def _lookup(objs: Objects, resource: str, namespace: str, name: str) -> dict | None:
+    bucket = objs.get(resource)
+    return bucket.get((namespace, name)) if bucket and name else None
+
+
+def find_datavolume(objs: Objects, pvc: dict, namespace: str, name: str) -> dict | None:
+    """CDI names a DataVolume's PVC after it and makes the DataVolume its owner."""
+    owners = get(pvc, "metadata", "ownerReferences")
+    if isinstance(owners, list):
+        for ref in owners:
+            if get(ref, "kind") == "DataVolume" and text(get(ref, "name")):
+                dv = _lookup(objs, "datavolumes", namespace, ref["name"])
+                if dv is not None:
+                    return dv
+    return _lookup(objs, "datavolumes", namespace, name)
+
+
+def _source_from_ref(objs: Objects, ref: Any, namespace: str) -> tuple[str, str, str] | None:
+    """(kind, namespace, name) from a PVC dataSource / dataSourceRef."""
+    kind, name = text(get(ref, "kind")), text(get(ref, "name"))
+    if not kind or not name:
+        return None
+    ns = text(get(ref, "namespace")) or namespace
+    if kind in (PVC_KIND, SNAPSHOT_KIND):
+        return kind, ns, name
+    if kind == CLONE_SOURCE_KIND:
+        vcs = _lookup(objs, "volumeclonesources", ns, name)
+        inner = get(vcs, "spec", "source")
+        inner_kind, inner_name = text(get(inner, "kind")), text(get(inner, "name"))
+        if inner_kind in (PVC_KIND, SNAPSHOT_KIND) and inner_name:
+            return inner_kind, ns, inner_name
+        return CLONE_SOURCE_KIND, ns, name
+    return None     # populators of other kinds (e.g. CDI import sources) are not clones
+
+
+def _source_from_datavolume(objs: Objects, dv: dict, namespace: str) -> tuple[str, str, str] | None:
+    src = get(dv, "spec", "source")
+    for field, kind in (("pvc", PVC_KIND), ("snapshot", SNAPSHOT_KIND)):
+        ref = get(src, field)
+        if isinstance(ref, dict) and text(ref.get("name")):
+            return kind, text(ref.get("namespace")) or namespace, ref["name"]
+    ref = get(dv, "spec", "sourceRef")
+    if text(get(ref, "kind")) == DATASOURCE_KIND and text(get(ref, "name")):
+        ds_ns = text(get(ref, "namespace")) or namespace
+        ds = _lookup(objs, "datasources", ds_ns, ref["name"])
+        for field, kind in (("pvc", PVC_KIND), ("snapshot", SNAPSHOT_KIND)):
+            inner = get(ds, "spec", "source", field)
+            if isinstance(inner, dict) and text(inner.get("name")):
+                return kind, text(inner.get("namespace")) or ds_ns, inner["name"]
+        return DATASOURCE_KIND, ds_ns, ref["name"]
+    return None
+
+
+def declared_source(objs: Objects, pvc: dict, dv: dict | None, namespace: str) -> tuple[str, str, str] | None:
+    if dv is not None:
+        found = _source_from_datavolume(objs, dv, namespace)
+        if found:
+            return found
+    for field in ("dataSourceRef", "dataSource"):
+        found = _source_from_ref(objs, get(pvc, "spec", field), namespace)
+        if found:
+            return found
+    request = annotations(pvc).get(ANN_CLONE_REQUEST, "")
+    if "/" in request:
+        ns, _, name = request.partition("/")
+        if ns and name:
+            return PVC_KIND, ns, name
+    return None
+
+
+def family_of(objs: Objects, kind: str, namespace: str, name: str) -> tuple[str, str, str]:
+    """A snapshot belongs to the family of the PVC it was taken from, while that PVC exists."""
+    if kind == SNAPSHOT_KIND:
+        snap = _lookup(objs, "volumesnapshots", namespace, name)
+        pvc_name = text(get(snap, "spec", "source", "persistentVolumeClaimName"))
+        if pvc_name and _lookup(objs, "persistentvolumeclaims", namespace, pvc_name) is not None:
+            return PVC_KIND, namespace, pvc_name
+    return kind, namespace, name
+
+
+def provisioned_bytes(pvc: dict, pv: dict | None) -> int | None:
+    for value in (get(pv, "spec", "capacity", "storage"), get(pvc, "status", "capacity", "storage"),
+                  get(pvc, "spec", "resources", "requests", "storage")):
+        parsed = parse_bytes(value)
+        if parsed is not None:
+            return parsed
+    return None
+
+
+def classify(objs: Objects, pvc: dict, mapper: VolumeMapper) -> CloneRecord:
+    namespace = text(get(pvc, "metadata", "namespace"))
+    name = text(get(pvc, "metadata", "name"))
+    pv_name = text(get(pvc, "spec", "volumeName"))
+    pv = _lookup(objs, "persistentvolumes", "", pv_name)
+    sc_name = text(get(pvc, "spec", "storageClassName")) or text(get(pv, "spec", "storageClassName"))
+    sc = _lookup(objs, "storageclasses", "", sc_name)
+    provisioner = (text(get(sc, "provisioner")) or text(get(pv, "spec", "csi", "driver"))
+                   or annotations(pvc).get("volume.kubernetes.io/storage-provisioner", ""))
+    volume_ref = None
+    if pv is not None:
+        try:
+            volume_ref = mapper(pv)
+        except Exception:     # a mapper must never take the whole inventory down
+            volume_ref = None
+    base = dict(namespace=namespace, name=name, storageclass=sc_name, provisioner=provisioner,
+                volume=pv_name if pv is not None else "", volume_ref=volume_ref,
+                provisioned_bytes=provisioned_bytes(pvc, pv))
+
+    dv = find_datavolume(objs, pvc, namespace, name)
+    source = declared_source(objs, pvc, dv, namespace)
+    if source is None:
+        return CloneRecord(is_clone=False, **base)
+    kind, src_ns, src_name = source
+    fam_kind, fam_ns, fam_name = family_of(objs, kind, src_ns, src_name)
+
+    pvc_ann, dv_ann = annotations(pvc), annotations(dv)
+    raw_type = pvc_ann.get(ANN_CLONE_TYPE) or dv_ann.get(ANN_CLONE_TYPE)
+    clone_type = raw_type if raw_type in CLONE_TYPES else "unknown"
+    cdi_involved = dv is not None or any(k.startswith("cdi.kubevirt.io/") for k in pvc_ann) \
+        or kind == CLONE_SOURCE_KIND
+    if raw_type is None and not cdi_involved and get(pvc, "status", "phase") == "Bound":
+        # A plain PVC with a dataSource is cloned by the CSI driver itself (no CDI in between).
+        clone_type = {PVC_KIND: "csi-clone", SNAPSHOT_KIND: "snapshot"}.get(kind, "unknown")
+    reason = pvc_ann.get(ANN_FALLBACK_REASON) or dv_ann.get(ANN_FALLBACK_REASON) or ""
+
+    if kind == SNAPSHOT_KIND:
+        # Restoring a snapshot is what CDI does for snapshot sources on the same driver.
+        expected, expected_from = "snapshot", "source-kind"
+    else:
+        profile = _lookup(objs, "storageprofiles", "", sc_name)
+        expected, expected_from = expected_clone_type(
+            provisioner, annotations(sc), get(profile, "status", "cloneStrategy"))
+    fallback = bool(reason) or (clone_type == "copy" and expected in ("csi-clone", "snapshot"))
+    return CloneRecord(is_clone=True, source_kind=kind, source_namespace=src_ns, source_name=src_name,
+                       family_kind=fam_kind, family_namespace=fam_ns, family_name=fam_name,
+                       clone_type=clone_type, expected_clone_type=expected, expected_from=expected_from,
+                       fallback_reason=reason, fallback=fallback, **base)
+
+
+def classify_all(objs: Objects, mapper: VolumeMapper) -> dict[tuple[str, str], CloneRecord]:
+    out: dict[tuple[str, str], CloneRecord] = {}
+    for key, pvc in (objs.get("persistentvolumeclaims") or {}).items():
+        out[key] = classify(objs, pvc, mapper)
+    return out

@@ -1,0 +1,53 @@
+"""Per-PVC metrics: what it is, whether and how it was cloned, and what it consumes."""
+
+from ..exposition import Lines, MetricDef, RowCache, join, sample
+from ..view import PvcRow, View
+
+INFO = MetricDef("clonewatch_pvc_info", "gauge",
+                 "PVC inventory: StorageClass, provisioner, bound PV and the backend that measures it "
+                 "(backend=\"none\" when no backend does). Always 1.")
+CLONE_INFO = MetricDef("clonewatch_pvc_clone_info", "gauge",
+                       "A PVC that was cloned: its source, the clone type CDI recorded "
+                       "(csi-clone|snapshot|copy|unknown), the type the storage should have delivered, "
+                       "and CDI's fallback reason if any. Always 1.")
+FALLBACK = MetricDef("clonewatch_pvc_clone_fallback", "gauge",
+                     "1 when a clone fell back to a full copy although a smart clone was expected, or CDI "
+                     "recorded a fallback reason; 0 otherwise (a configured copy is 0).")
+PROVISIONED = MetricDef("clonewatch_pvc_provisioned_bytes", "gauge",
+                        "Capacity of the PVC: its PV's capacity, else the PVC's status or request.")
+CONSUMED = MetricDef("clonewatch_pvc_consumed_bytes", "gauge",
+                     "Bytes the PVC's backend volume alone occupies, as the backend last reported it. "
+                     "Absent when the backend could not tell.")
+DEPTH = MetricDef("clonewatch_pvc_clone_depth", "gauge",
+                  "How many parents the PVC's backend volume hangs below (0 for an independent volume).")
+
+DEFS = (INFO, CLONE_INFO, FALLBACK, PROVISIONED, CONSUMED, DEPTH)
+
+
+def render(row: PvcRow) -> Lines:
+    r = row.record
+    who = (("namespace", r.namespace), ("persistentvolumeclaim", r.name))
+    out: Lines = {INFO.name: [sample(INFO.name, who + (
+        ("storageclass", r.storageclass), ("provisioner", r.provisioner),
+        ("volume", r.volume), ("backend", r.backend)), 1)]}
+    if r.is_clone:
+        out[CLONE_INFO.name] = [sample(CLONE_INFO.name, who + (
+            ("source_kind", r.source_kind), ("source_namespace", r.source_namespace),
+            ("source_name", r.source_name), ("clone_type", r.clone_type),
+            ("expected_clone_type", r.expected_clone_type), ("fallback_reason", r.fallback_reason)), 1)]
+        out[FALLBACK.name] = [sample(FALLBACK.name, who, 1 if r.fallback else 0)]
+    if r.provisioned_bytes is not None:
+        out[PROVISIONED.name] = [sample(PROVISIONED.name, who, r.provisioned_bytes)]
+    if row.consumed_bytes is not None:
+        out[CONSUMED.name] = [sample(CONSUMED.name, who + (("backend", r.backend),), row.consumed_bytes)]
+    if row.depth is not None:
+        out[DEPTH.name] = [sample(DEPTH.name, who, row.depth)]
+    return out
+
+
+class PvcCollector:
+    def __init__(self) -> None:
+        self.cache: RowCache[PvcRow] = RowCache(render)
+
+    def text(self, view: View) -> str:
+        return join(DEFS, self.cache.update(view.pvcs.items()))

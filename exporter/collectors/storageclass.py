@@ -1,0 +1,23 @@
+"""Per StorageClass: which clone type CDI should deliver on it."""
+
+from ..exposition import Lines, MetricDef, RowCache, join, sample
+from ..view import StorageClassRow, View
+
+STRATEGY = MetricDef("clonewatch_storageclass_clone_strategy_info", "gauge",
+                     "The clone type CDI should deliver on a StorageClass (StorageProfile cloneStrategy, "
+                     "else the clone-strategy annotation, else CDI's default for the provisioner). Always 1.")
+DEFS = (STRATEGY,)
+
+
+def render(row: StorageClassRow) -> Lines:
+    return {STRATEGY.name: [sample(STRATEGY.name, (
+        ("storageclass", row.storageclass), ("provisioner", row.provisioner),
+        ("expected_clone_type", row.expected_clone_type)), 1)]}
+
+
+class StorageClassCollector:
+    def __init__(self) -> None:
+        self.cache: RowCache[StorageClassRow] = RowCache(render)
+
+    def text(self, view: View) -> str:
+        return join(DEFS, self.cache.update((r.storageclass, r) for r in view.storageclasses))

@@ -1,0 +1,33 @@
+"""Per backend volume, the backend's own truth (also without Kubernetes)."""
+
+from ..exposition import Lines, MetricDef, RowCache, join, sample
+from ..view import View, VolumeRow
+
+INFO = MetricDef("clonewatch_volume_info", "gauge",
+                 "A backend volume and its parent volume (parent=\"\" for an independent volume). Always 1.")
+CONSUMED = MetricDef("clonewatch_volume_consumed_bytes", "gauge",
+                     "Bytes this volume alone occupies in the backend (for RBD: the image head plus its "
+                     "snapshots, in whole RADOS objects).")
+PROVISIONED = MetricDef("clonewatch_volume_provisioned_bytes", "gauge", "Provisioned size of the volume.")
+DEPTH = MetricDef("clonewatch_volume_clone_depth", "gauge",
+                  "Parents above this volume in its clone chain (0 for an independent volume).")
+DEFS = (INFO, CONSUMED, PROVISIONED, DEPTH)
+
+
+def render(row: VolumeRow) -> Lines:
+    v = row.volume
+    who = (("backend", row.backend), ("target", v.target), ("volume", v.volume))
+    return {
+        INFO.name: [sample(INFO.name, who + (("parent", v.parent),), 1)],
+        CONSUMED.name: [sample(CONSUMED.name, who, v.consumed_bytes)],
+        PROVISIONED.name: [sample(PROVISIONED.name, who, v.provisioned_bytes)],
+        DEPTH.name: [sample(DEPTH.name, who, row.depth)],
+    }
+
+
+class VolumeCollector:
+    def __init__(self) -> None:
+        self.cache: RowCache[VolumeRow] = RowCache(render)
+
+    def text(self, view: View) -> str:
+        return join(DEFS, self.cache.update(((r.backend, r.volume.volume), r) for r in view.volumes))

@@ -1,0 +1,81 @@
+"""Own bytes, logical bytes, chain depth and family efficiency (pure).
+
+own(v)     = what the backend says v alone occupies.
+logical(v) = what v would occupy as an independent full copy = own(v) + logical(parent(v));
+             a full copy has no parent, so logical = own.
+Family (a source volume and every clone of it):
+  consumed  = own(source) + sum own(clones)
+  full copy = logical(source) + sum logical(clones)
+  saved = full copy - consumed;  efficiency ratio = saved / full copy, in [0, 1].
+"""
+
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Protocol
+
+
+class HasParent(Protocol):
+    consumed_bytes: int
+    parent: str
+
+
+def _walk(volumes: Mapping[str, HasParent], vid: str) -> list[str]:
+    """vid and its ancestors, nearest first, stopping at a missing parent or a cycle."""
+    chain, seen = [], set()
+    while vid and vid in volumes and vid not in seen:
+        seen.add(vid)
+        chain.append(vid)
+        vid = volumes[vid].parent
+    return chain
+
+
+def logical_bytes(volumes: Mapping[str, HasParent]) -> dict[str, int | None]:
+    """None where an ancestor is unknown (not refreshed, in the trash, a cycle): we cannot tell."""
+    out: dict[str, int | None] = {}
+    for vid in volumes:
+        if vid in out:
+            continue
+        chain = _walk(volumes, vid)
+        top = volumes[chain[-1]]
+        # The chain is complete only if it ends at a volume without a parent.
+        total: int | None = 0 if not top.parent else None
+        for member in reversed(chain):
+            if total is not None:
+                total += volumes[member].consumed_bytes
+            if member not in out:
+                out[member] = total
+    return out
+
+
+def chain_depth(volumes: Mapping[str, HasParent]) -> dict[str, int]:
+    """Parents above a volume; a parent we cannot see still counts as one level."""
+    out: dict[str, int] = {}
+    for vid in volumes:
+        chain = _walk(volumes, vid)
+        top = volumes[chain[-1]]
+        unseen = 1 if top.parent else 0
+        for i, member in enumerate(chain):
+            out.setdefault(member, len(chain) - 1 - i + unseen)
+    return out
+
+
+def root_of(volumes: Mapping[str, HasParent], vid: str) -> str:
+    return _walk(volumes, vid)[-1] if vid in volumes else vid
+
+
+@dataclass(frozen=True)
+class FamilyNumbers:
+    consumed_bytes: int
+    full_copy_bytes: int
+    saved_bytes: int
+    efficiency_ratio: float
+
+
+def family_numbers(members: Iterable[tuple[int, int]]) -> FamilyNumbers:
+    """members: (own, logical) of the source and of each clone."""
+    consumed = full = 0
+    for own, logical in members:
+        consumed += own
+        full += max(logical, own)
+    saved = full - consumed
+    ratio = saved / full if full > 0 else 0.0
+    return FamilyNumbers(consumed, full, saved, min(1.0, max(0.0, ratio)))

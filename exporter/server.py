@@ -1,0 +1,87 @@
+"""HTTP: /metrics, /healthz, /readyz and a landing page; process start-up and graceful shutdown."""
+
+import asyncio
+import signal
+
+import structlog
+from aiohttp import web
+
+from . import __version__
+from .app import Exporter
+from .cli import parse_listen_address
+from .settings import ConfigError
+
+log = structlog.get_logger("clonewatch")
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+LANDING = """<!doctype html><html><head><title>clonewatch exporter</title></head><body>
+<h1>clonewatch exporter {version}</h1>
+<p>Are your clones really copy-on-write? Per-PVC clone types, consumed bytes and per-golden-image efficiency.</p>
+<ul><li><a href="/metrics">/metrics</a></li><li><a href="/healthz">/healthz</a></li>
+<li><a href="/readyz">/readyz</a></li></ul></body></html>"""
+
+
+def make_app(exporter: Exporter) -> web.Application:
+    async def metrics(request: web.Request) -> web.Response:
+        want_gzip = "gzip" in request.headers.get("Accept-Encoding", "")
+        body = exporter.scrape(want_gzip)
+        resp = web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+        if want_gzip:
+            resp.headers["Content-Encoding"] = "gzip"
+        return resp
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def readyz(request: web.Request) -> web.Response:
+        reasons = exporter.not_ready()
+        if reasons:
+            return web.Response(status=503, text="not ready: " + "; ".join(reasons) + "\n")
+        return web.Response(text="ready\n")
+
+    async def landing(request: web.Request) -> web.Response:
+        return web.Response(text=LANDING.format(version=__version__), content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/", landing)
+    return app
+
+
+def _api_client(settings):
+    from .kube.client import load_api_client
+    try:
+        return load_api_client(settings.kubeconfig or None, settings.kubernetes_context or None)
+    except Exception as exc:
+        raise ConfigError("kubeconfig", f"no usable kubeconfig and not running in a cluster ({exc}); "
+                                        "pass --kubeconfig, set KUBECONFIG, or --no-kubernetes.enabled") from None
+
+
+async def run(settings) -> int:
+    host, port = parse_listen_address(settings.web_listen_address)
+    api = _api_client(settings) if settings.kubernetes_enabled else None
+    exporter = Exporter(settings)
+    runner = web.AppRunner(make_app(exporter), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise ConfigError("web.listen-address", f"cannot listen on {settings.web_listen_address}: {exc.strerror}")
+    await exporter.start(api)
+    log.info("listening", address=settings.web_listen_address)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("stopping")
+    await exporter.stop()
+    await runner.cleanup()
+    if api is not None:
+        api.close()
+    log.info("stopped")
+    return 0

@@ -1,0 +1,173 @@
+"""Join the classified PVCs with what the backends measured: the rows the collectors render (pure)."""
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+from .backends.base import Backend, TargetState, Volume
+from .classify import PVC_KIND, SNAPSHOT_KIND, CloneRecord, Objects, VolumeRef, annotations, classify_all, get, text
+from .efficiency import FamilyNumbers, chain_depth, family_numbers, logical_bytes, root_of
+from .strategies import expected_clone_type
+
+
+@dataclass(frozen=True)
+class PvcRow:
+    record: CloneRecord
+    consumed_bytes: int | None      # None: the backend could not tell (down, image not found)
+    depth: int | None
+
+
+@dataclass(frozen=True)
+class FamilyRow:
+    source_namespace: str
+    source_name: str
+    backend: str
+    clones: int
+    numbers: FamilyNumbers | None   # None: some member could not be measured
+
+
+@dataclass(frozen=True)
+class StorageClassRow:
+    storageclass: str
+    provisioner: str
+    expected_clone_type: str
+
+
+@dataclass(frozen=True)
+class VolumeRow:
+    backend: str
+    volume: Volume
+    depth: int
+
+
+@dataclass
+class View:
+    pvcs: dict[tuple[str, str], PvcRow] = field(default_factory=dict)
+    families: list[FamilyRow] = field(default_factory=list)
+    storageclasses: list[StorageClassRow] = field(default_factory=list)
+    volumes: list[VolumeRow] = field(default_factory=list)
+    states: dict[tuple[str, str], TargetState] = field(default_factory=dict)
+
+
+def _mapper(backends: Sequence[Backend]):
+    def mapper(pv: dict) -> VolumeRef | None:
+        for backend in backends:
+            ref = backend.map_pv(pv)
+            if ref is not None:
+                return ref
+        return None
+    return mapper
+
+
+def _snapshot_volume(objs: Objects, backends: Sequence[Backend], ns: str, name: str) -> VolumeRef | None:
+    snap = (objs.get("volumesnapshots") or {}).get((ns, name))
+    content_name = text(get(snap, "status", "boundVolumeSnapshotContentName"))
+    content = (objs.get("volumesnapshotcontents") or {}).get(("", content_name))
+    if content is None:
+        return None
+    for backend in backends:
+        ref = backend.map_snapshot_content(content)
+        if ref is not None:
+            return ref
+    return None
+
+
+def build_view(objs: Objects, backends: Sequence[Backend], kubernetes: bool,
+               states: Mapping[str, Mapping[str, TargetState]]) -> View:
+    """states: backend name -> target -> a copy of its last refresh state."""
+    view = View()
+    volumes: dict[str, dict[str, Volume]] = {}
+    for backend in backends:
+        merged: dict[str, Volume] = {}
+        for target, state in states.get(backend.name, {}).items():
+            view.states[(backend.name, target)] = state
+            merged.update(state.volumes)
+        volumes[backend.name] = merged
+    logical = {b: logical_bytes(v) for b, v in volumes.items()}
+    depth = {b: chain_depth(v) for b, v in volumes.items()}
+    for b, vols in volumes.items():
+        view.volumes.extend(VolumeRow(b, vols[vid], depth[b][vid]) for vid in sorted(vols))
+
+    def usage(ref: VolumeRef | None) -> tuple[int, int | None] | None:
+        vol = volumes.get(ref.backend, {}).get(ref.volume) if ref else None
+        return (vol.consumed_bytes, logical[ref.backend][ref.volume]) if vol else None
+
+    if not kubernetes:
+        view.families = _native_families(volumes, logical)
+        return view
+
+    records = classify_all(objs, _mapper(backends))
+    for key in sorted(records):
+        rec = records[key]
+        use = usage(rec.volume_ref)
+        d = depth[rec.volume_ref.backend].get(rec.volume_ref.volume) if rec.volume_ref and use else None
+        view.pvcs[key] = PvcRow(rec, use[0] if use else None, d)
+
+    def family_backend(rec: CloneRecord) -> str:
+        # A clone not bound yet still belongs with its StorageClass's backend.
+        if rec.volume_ref is None and not rec.volume:
+            for backend in backends:
+                if backend.serves_provisioner(rec.provisioner):
+                    return backend.name
+        return rec.backend
+
+    groups: dict[tuple[str, str, str, str], list[CloneRecord]] = defaultdict(list)
+    for rec in records.values():
+        if rec.is_clone:
+            groups[(rec.family_kind, rec.family_namespace, rec.family_name, family_backend(rec))].append(rec)
+    for (kind, ns, name, backend), clones in sorted(groups.items()):
+        view.families.append(FamilyRow(ns, name, backend, len(clones),
+                                       _family(objs, backends, records, volumes, usage, kind, ns, name,
+                                               backend, clones)))
+
+    profiles = objs.get("storageprofiles") or {}
+    for (_, sc_name), sc in sorted((objs.get("storageclasses") or {}).items()):
+        provisioner = text(get(sc, "provisioner"))
+        expected, _ = expected_clone_type(provisioner, annotations(sc),
+                                          get(profiles.get(("", sc_name)), "status", "cloneStrategy"))
+        view.storageclasses.append(StorageClassRow(sc_name, provisioner, expected))
+    return view
+
+
+def _family(objs, backends, records, volumes, usage, kind, ns, name, backend, clones) -> FamilyNumbers | None:
+    if backend not in volumes:
+        return None
+    refs = [c.volume_ref for c in clones if c.volume_ref is not None]
+    source_ref = None
+    if kind == PVC_KIND and (ns, name) in records:
+        source_ref = records[(ns, name)].volume_ref
+    elif kind == SNAPSHOT_KIND:
+        source_ref = _snapshot_volume(objs, backends, ns, name)
+    if source_ref is None or source_ref.backend != backend:
+        # The source is not measurable through Kubernetes (deleted golden PVC, unmapped snapshot):
+        # the clones' common backend ancestor is the data they share.
+        roots = {root_of(volumes[backend], r.volume) for r in refs}
+        if len(roots) != 1:
+            return None
+        root = roots.pop()
+        if root in {r.volume for r in refs}:
+            return None
+        source_ref = VolumeRef(backend, "", root)
+    members = [usage(source_ref)] + [usage(r) for r in refs if r.volume != source_ref.volume]
+    if any(m is None or m[1] is None for m in members):
+        return None
+    return family_numbers((own, lg) for own, lg in members)
+
+
+def _native_families(volumes: Mapping[str, Mapping[str, Volume]], logical) -> list[FamilyRow]:
+    rows = []
+    for backend, vols in sorted(volumes.items()):
+        members: dict[str, list[str]] = defaultdict(list)
+        for vid, vol in vols.items():
+            if vol.parent:
+                members[root_of(vols, vid)].append(vid)
+        for root, clones in sorted(members.items()):
+            if root not in vols or vols[root].parent:
+                continue    # the root's own parent is not visible: no complete family to show
+            member_ids = [root] + clones
+            if any(logical[backend].get(v) is None for v in member_ids):
+                numbers = None
+            else:
+                numbers = family_numbers((vols[v].consumed_bytes, logical[backend][v]) for v in member_ids)
+            rows.append(FamilyRow("", root, backend, len(clones), numbers))
+    return rows

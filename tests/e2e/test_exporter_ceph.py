@@ -1,0 +1,155 @@
+"""End to end: real Ceph RBD images, Kubernetes objects in kmock, the exporter as a process, /metrics.
+
+Byte expectations come from what the test wrote (whole 4 MiB objects), not from the exporter's
+own arithmetic; allowed error ±2%.
+"""
+
+import gzip
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e import scenario
+from tests.support.process import ExporterProcess, one, pick
+
+MiB = 2**20
+GOLDEN_FILE = Path(__file__).parent.parent / "fixtures" / "metrics.golden.prom"
+# Samples whose values change from run to run or machine to machine.
+VOLATILE = re.compile(r"^(process_|python_|clonewatch_(rebuild_duration_seconds|last_rebuild_timestamp_seconds|"
+                      r"backend_refresh_duration_seconds|backend_last_success_timestamp_seconds|"
+                      r"backend_cache_age_seconds|build_info)\b)")
+
+
+@pytest.fixture(scope="module")
+def exporter(kube, pool, tmp_path_factory):
+    scenario.build_pool(pool)
+    for obj in scenario.kubernetes_objects(pool.name):
+        kube.create(obj)
+    tmp = tmp_path_factory.mktemp("exporter")
+    proc = ExporterProcess([f"--kubeconfig={kube.write_kubeconfig(tmp / 'kubeconfig')}",
+                            f"--ceph.conf={pool.conf}", "--rbd.refresh-interval=2",
+                            "--kubernetes.read-timeout=5", "--kubernetes.backoff-max=1",
+                            "--kubernetes.absent-recheck=3", "--log.level=debug"], tmp / "exporter.log")
+    proc.wait_ready()
+    proc.wait_for(lambda s: len(pick(s, "clonewatch_pvc_consumed_bytes")) == 7, what="7 measured PVCs")
+    proc.wait_for(lambda s: len(pick(s, "clonewatch_source_efficiency_ratio")) == 2, what="2 measured families")
+    yield proc
+    proc.stop()
+
+
+def test_clone_types_and_fallbacks(exporter):
+    s = exporter.samples()
+    info = {dict(ls)["persistentvolumeclaim"]: dict(ls)
+            for (n, ls), _ in s.items() if n == "clonewatch_pvc_clone_info"}
+    assert set(info) == {"vm-1", "vm-2", "vm-3", "win-1", "win-2", "vpc-1", "pending-1"}
+    assert {k: v["clone_type"] for k, v in info.items()} == {
+        "vm-1": "csi-clone", "vm-2": "csi-clone", "vm-3": "csi-clone", "win-1": "copy", "win-2": "copy",
+        "vpc-1": "copy", "pending-1": "unknown"}
+    assert info["vpc-1"]["expected_clone_type"] == "copy"
+    assert info["win-1"]["expected_clone_type"] == "csi-clone"
+    assert info["win-1"]["fallback_reason"] == "NoVolumeSnapshotClass"
+    assert (info["vm-1"]["source_namespace"], info["vm-1"]["source_name"]) == ("os-images", "rhel9")
+    fallback = {dict(ls)["persistentvolumeclaim"]: v for (n, ls), v in s.items()
+                if n == "clonewatch_pvc_clone_fallback"}
+    assert fallback == {"vm-1": 0, "vm-2": 0, "vm-3": 0, "win-1": 1, "win-2": 1, "vpc-1": 0, "pending-1": 0}
+    sc = {dict(ls)["storageclass"]: dict(ls)["expected_clone_type"] for (n, ls), _ in s.items()
+          if n == "clonewatch_storageclass_clone_strategy_info"}
+    assert sc == {scenario.RBD_SC: "csi-clone", scenario.VPC_SC: "copy"}
+    assert one(s, "clonewatch_pvc_info", persistentvolumeclaim="vpc-1")  == 1
+    assert pick(s, "clonewatch_pvc_info", persistentvolumeclaim="vpc-1", backend="none")
+    assert not pick(s, "clonewatch_pvc_consumed_bytes", persistentvolumeclaim="vpc-1")
+    assert not pick(s, "clonewatch_pvc_consumed_bytes", persistentvolumeclaim="pending-1")
+
+
+def test_consumed_bytes_match_what_was_written(exporter):
+    s = exporter.samples()
+    expected = {**{vm: mib * MiB for vm, mib in scenario.DRIFT_MIB.items()},
+                **{vm: scenario.GOLDEN_MIB * MiB for vm in scenario.FULL},
+                "rhel9": scenario.GOLDEN_MIB * MiB, "win": scenario.GOLDEN_MIB * MiB}
+    for pvc, want in expected.items():
+        got = one(s, "clonewatch_pvc_consumed_bytes", persistentvolumeclaim=pvc, backend="rbd")
+        assert abs(got - want) <= 0.02 * max(want, 4 * MiB), (pvc, got, want)
+        assert one(s, "clonewatch_pvc_provisioned_bytes", persistentvolumeclaim=pvc) == 64 * MiB
+    for vm in scenario.DRIFT_MIB:
+        assert one(s, "clonewatch_pvc_clone_depth", persistentvolumeclaim=vm) == 1
+    for name in ("win-1", "win-2", "rhel9"):
+        assert one(s, "clonewatch_pvc_clone_depth", persistentvolumeclaim=name) == 0
+
+
+def test_family_efficiency(exporter):
+    s = exporter.samples()
+    g = scenario.GOLDEN_MIB * MiB
+    drift = [m * MiB for m in scenario.DRIFT_MIB.values()]
+    cow_actual = g + sum(drift)
+    cow_full = g + sum(g + d for d in drift)
+    cow = dict(source_namespace="os-images", source_name="rhel9", backend="rbd")
+    assert one(s, "clonewatch_source_consumed_bytes", **cow) == pytest.approx(cow_actual, rel=0.02)
+    assert one(s, "clonewatch_source_full_copy_bytes", **cow) == pytest.approx(cow_full, rel=0.02)
+    assert one(s, "clonewatch_source_efficiency_ratio", **cow) == pytest.approx(1 - cow_actual / cow_full, abs=0.02)
+    assert one(s, "clonewatch_source_efficiency_ratio", **cow) > 0.6
+    # vm-1..3 and the not yet bound pending-1 on RBD; the copy onto VPC storage is a family of its own there.
+    assert one(s, "clonewatch_source_clones", **cow) == 4
+    vpc = dict(source_namespace="os-images", source_name="rhel9", backend="none")
+    assert one(s, "clonewatch_source_clones", **vpc) == 1
+    assert not pick(s, "clonewatch_source_efficiency_ratio", **vpc), "no backend measures it: no ratio invented"
+    full = dict(source_namespace="os-images", source_name="win", backend="rbd")
+    assert one(s, "clonewatch_source_efficiency_ratio", **full) == pytest.approx(0, abs=0.02)
+    assert one(s, "clonewatch_source_consumed_bytes", **full) == pytest.approx(3 * g, rel=0.02)
+    assert one(s, "clonewatch_source_clones", **full) == 2
+
+
+def test_volume_metrics_are_the_backends_truth(exporter, pool):
+    s = exporter.samples()
+    du = pool.du()
+    total_used = sum(r["used_size"] for r in du["images"])
+    assert sum(pick(s, "clonewatch_volume_consumed_bytes", target=pool.name)) == total_used
+    assert one(s, "clonewatch_volume_info", volume=f"{pool.name}/vm-1-img", parent=f"{pool.name}/rhel9-img") == 1
+    assert one(s, "clonewatch_backend_up", backend="rbd", target=pool.name) == 1
+    assert one(s, "clonewatch_kubernetes_resource_present", resource="volumeclonesources") == 0
+    assert one(s, "clonewatch_kubernetes_objects", resource="persistentvolumeclaims") == 9
+
+
+def test_gzip_scrape_decodes_to_the_same_samples(exporter):
+    status, body, headers = exporter.get("/metrics", {"Accept-Encoding": "gzip"})
+    assert status == 200 and headers.get("Content-Encoding") == "gzip"
+    text = gzip.decompress(body).decode()
+    assert "clonewatch_source_efficiency_ratio{" in text
+    assert text.count("# TYPE clonewatch_pvc_info gauge") == 1
+
+
+def stable_lines(text: str) -> str:
+    return "".join(line + "\n" for line in text.splitlines()
+                   if line.startswith("#") and not VOLATILE.match(line.split(" ", 3)[2])
+                   or not line.startswith("#") and not VOLATILE.match(line))
+
+
+def test_golden_file_and_promtool(exporter, pool, request, tmp_path):
+    text = exporter.metrics_text()
+    check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    got = stable_lines(text).replace(pool.name, "POOL")
+    if request.config.getoption("--update-golden"):
+        GOLDEN_FILE.write_text(got)
+    assert got == GOLDEN_FILE.read_text(), "regenerate with: scripts/test.sh --update-golden (then review the diff)"
+    series = sum(1 for line in text.splitlines() if line and not line.startswith("#"))
+    assert series > 100
+
+
+def test_new_clone_appears_and_deleted_pvc_vanishes(exporter, kube, pool):
+    pool.clone("rhel9-img", "vm-4-img")
+    pool.write("vm-4-img", 4)
+    from tests.support.objects import clone_annotations, datavolume, pv_rbd, pvc
+    ann = clone_annotations("csi-clone")
+    kube.create(datavolume("vms", "vm-4", source={"pvc": {"namespace": "os-images", "name": "rhel9"}},
+                           annotations=ann))
+    kube.create(pv_rbd("pv-vm-4", pool.name, "vm-4-img"))
+    kube.create(pvc("vms", "vm-4", scenario.RBD_SC, volume="pv-vm-4", owner_dv="vm-4", annotations=ann))
+    s = exporter.wait_for(lambda s: pick(s, "clonewatch_pvc_consumed_bytes", persistentvolumeclaim="vm-4"),
+                          what="vm-4 measured")
+    assert one(s, "clonewatch_pvc_consumed_bytes", persistentvolumeclaim="vm-4") == 4 * MiB
+    kube.delete("PersistentVolumeClaim", "vm-4", "vms")
+    exporter.wait_for(lambda s: not pick(s, "clonewatch_pvc_info", persistentvolumeclaim="vm-4"),
+                      what="vm-4 gone")

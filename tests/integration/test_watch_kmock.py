@@ -1,0 +1,122 @@
+"""List-then-watch against kmock's KubernetesEmulator over real HTTP with the real client."""
+
+import asyncio
+import threading
+import time
+
+from exporter.kube.client import load_api_client
+from exporter.kube.resources import ALL, PVC, VOLUMECLONESOURCE
+from exporter.kube.store import Store
+from exporter.kube.watch import Watcher, WatchSettings
+from tests.support.objects import pvc
+
+FAST = WatchSettings(read_timeout_seconds=2, backoff_initial_seconds=0.1, backoff_max_seconds=0.3,
+                     absent_recheck_seconds=0.5, connect_timeout_seconds=1)
+
+
+async def until(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+class Running:
+    def __init__(self, kube, tmp_path, resources=ALL, namespace=None):
+        self.api = load_api_client(str(kube.write_kubeconfig(tmp_path / "kubeconfig")))
+        self.store = Store(ALL)
+        self.stopping = threading.Event()
+        loop = asyncio.get_running_loop()
+        self.watchers = [Watcher(self.api, r, namespace, self.store, loop, FAST, self.stopping) for r in resources]
+        for w in self.watchers:
+            w.start()
+
+    def stop(self):
+        for w in self.watchers:
+            w.stop()
+        for w in self.watchers:
+            w.join(5)
+        assert not any(w.is_alive() for w in self.watchers), "watch threads must stop promptly"
+        self.api.close()
+
+
+async def test_list_then_watch_tracks_adds_updates_deletes(kube, tmp_path):
+    kube.create(pvc("vms", "before", "sc"))
+    run = Running(kube, tmp_path)
+    try:
+        await until(lambda: run.store.ready)
+        pvcs = run.store.items(PVC.name)
+        assert ("vms", "before") in pvcs
+        assert run.store.present[VOLUMECLONESOURCE.name] is False      # CRD missing: absent, not an error
+        kube.create(pvc("vms", "after", "sc"))
+        await until(lambda: ("vms", "after") in run.store.items(PVC.name))
+        kube.patch_pvc("vms", "after", {"metadata": {"annotations": {"cdi.kubevirt.io/cloneType": "copy"}}})
+        await until(lambda: run.store.get(PVC.name, "vms", "after")["metadata"].get("annotations", {})
+                    .get("cdi.kubevirt.io/cloneType") == "copy")
+        kube.delete("PersistentVolumeClaim", "before", "vms")
+        await until(lambda: ("vms", "before") not in run.store.items(PVC.name))
+        assert run.store.restarts[PVC.name] == 0
+    finally:
+        run.stop()
+
+
+async def test_410_gone_relists_and_counts_a_restart(kube, tmp_path):
+    run = Running(kube, tmp_path, resources=[PVC])
+    try:
+        await until(lambda: run.store.synced[PVC.name])
+        kube.expire_next_watch("persistentvolumeclaims")
+        # The current watch stream is still open: a new event makes us read, then the re-watch gets 410.
+        kube.create(pvc("vms", "x", "sc"))
+        await until(lambda: ("vms", "x") in run.store.items(PVC.name))
+        # Force a re-watch: stop and restart the server (the stream breaks), the next watch answers 410.
+        kube.stop_server()
+        kube.start_server()
+        await until(lambda: run.store.restarts[PVC.name] >= 2)
+        kube.create(pvc("vms", "y", "sc"))
+        await until(lambda: ("vms", "y") in run.store.items(PVC.name))
+        assert run.store.healthy[PVC.name]
+    finally:
+        run.stop()
+
+
+async def test_api_outage_keeps_inventory_and_recovers_without_restart(kube, tmp_path):
+    kube.create(pvc("vms", "a", "sc"))
+    run = Running(kube, tmp_path, resources=[PVC])
+    try:
+        await until(lambda: ("vms", "a") in run.store.items(PVC.name))
+        kube.stop_server()
+        await until(lambda: run.store.errors[PVC.name] >= 2)
+        assert ("vms", "a") in run.store.items(PVC.name), "the last inventory is kept while the API is down"
+        assert run.store.healthy[PVC.name] is False
+        kube.start_server()
+        kube.create(pvc("vms", "b", "sc"))
+        kube.delete("PersistentVolumeClaim", "a", "vms")
+        await until(lambda: set(run.store.items(PVC.name)) == {("vms", "b")})
+        assert run.store.healthy[PVC.name] is True
+    finally:
+        run.stop()
+
+
+async def test_malformed_objects_are_dropped_not_fatal(kube, tmp_path):
+    kube.raw_create("/api/v1/namespaces/vms/persistentvolumeclaims",
+                    {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "odd", "namespace": "vms"},
+                     "spec": "not-a-spec", "status": ["nope"]})
+    kube.create(pvc("vms", "fine", "sc"))
+    run = Running(kube, tmp_path, resources=[PVC])
+    try:
+        await until(lambda: len(run.store.items(PVC.name)) == 2)
+    finally:
+        run.stop()
+
+
+async def test_namespace_filter(kube, tmp_path):
+    kube.create(pvc("vms", "in", "sc"))
+    kube.create(pvc("other", "out", "sc"))
+    run = Running(kube, tmp_path, resources=[PVC], namespace="vms")
+    try:
+        await until(lambda: run.store.synced[PVC.name])
+        assert set(run.store.items(PVC.name)) == {("vms", "in")}
+    finally:
+        run.stop()

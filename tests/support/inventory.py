@@ -1,0 +1,18 @@
+"""Turn a list of objects into the watch cache's shape, the way the store would."""
+
+from exporter.kube.store import key_of, slim
+
+RESOURCE_OF_KIND = {
+    "PersistentVolumeClaim": "persistentvolumeclaims", "PersistentVolume": "persistentvolumes",
+    "StorageClass": "storageclasses", "DataVolume": "datavolumes", "StorageProfile": "storageprofiles",
+    "DataSource": "datasources", "VolumeCloneSource": "volumeclonesources",
+    "VolumeSnapshot": "volumesnapshots", "VolumeSnapshotContent": "volumesnapshotcontents",
+}
+
+
+def objects(*items: dict) -> dict:
+    out: dict = {r: {} for r in RESOURCE_OF_KIND.values()}
+    for item in items:
+        obj = slim(item)
+        out[RESOURCE_OF_KIND[item["kind"]]][key_of(obj)] = obj
+    return out

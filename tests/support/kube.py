@@ -1,0 +1,180 @@
+"""The Kubernetes API for tests: kmock's KubernetesEmulator over real HTTP, on its own thread.
+
+The exporter and the tests both talk to it with the official `kubernetes` client. The subclass
+closes the kmock 0.8 gaps we hit (see docs/testing.md): creates answer 201 and store the
+namespace from the URL, and a watch can be told to answer 410 Gone like a real API server does
+when a resourceVersion is too old.
+"""
+
+import asyncio
+import json
+import threading
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import kmock
+import yaml
+from kubernetes import client as k8s
+
+DECLARED = {
+    "v1/persistentvolumeclaims": True,
+    "v1/persistentvolumes": False,
+    "storage.k8s.io/v1/storageclasses": False,
+    "cdi.kubevirt.io/v1beta1/datavolumes": True,
+    "cdi.kubevirt.io/v1beta1/storageprofiles": False,
+    "cdi.kubevirt.io/v1beta1/datasources": True,
+    "snapshot.storage.k8s.io/v1/volumesnapshots": True,
+    "snapshot.storage.k8s.io/v1/volumesnapshotcontents": False,
+    # volumeclonesources deliberately undeclared: the API answers 404, as for a missing CRD.
+}
+
+
+class Emulator(kmock.KubernetesEmulator):
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        self.expire_watches: set[str] = set()
+
+    async def _handle(self, request):
+        data = request.data
+        if request.namespace and isinstance(data, dict) and isinstance(data.get("metadata"), dict):
+            data["metadata"].setdefault("namespace", request.namespace)
+        return await super()._handle(request)
+
+    async def _serve_create(self, request):
+        raw = await super()._serve_create(request)
+        return kmock.Response(status=201, payload=raw)
+
+    async def _serve_watch(self, request):
+        plural = getattr(request.resource, "plural", None)
+        if plural in self.expire_watches:
+            self.expire_watches.discard(plural)
+            yield b""
+            yield {"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                                               "reason": "Expired", "code": 410,
+                                               "message": "too old resource version"}}
+            return
+        async for item in super()._serve_watch(request):
+            yield item
+
+
+class KubeAPI:
+    """Start with KubeAPI(); .host is the URL; stop_server()/start_server() simulate an outage."""
+
+    def __init__(self) -> None:
+        self._ready = threading.Event()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.emu: Emulator | None = None
+        self.port: int = 0
+        self._server = None
+        self._thread = threading.Thread(target=self._run, name="kmock", daemon=True)
+        self._stop: asyncio.Event | None = None
+        self._thread.start()
+        self._ready.wait(10)
+        self.api = k8s.ApiClient(self.configuration())
+        self.core = k8s.CoreV1Api(self.api)
+        self.storage = k8s.StorageV1Api(self.api)
+        self.custom = k8s.CustomObjectsApi(self.api)
+
+    def _run(self) -> None:
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        self.emu = Emulator()
+        for key, namespaced in DECLARED.items():
+            self.emu.resources[key].namespaced = namespaced
+        async with self.emu:
+            await self._start_server()
+            self._ready.set()
+            await self._stop.wait()
+            await self._stop_server()
+
+    async def _start_server(self) -> None:
+        server = kmock.Server(self.emu, port=self.port or None)
+        await server.__aenter__()
+        self._server = server
+        self.port = server.port
+
+    async def _stop_server(self) -> None:
+        if self._server is not None:
+            await self._server.__aexit__(None, None, None)
+            self._server = None
+
+    def _call(self, coro) -> Any:
+        fut: Future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        return fut.result(30)
+
+    # -- outage -------------------------------------------------------------------------------
+    def stop_server(self) -> None:
+        self._call(self._stop_server())
+
+    def start_server(self) -> None:
+        self._call(self._start_server())
+
+    def expire_next_watch(self, plural: str) -> None:
+        self.emu.expire_watches.add(plural)
+
+    def close(self) -> None:
+        if self.loop and self._stop:
+            self.loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+    # -- clients --------------------------------------------------------------------------------
+    @property
+    def host(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def configuration(self) -> k8s.Configuration:
+        cfg = k8s.Configuration()
+        cfg.host = self.host
+        return cfg
+
+    def write_kubeconfig(self, path: Path) -> Path:
+        doc = {"apiVersion": "v1", "kind": "Config", "current-context": "kmock",
+               "clusters": [{"name": "kmock", "cluster": {"server": self.host}}],
+               "users": [{"name": "tester", "user": {"token": "not-a-secret"}}],
+               "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "tester"}}]}
+        path.write_text(yaml.safe_dump(doc))
+        return path
+
+    # -- objects, through the real client -----------------------------------------------------
+    def create(self, obj: dict) -> None:
+        kind, meta = obj["kind"], obj["metadata"]
+        ns = meta.get("namespace")
+        if kind == "PersistentVolumeClaim":
+            r = self.core.create_namespaced_persistent_volume_claim(ns, obj, _preload_content=False)
+        elif kind == "PersistentVolume":
+            r = self.core.create_persistent_volume(obj, _preload_content=False)
+        elif kind == "StorageClass":
+            r = self.storage.create_storage_class(obj, _preload_content=False)
+        else:
+            group, version = obj["apiVersion"].split("/")
+            plural = kind.lower() + "s"
+            if ns:
+                r = self.custom.create_namespaced_custom_object(group, version, ns, plural, obj,
+                                                                _preload_content=False)
+            else:
+                r = self.custom.create_cluster_custom_object(group, version, plural, obj, _preload_content=False)
+        assert r.status == 201, (r.status, r.data)
+
+    def delete(self, kind: str, name: str, namespace: str | None = None) -> None:
+        if kind == "PersistentVolumeClaim":
+            self.core.delete_namespaced_persistent_volume_claim(name, namespace, _preload_content=False)
+        elif kind == "PersistentVolume":
+            self.core.delete_persistent_volume(name, _preload_content=False)
+        else:
+            raise ValueError(kind)
+
+    def patch_pvc(self, namespace: str, name: str, patch: dict) -> None:
+        self.core.patch_namespaced_persistent_volume_claim(name, namespace, patch, _preload_content=False)
+
+    def raw_create(self, path: str, obj: dict) -> None:
+        """POST any JSON (also malformed objects the typed client would refuse)."""
+        method, url, headers, body, post = self.api.param_serialize(
+            method="POST", resource_path=path, body=json.loads(json.dumps(obj)),
+            header_params={"Content-Type": "application/json", "Accept": "application/json"})
+        resp = self.api.call_api(method, url, header_params=headers, body=body, post_params=post)
+        resp.read()
+        assert resp.status == 201, resp.data

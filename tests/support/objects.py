@@ -1,0 +1,79 @@
+"""Builders for the Kubernetes objects CDI, ceph-csi and the VPC driver produce (field names as
+the real APIs have them: see docs/field-facts.md)."""
+
+ODF_RBD = "openshift-storage.rbd.csi.ceph.com"
+VPC_BLOCK = "vpc.block.csi.ibm.io"
+CDI = "cdi.kubevirt.io/v1beta1"
+
+
+def storageclass(name: str, provisioner: str, annotations: dict | None = None) -> dict:
+    return {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+            "metadata": {"name": name, "annotations": annotations or {}},
+            "provisioner": provisioner, "reclaimPolicy": "Delete", "volumeBindingMode": "Immediate"}
+
+
+def storageprofile(name: str, clone_strategy: str | None) -> dict:
+    status = {"storageClass": name}
+    if clone_strategy:
+        status["cloneStrategy"] = clone_strategy
+    return {"apiVersion": CDI, "kind": "StorageProfile", "metadata": {"name": name}, "spec": {},
+            "status": status}
+
+
+def pv_rbd(name: str, pool: str, image: str, size: str = "64Mi", driver: str = ODF_RBD,
+           storageclass_name: str = "ocs-storagecluster-ceph-rbd", rados_namespace: str = "") -> dict:
+    return {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name},
+            "spec": {"capacity": {"storage": size}, "accessModes": ["ReadWriteMany"], "volumeMode": "Block",
+                     "storageClassName": storageclass_name, "persistentVolumeReclaimPolicy": "Delete",
+                     "csi": {"driver": driver, "volumeHandle": f"0001-0009-openshift-storage-0000000000000001-{name}",
+                             "volumeAttributes": {"clusterID": "openshift-storage", "imageFeatures": "layering",
+                                                  "imageName": image, "journalPool": pool, "pool": pool,
+                                                  "radosNamespace": rados_namespace}}},
+            "status": {"phase": "Bound"}}
+
+
+def pv_vpc(name: str, size: str = "10Gi") -> dict:
+    return {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name},
+            "spec": {"capacity": {"storage": size}, "storageClassName": "ibmc-vpc-block-10iops-tier",
+                     "csi": {"driver": VPC_BLOCK, "volumeHandle": "r006-0c4e1f3a-8a53-4d0e-b3a2-9d0b2f7a1c11"}},
+            "status": {"phase": "Bound"}}
+
+
+def pvc(namespace: str, name: str, storageclass_name: str, volume: str | None = None, size: str = "64Mi",
+        annotations: dict | None = None, data_source: dict | None = None, data_source_ref: dict | None = None,
+        owner_dv: str | None = None) -> dict:
+    spec = {"accessModes": ["ReadWriteMany"], "volumeMode": "Block", "storageClassName": storageclass_name,
+            "resources": {"requests": {"storage": size}}}
+    if volume:
+        spec["volumeName"] = volume
+    if data_source:
+        spec["dataSource"] = data_source
+    if data_source_ref:
+        spec["dataSourceRef"] = data_source_ref
+    meta = {"name": name, "namespace": namespace, "annotations": annotations or {}}
+    if owner_dv:
+        meta["ownerReferences"] = [{"apiVersion": CDI, "kind": "DataVolume", "name": owner_dv,
+                                    "uid": "00000000-0000-0000-0000-000000000000", "controller": True}]
+    status = {"phase": "Bound", "capacity": {"storage": size}} if volume else {"phase": "Pending"}
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta, "spec": spec, "status": status}
+
+
+def datavolume(namespace: str, name: str, source: dict | None = None, source_ref: dict | None = None,
+               annotations: dict | None = None, phase: str = "Succeeded") -> dict:
+    spec: dict = {"storage": {"resources": {"requests": {"storage": "64Mi"}}}}
+    if source is not None:
+        spec["source"] = source
+    if source_ref is not None:
+        spec["sourceRef"] = source_ref
+    return {"apiVersion": CDI, "kind": "DataVolume",
+            "metadata": {"name": name, "namespace": namespace, "annotations": annotations or {}},
+            "spec": spec, "status": {"phase": phase, "progress": "100.0%"}}
+
+
+def clone_annotations(clone_type: str | None, reason: str | None = None) -> dict:
+    ann = {}
+    if clone_type:
+        ann["cdi.kubevirt.io/cloneType"] = clone_type
+    if reason:
+        ann["cdi.kubevirt.io/cloneFallbackReason"] = reason
+    return ann

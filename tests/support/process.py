@@ -1,0 +1,110 @@
+"""The exporter as a real process: start, wait for /readyz, scrape, stop with SIGTERM."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ExporterProcess:
+    def __init__(self, args: list[str], log_path: Path, env: dict | None = None) -> None:
+        self.port = free_port()
+        self.log_path = log_path
+        self._log = open(log_path, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "exporter", f"--web.listen-address=127.0.0.1:{self.port}", *args],
+            cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def get(self, path: str, headers: dict | None = None) -> tuple[int, bytes, dict]:
+        req = urllib.request.Request(self.url + path, headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status, resp.read(), dict(resp.headers)
+        except urllib.error.HTTPError as err:
+            return err.code, err.read(), dict(err.headers)
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"exporter exited with {self.proc.returncode}:\n{self.logs()}")
+            try:
+                if self.get("/readyz")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"exporter not ready after {timeout}s:\n{self.logs()}")
+
+    def metrics_text(self) -> str:
+        status, body, _ = self.get("/metrics")
+        assert status == 200
+        return body.decode()
+
+    def samples(self) -> dict[tuple[str, frozenset], float]:
+        out = {}
+        for family in text_string_to_metric_families(self.metrics_text()):
+            for s in family.samples:
+                out[(s.name, frozenset(s.labels.items()))] = s.value
+        return out
+
+    def wait_for(self, predicate, timeout: float = 30, what: str = "condition"):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            last = self.samples()
+            if predicate(last):
+                return last
+            time.sleep(0.2)
+        raise AssertionError(f"{what} not met in {timeout}s; logs:\n{self.logs()[-3000:]}")
+
+    def logs(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 5) -> float:
+        """SIGTERM; returns how long the process took to exit."""
+        if self.proc.poll() is not None:
+            return 0.0
+        start = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"exporter did not stop within {timeout}s of SIGTERM")
+        finally:
+            self._log.close()
+        return time.monotonic() - start
+
+
+def pick(samples: dict, name: str, **labels) -> list[float]:
+    """Values of every sample of `name` whose labels include `labels`."""
+    want = set(labels.items())
+    return [v for (n, ls), v in samples.items() if n == name and want <= set(ls)]
+
+
+def one(samples: dict, name: str, **labels) -> float:
+    found = pick(samples, name, **labels)
+    assert len(found) == 1, f"expected one {name}{labels}, found {found}"
+    return found[0]

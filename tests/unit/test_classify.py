@@ -1,0 +1,189 @@
+import pytest
+
+from exporter.backends.rbd import RbdBackend, RbdSettings
+from exporter.classify import classify, classify_all
+from tests.support.inventory import objects
+from tests.support.objects import (ODF_RBD, VPC_BLOCK, clone_annotations, datavolume, pv_rbd, pv_vpc, pvc,
+                                   storageclass, storageprofile)
+
+RBD_SC = "ocs-storagecluster-ceph-rbd"
+VPC_SC = "ibmc-vpc-block-10iops-tier"
+mapper = RbdBackend(RbdSettings()).map_pv
+
+BASE = [
+    storageclass(RBD_SC, ODF_RBD),
+    storageclass(VPC_SC, VPC_BLOCK),
+    pv_rbd("pv-golden", "rbd", "golden"),
+    pvc("os-images", "rhel9", RBD_SC, volume="pv-golden"),
+]
+
+
+def one(*extra, key=("vms", "vm")):
+    objs = objects(*BASE, *extra)
+    return classify(objs, objs["persistentvolumeclaims"][key], mapper)
+
+
+def test_golden_itself_is_not_a_clone_and_maps_to_its_rbd_image():
+    objs = objects(*BASE)
+    rec = classify(objs, objs["persistentvolumeclaims"][("os-images", "rhel9")], mapper)
+    assert not rec.is_clone
+    assert rec.volume == "pv-golden" and rec.backend == "rbd"
+    assert rec.volume_ref.volume == "rbd/golden" and rec.volume_ref.target == "rbd"
+    assert rec.provisioned_bytes == 64 * 2**20 and rec.provisioner == ODF_RBD
+
+
+@pytest.mark.parametrize("clone_type,reason,expected_fallback", [
+    ("csi-clone", None, False),
+    ("snapshot", None, False),
+    ("copy", None, True),                        # smart clone expected on ODF, got a copy
+    ("copy", "NoVolumeSnapshotClass", True),
+    ("csi-clone", "IncompatibleVolumeModes", True),   # a recorded reason is a fallback whatever the type
+    (None, None, False),
+    ("bogus", None, False),
+])
+def test_datavolume_clone_of_pvc(clone_type, reason, expected_fallback):
+    ann = clone_annotations(clone_type, reason)
+    rec = one(datavolume("vms", "vm", source={"pvc": {"namespace": "os-images", "name": "rhel9"}}, annotations=ann),
+              pvc("vms", "vm", RBD_SC, owner_dv="vm", annotations=ann))
+    assert rec.is_clone
+    assert (rec.source_kind, rec.source_namespace, rec.source_name) == ("PersistentVolumeClaim", "os-images", "rhel9")
+    assert rec.clone_type == (clone_type if clone_type in ("csi-clone", "snapshot", "copy") else "unknown")
+    assert rec.expected_clone_type == "csi-clone" and rec.expected_from == "provisioner"
+    assert rec.fallback is expected_fallback
+    assert rec.fallback_reason == (reason or "")
+
+
+def test_clone_type_read_from_datavolume_when_pvc_lacks_it():
+    rec = one(datavolume("vms", "vm", source={"pvc": {"namespace": "os-images", "name": "rhel9"}},
+                         annotations=clone_annotations("copy", "NoProvisionerMatch")),
+              pvc("vms", "vm", RBD_SC))
+    assert rec.clone_type == "copy" and rec.fallback and rec.fallback_reason == "NoProvisionerMatch"
+
+
+def test_source_namespace_defaults_to_the_datavolume_namespace():
+    rec = one(datavolume("vms", "vm", source={"pvc": {"name": "local-golden"}}), pvc("vms", "vm", RBD_SC))
+    assert (rec.source_namespace, rec.source_name) == ("vms", "local-golden")
+
+
+def test_configured_copy_on_vpc_is_not_a_fallback():
+    rec = one(pv_vpc("pv-vpc"),
+              datavolume("vms", "vm", source={"pvc": {"namespace": "os-images", "name": "rhel9"}},
+                         annotations=clone_annotations("copy")),
+              pvc("vms", "vm", VPC_SC, volume="pv-vpc"))
+    assert rec.clone_type == "copy" and rec.expected_clone_type == "copy" and not rec.fallback
+    assert rec.backend == "none" and rec.provisioned_bytes == 10 * 2**30
+
+
+def test_storageprofile_wins_over_annotation_and_provisioner_default():
+    sc = storageclass("custom", ODF_RBD, {"cdi.kubevirt.io/clone-strategy": "snapshot"})
+    rec = one(sc, storageprofile("custom", "copy"),
+              datavolume("vms", "vm", source={"pvc": {"namespace": "os-images", "name": "rhel9"}},
+                         annotations=clone_annotations("copy")),
+              pvc("vms", "vm", "custom"))
+    assert rec.expected_clone_type == "copy" and rec.expected_from == "storageprofile" and not rec.fallback
+    rec = one(sc, datavolume("vms", "vm", source={"pvc": {"namespace": "os-images", "name": "rhel9"}},
+                             annotations=clone_annotations("copy")), pvc("vms", "vm", "custom"))
+    assert rec.expected_clone_type == "snapshot" and rec.expected_from == "storageclass" and rec.fallback
+
+
+def test_unknown_provisioner_expects_cdi_default_snapshot():
+    rec = one(storageclass("nfs", "example.com/nfs"),
+              datavolume("vms", "vm", source={"pvc": {"namespace": "os-images", "name": "rhel9"}},
+                         annotations=clone_annotations("copy")), pvc("vms", "vm", "nfs"))
+    assert (rec.expected_clone_type, rec.expected_from, rec.fallback) == ("snapshot", "cdi-default", True)
+
+
+def test_snapshot_source_joins_the_family_of_the_snapshotted_pvc():
+    snap = {"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot",
+            "metadata": {"name": "rhel9-snap", "namespace": "os-images"},
+            "spec": {"source": {"persistentVolumeClaimName": "rhel9"}}}
+    rec = one(snap, datavolume("vms", "vm", source={"snapshot": {"namespace": "os-images", "name": "rhel9-snap"}},
+                               annotations=clone_annotations("snapshot")), pvc("vms", "vm", RBD_SC))
+    assert (rec.source_kind, rec.source_name) == ("VolumeSnapshot", "rhel9-snap")
+    assert (rec.family_kind, rec.family_namespace, rec.family_name) == ("PersistentVolumeClaim", "os-images", "rhel9")
+    assert rec.expected_clone_type == "snapshot" and not rec.fallback
+
+
+def test_snapshot_whose_pvc_is_gone_is_its_own_family():
+    snap = {"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot",
+            "metadata": {"name": "old", "namespace": "os-images"},
+            "spec": {"source": {"persistentVolumeClaimName": "deleted-golden"}}}
+    rec = one(snap, pvc("vms", "vm", RBD_SC, data_source={"kind": "VolumeSnapshot", "name": "old",
+                                                          "apiGroup": "snapshot.storage.k8s.io"}))
+    assert (rec.family_kind, rec.family_name) == ("VolumeSnapshot", "old")
+    assert rec.source_namespace == "vms"     # dataSource is namespace-local
+
+
+def test_datasource_reference_resolves_to_its_pvc():
+    ds = {"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataSource",
+          "metadata": {"name": "rhel9", "namespace": "os-images"},
+          "spec": {"source": {"pvc": {"name": "rhel9", "namespace": "os-images"}}}}
+    rec = one(ds, datavolume("vms", "vm", source_ref={"kind": "DataSource", "name": "rhel9",
+                                                      "namespace": "os-images"},
+                             annotations=clone_annotations("csi-clone")), pvc("vms", "vm", RBD_SC))
+    assert (rec.source_kind, rec.source_namespace, rec.source_name) == ("PersistentVolumeClaim", "os-images", "rhel9")
+
+
+def test_missing_datasource_is_still_a_clone_of_that_datasource():
+    rec = one(datavolume("vms", "vm", source_ref={"kind": "DataSource", "name": "gone"}), pvc("vms", "vm", RBD_SC))
+    assert rec.is_clone and (rec.source_kind, rec.source_name) == ("DataSource", "gone")
+
+
+def test_volumeclonesource_populator():
+    vcs = {"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "VolumeCloneSource",
+           "metadata": {"name": "vcs-1", "namespace": "vms"},
+           "spec": {"source": {"kind": "PersistentVolumeClaim", "name": "local-golden"}}}
+    ref = {"apiGroup": "cdi.kubevirt.io", "kind": "VolumeCloneSource", "name": "vcs-1"}
+    rec = one(vcs, pvc("vms", "vm", RBD_SC, data_source_ref=ref,
+                       annotations=clone_annotations("csi-clone")))
+    assert (rec.source_kind, rec.source_name, rec.clone_type) == ("PersistentVolumeClaim", "local-golden", "csi-clone")
+    # Without the VolumeCloneSource object (CRD absent or not seen yet) it is a clone of that source.
+    rec = one(pvc("vms", "vm", RBD_SC, data_source_ref=ref))
+    assert (rec.source_kind, rec.source_name, rec.clone_type) == ("VolumeCloneSource", "vcs-1", "unknown")
+
+
+def test_plain_csi_clone_without_cdi_is_inferred_once_bound():
+    src = {"kind": "PersistentVolumeClaim", "name": "local-golden"}
+    bound = one(pv_rbd("pv-x", "rbd", "x"), pvc("vms", "vm", RBD_SC, volume="pv-x", data_source=src))
+    assert bound.clone_type == "csi-clone" and not bound.fallback
+    pending = one(pvc("vms", "vm", RBD_SC, data_source=src))
+    assert pending.is_clone and pending.clone_type == "unknown"
+
+
+def test_cdi_clone_request_annotation():
+    rec = one(pvc("vms", "vm", RBD_SC, annotations={"k8s.io/CloneRequest": "os-images/rhel9",
+                                                     "k8s.io/CloneOf": "true"}))
+    assert rec.is_clone and (rec.source_namespace, rec.source_name) == ("os-images", "rhel9")
+    assert rec.clone_type == "unknown"
+
+
+@pytest.mark.parametrize("request_value", ["", "no-slash", "/name", "ns/"])
+def test_malformed_clone_request_is_not_a_source(request_value):
+    rec = one(pvc("vms", "vm", RBD_SC, annotations={"k8s.io/CloneRequest": request_value}))
+    assert not rec.is_clone
+
+
+def test_import_datavolume_is_not_a_clone():
+    rec = one(datavolume("vms", "vm", source={"http": {"url": "http://example.invalid/disk.img"}}),
+              pvc("vms", "vm", RBD_SC))
+    assert not rec.is_clone and rec.clone_type == ""
+
+
+@pytest.mark.parametrize("broken", [
+    {"spec": "garbage"},
+    {"spec": {"dataSource": "x", "volumeName": 7, "storageClassName": ["a"]}},
+    {"metadata": {"name": "vm", "namespace": "vms", "annotations": ["not", "a", "map"]}},
+    {"metadata": {"name": "vm", "namespace": "vms", "ownerReferences": "x"}},
+    {"status": {"capacity": {"storage": "lots"}}},
+])
+def test_odd_fields_never_raise(broken):
+    obj = pvc("vms", "vm", RBD_SC)
+    for k, v in broken.items():
+        obj[k] = v
+    rec = one(obj)
+    assert rec.name == "vm" and not rec.is_clone
+
+
+def test_classify_all_covers_every_pvc():
+    objs = objects(*BASE, pvc("vms", "a", RBD_SC), pvc("vms", "b", RBD_SC))
+    assert set(classify_all(objs, mapper)) == {("os-images", "rhel9"), ("vms", "a"), ("vms", "b")}

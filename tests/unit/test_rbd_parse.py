@@ -1,0 +1,77 @@
+"""rbd JSON as a real Ceph Pacific cluster printed it (tests/fixtures/ceph, recorded samples)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from exporter.backends.base import BackendError
+from exporter.backends.rbd import RbdBackend, RbdSettings, build_volumes, parse_du, parse_ls
+from exporter.efficiency import logical_bytes
+from tests.support.objects import pv_rbd
+
+FIX = Path(__file__).parent.parent / "fixtures" / "ceph"
+MiB, GiB = 2**20, 2**30
+
+
+def load(name):
+    return json.loads((FIX / name).read_text())
+
+
+def test_golden_data_sits_in_its_snapshot_row_and_counts_as_its_own():
+    du = parse_du(load("rbd-du-golden.json"))
+    assert du == {"golden": (1 * GiB, 1 * GiB)}
+
+
+def test_pool_sample_builds_volumes_with_parents():
+    volumes = build_volumes("rbd", parse_du(load("rbd-du-pool.json")), parse_ls(load("rbd-ls-l-pool.json")))
+    assert volumes["rbd/clone-01"].consumed_bytes == 54525952      # 13 whole 4 MiB objects
+    assert volumes["rbd/clone-01"].parent == "rbd/golden"
+    assert volumes["rbd/clone-01"].parent_snapshot == "base"
+    assert volumes["rbd/clone-09"].consumed_bytes == 1 * GiB        # 4 KiB random writes copy up whole objects
+    assert volumes["rbd/full-01"].parent == "" and volumes["rbd/full-01"].consumed_bytes == 1 * GiB
+    assert volumes["rbd/golden"].consumed_bytes == 1 * GiB and volumes["rbd/golden"].parent == ""
+    # The pool total that rbd du printed is the sum of what we assign to volumes.
+    assert sum(v.consumed_bytes for v in volumes.values()) == load("rbd-du-pool.json")["total_used_size"]
+    assert logical_bytes(volumes)["rbd/clone-01"] == 54525952 + 1 * GiB
+
+
+def test_namespaced_target_ids():
+    volumes = build_volumes("pool/ns", {"img": (4 * MiB, 8 * MiB)},
+                            {"img": {"pool": "pool", "pool_namespace": "ns", "image": "gold", "snapshot": "s"}})
+    assert set(volumes) == {"pool/ns/img"} and volumes["pool/ns/img"].parent == "pool/ns/gold"
+
+
+def test_image_in_only_one_listing_waits_for_the_next_refresh():
+    volumes = build_volumes("rbd", {"a": (1, 1), "b": (1, 1)}, {"a": None})
+    assert set(volumes) == {"rbd/a"}
+
+
+@pytest.mark.parametrize("doc", [
+    None, [], {"images": "x"}, {"images": [{"name": "a"}]}, {"images": [{"name": "a", "used_size": -1,
+                                                                          "provisioned_size": 1}]},
+    {"images": [{"name": "a", "used_size": True, "provisioned_size": 1}]},
+])
+def test_du_garbage_is_a_backend_error(doc):
+    with pytest.raises(BackendError):
+        parse_du(doc)
+
+
+@pytest.mark.parametrize("doc", [{}, [{"id": "x"}], [{"image": "a", "parent": "rbd/golden"}],
+                                 [{"image": "a", "parent": {"pool": "rbd"}}]])
+def test_ls_garbage_is_a_backend_error(doc):
+    with pytest.raises(BackendError):
+        parse_ls(doc)
+
+
+def test_pv_mapping():
+    b = RbdBackend(RbdSettings())
+    ref = b.map_pv(pv_rbd("pv", "ocs-pool", "csi-vol-1", rados_namespace="tenant"))
+    assert (ref.backend, ref.target, ref.volume) == ("rbd", "ocs-pool/tenant", "ocs-pool/tenant/csi-vol-1")
+    assert b.map_pv(pv_rbd("pv", "p", "i", driver="rook-ceph.rbd.csi.ceph.com")).volume == "p/i"
+    assert b.map_pv(pv_rbd("pv", "p", "i", driver="vpc.block.csi.ibm.io")) is None
+    static = pv_rbd("pv", "p", "")
+    static["spec"]["csi"]["volumeAttributes"]["staticVolume"] = "true"
+    static["spec"]["csi"]["volumeHandle"] = "my-image"
+    assert b.map_pv(static).volume == "p/my-image"
+    assert b.map_pv(pv_rbd("pv", "", "i")) is None

@@ -1,0 +1,47 @@
+import pytest
+
+from exporter.cli import load, main
+from exporter.settings import ConfigError
+
+
+def test_defaults():
+    s = load([])
+    assert s.web_listen_address == ":9753" and s.kubernetes_enabled is True and s.rbd_pools == ()
+
+
+def test_precedence_flag_env_file(tmp_path, monkeypatch):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("web:\n  listen-address: ':1111'\nrbd.pools: [a, b]\nlog.level: debug\n")
+    monkeypatch.setenv("CLONEWATCH_LOG_LEVEL", "warning")
+    s = load(["--config.file", str(cfg), "--rbd.timeout", "5"])
+    assert s.web_listen_address == ":1111" and s.rbd_pools == ("a", "b")
+    assert s.log_level == "warning" and s.sources["log_level"] == "env"
+    assert s.rbd_timeout == 5.0 and s.sources["rbd_timeout"] == "flag"
+    assert load(["--config.file", str(cfg), "--no-kubernetes.enabled"]).kubernetes_enabled is False
+
+
+@pytest.mark.parametrize("text,key", [
+    ("rbd:\n  pool: x\n", "rbd.pool"),                 # typo: unknown key
+    ("rbd.timeout: soon\n", "rbd.timeout"),
+    ("rbd.timeout: -1\n", "rbd.timeout"),
+    ("kubernetes.enabled: maybe\n", "kubernetes.enabled"),
+    ("rbd.pools: {a: 1}\n", "rbd.pools"),
+    ("web.listen-address: nowhere\n", "web.listen-address"),
+    ("log.format: xml\n", "log.format"),
+    ("- a list\n", "config.file"),
+    ("a: [unclosed\n", "config.file"),
+])
+def test_bad_config_names_the_key(tmp_path, text, key):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load(["--config.file", str(cfg)])
+    assert err.value.key == key
+
+
+def test_main_exits_2_naming_the_key(tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("rbd:\n  timeot: 3\n")
+    assert main(["--config.file", str(cfg)]) == 2
+    assert "rbd.timeot" in capsys.readouterr().err
+    assert main(["--config.file", str(tmp_path / "missing.yaml")]) == 2
