@@ -38,10 +38,21 @@ up)
   dir=$(cd "$dir" && pwd)
   fsid=$(uuidgen)
   conf="$dir/ceph.conf"
+  # Free monitor ports unless given: a second cluster (a developer's, another run) must not collide.
+  if [ -z "${CEPH_MON_PORTS:-}" ]; then
+    CEPH_MON_PORTS=$(python3 -c 'import socket
+ports = []
+socks = []
+for _ in range(2):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s); ports.append(s.getsockname()[1])
+print(*ports)')
+  fi
+  read -r v2port v1port <<<"$CEPH_MON_PORTS"
+  monaddr="[v2:127.0.0.1:$v2port,v1:127.0.0.1:$v1port]"
   cat >"$conf" <<CONF
 [global]
 fsid = $fsid
-mon host = [v2:127.0.0.1:3300,v1:127.0.0.1:6789]
+mon host = $monaddr
 public addr = 127.0.0.1
 cluster addr = 127.0.0.1
 auth cluster required = none
@@ -76,16 +87,16 @@ bluestore block size = 21474836480
 bluestore fsck on mount = false
 osd memory target = 1073741824
 CONF
-  monmaptool --create --fsid "$fsid" --addv a '[v2:127.0.0.1:3300,v1:127.0.0.1:6789]' "$dir/monmap" >/dev/null
+  monmaptool --create --fsid "$fsid" --addv a "$monaddr" "$dir/monmap" >/dev/null
   ceph-mon -c "$conf" --mkfs -i a --monmap "$dir/monmap" >/dev/null
-  ceph-mon -c "$conf" -i a
+  ceph-mon -c "$conf" -i a 2>>"$dir/log/mon-start.err"
   export CEPH_CONF="$conf"
   osd_uuid=$(uuidgen)
   timeout 60 ceph osd new "$osd_uuid" 0 >/dev/null
   mkdir -p "$dir/osd/ceph-0"
   ceph-osd -c "$conf" -i 0 --mkfs --osd-uuid "$osd_uuid" >"$dir/log/osd-mkfs.out" 2>&1 \
     || { cat "$dir/log/osd-mkfs.out" >&2; exit 1; }
-  ceph-osd -c "$conf" -i 0
+  ceph-osd -c "$conf" -i 0 2>>"$dir/log/osd-start.err"
   for _ in $(seq 1 120); do
     timeout 10 ceph osd stat -f json 2>/dev/null | grep -q '"num_up_osds":1' && break
     sleep 0.5
