@@ -79,11 +79,15 @@ class Exporter:
         self._stopping = threading.Event()
         self._watchers: list[Watcher] = []
         self._tasks: list[asyncio.Task] = []
-        self.rendered_once = asyncio.Event()
+        # What the served metrics include: per backend the refresh count, and whether every
+        # resource had been listed. Readiness is judged on this, not on the live state.
+        self._rendered_refreshes: dict[str, int] = {}
+        self._rendered_synced = False
+        self._rendered_once = False
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self, api_client=None) -> None:
-        self._loop = loop = asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
         if self.kubernetes:
             s = self.settings
             ws = WatchSettings(watch_timeout_seconds=s.kubernetes_watch_timeout,
@@ -112,18 +116,20 @@ class Exporter:
     # -- readiness --------------------------------------------------------------------------
     def not_ready(self) -> list[str]:
         reasons = []
-        if self.kubernetes:
+        if self.kubernetes and not self._rendered_synced:
             reasons += [f"kubernetes {name} not listed yet" for name, ok in self.store.synced.items() if not ok]
-        reasons += [f"backend {name} not refreshed yet" for name, n in self.refreshed.items() if not n]
-        if not self.rendered_once.is_set():
+            reasons += [] if reasons else ["kubernetes inventory not rendered yet"]
+        reasons += [f"backend {name} not refreshed yet" for name in self.refreshed
+                    if not self._rendered_refreshes.get(name)]
+        if not self._rendered_once:
             reasons.append("metrics not rendered yet")
         return reasons
 
     # -- background work --------------------------------------------------------------------
     def _backend_states(self):
-        for b in self.backends:
-            for st in list(b.states().values()):
-                yield b.name, st
+        # From the rendered view, not the live backends: up/down always matches the bytes served.
+        for (backend, _), st in sorted(self.view.states.items()):
+            yield backend, st
 
     async def _backend_loop(self, backend) -> None:
         if self.kubernetes:
@@ -157,6 +163,7 @@ class Exporter:
                 await asyncio.sleep(self.settings.rebuild_debounce)
             self._dirty.clear()
             seen = self.store.generation
+            covers = (dict(self.refreshed), self.store.ready)
             objs = {name: dict(bucket) for name, bucket in self.store.objects.items()}
             states = {b.name: {t: copy.copy(st) for t, st in b.states().items()} for b in self.backends}
             try:
@@ -164,6 +171,9 @@ class Exporter:
             except Exception:
                 log.exception("rebuild_failed")
                 await asyncio.sleep(1)
+                continue
+            self._rendered_refreshes, self._rendered_synced = covers
+            self._rendered_once = True
 
     def _rebuild(self, objs, states) -> None:
         start = time.perf_counter()
@@ -172,7 +182,6 @@ class Exporter:
         self.view, self.body, self._body_gz = view, body, None
         self.rebuild_seconds = time.perf_counter() - start
         self.rebuilt_at = time.time()
-        self._loop.call_soon_threadsafe(self.rendered_once.set)   # asyncio.Event is not thread-safe
 
     # -- scrape -----------------------------------------------------------------------------
     def scrape(self, want_gzip: bool) -> bytes:

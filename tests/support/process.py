@@ -78,7 +78,8 @@ class ExporterProcess:
         raise AssertionError(f"{what} not met in {timeout}s; logs:\n{self.logs()[-3000:]}")
 
     def logs(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def stop(self, timeout: float = 5) -> float:
