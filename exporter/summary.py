@@ -1,0 +1,76 @@
+"""Print what a running exporter sees, as tables: `python -m exporter.summary [URL]`."""
+
+import sys
+import urllib.request
+from collections import defaultdict
+
+from prometheus_client.parser import text_string_to_metric_families
+
+GiB, MiB = 2**30, 2**20
+
+
+def human(n: float) -> str:
+    return f"{n / GiB:.2f} GiB" if n >= GiB else f"{n / MiB:.1f} MiB"
+
+
+def fetch(url: str) -> dict[str, list[tuple[dict, float]]]:
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        text = resp.read().decode()
+    out: dict[str, list[tuple[dict, float]]] = defaultdict(list)
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[s.name].append((s.labels, s.value))
+    return out
+
+
+def table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def render(m: dict[str, list[tuple[dict, float]]]) -> str:
+    parts = []
+    fams: dict[tuple, dict] = defaultdict(dict)
+    for metric in ("consumed_bytes", "full_copy_bytes", "saved_bytes", "efficiency_ratio", "clones"):
+        for labels, value in m.get(f"clonewatch_source_{metric}", []):
+            key = (labels["source_namespace"], labels["source_name"], labels["backend"])
+            fams[key][metric] = value
+    rows = []
+    for (ns, name, backend), v in sorted(fams.items()):
+        src = f"{ns}/{name}" if ns else name
+        measured = "efficiency_ratio" in v
+        rows.append([src, backend, int(v.get("clones", 0)),
+                     human(v["consumed_bytes"]) if measured else "-",
+                     human(v["full_copy_bytes"]) if measured else "-",
+                     human(v["saved_bytes"]) if measured else "-",
+                     f"{v['efficiency_ratio']:.3f}" if measured else "unmeasured"])
+    if rows:
+        parts.append(table(rows, ["source", "backend", "clones", "consumed", "as full copies", "saved", "efficiency"]))
+    clones = {(l["namespace"], l["persistentvolumeclaim"]): l for l, _ in m.get("clonewatch_pvc_clone_info", [])}
+    consumed = {(l["namespace"], l["persistentvolumeclaim"]): v for l, v in m.get("clonewatch_pvc_consumed_bytes", [])}
+    if clones:
+        rows = [[f"{k[0]}/{k[1]}", f"{l['source_namespace']}/{l['source_name']}", l["clone_type"],
+                 l["expected_clone_type"], l["fallback_reason"] or "-",
+                 human(consumed[k]) if k in consumed else "-"] for k, l in sorted(clones.items())]
+        parts.append(table(rows, ["clone", "source", "clone type", "expected", "fallback reason", "consumed"]))
+    vols = {(l["backend"], l["volume"]): l for l, _ in m.get("clonewatch_volume_info", [])}
+    used = {(l["backend"], l["volume"]): v for l, v in m.get("clonewatch_volume_consumed_bytes", [])}
+    if vols and not clones:
+        rows = [[b, v, l["parent"] or "-", human(used.get((b, v), 0))] for (b, v), l in sorted(vols.items())]
+        parts.append(table(rows, ["backend", "volume", "parent", "consumed"]))
+    down = [f"{l['backend']}/{l['target']}" for l, v in m.get("clonewatch_backend_up", []) if v == 0]
+    if down:
+        parts.append("backends down: " + ", ".join(down))
+    return "\n\n".join(parts) if parts else "(no clone families or volumes seen yet)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    url = argv[0] if argv else "http://127.0.0.1:9753/metrics"
+    print(render(fetch(url)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
