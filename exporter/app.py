@@ -58,7 +58,7 @@ class Exporter:
         if settings.rbd_enabled:
             self.backends.append(RbdBackend(RbdSettings(
                 binary=settings.rbd_binary, ceph_conf=settings.ceph_conf, ceph_id=settings.ceph_id,
-                keyring=settings.ceph_keyring, pools=tuple(settings.rbd_pools),
+                keyring=settings.ceph_keyring, mon_host=settings.ceph_mon_host, pools=tuple(settings.rbd_pools),
                 timeout_seconds=settings.rbd_timeout, refresh_interval_seconds=settings.rbd_refresh_interval,
                 concurrency=max(1, settings.rbd_concurrency))))
         self.view = View()

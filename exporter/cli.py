@@ -32,6 +32,7 @@ OPTIONS = (
     Option("ceph.conf", "str", "", "ceph.conf for rbd (else $CEPH_CONF / rbd's default)"),
     Option("ceph.id", "str", "", "Ceph client id, e.g. admin (as the Rook toolbox uses)"),
     Option("ceph.keyring", "str", "", "keyring file for that client"),
+    Option("ceph.mon-host", "str", "", "monitor addresses, when there is no ceph.conf (as Rook's toolbox env gives)"),
     Option("rebuild.debounce", "float", 0.2, "seconds to gather changes before the metrics are re-rendered"),
 )
 

@@ -34,6 +34,7 @@ class RbdSettings:
     ceph_conf: str = ""
     ceph_id: str = ""
     keyring: str = ""
+    mon_host: str = ""
     pools: tuple[str, ...] = ()        # always refreshed, Kubernetes or not ("pool" or "pool/ns")
     timeout_seconds: float = 60.0
     refresh_interval_seconds: float = 60.0
@@ -212,6 +213,8 @@ class RbdBackend:
             args += ["--id", s.ceph_id]
         if s.keyring:
             args += ["--keyring", s.keyring]
+        if s.mon_host:
+            args += ["--mon-host", s.mon_host]
         return args
 
     async def _run_json(self, args: list[str]) -> Any:

@@ -45,3 +45,25 @@ def test_main_exits_2_naming_the_key(tmp_path, capsys):
     assert main(["--config.file", str(cfg)]) == 2
     assert "rbd.timeot" in capsys.readouterr().err
     assert main(["--config.file", str(tmp_path / "missing.yaml")]) == 2
+
+
+from hypothesis import given, settings as hsettings, strategies as st  # noqa: E402
+
+yaml_scalars = st.one_of(st.none(), st.booleans(), st.integers(-10, 10**6), st.floats(allow_nan=False),
+                         st.text(max_size=8))
+KEYS = ["web.listen-address", "log.level", "log.format", "kubernetes.enabled", "rbd.pools", "rbd.timeout",
+        "rbd.concurrency", "kubernetes", "rbd", "web", "unknown"]
+
+
+@hsettings(max_examples=200)
+@given(st.dictionaries(st.sampled_from(KEYS), st.one_of(yaml_scalars, st.lists(yaml_scalars, max_size=3),
+                                                        st.dictionaries(st.text(max_size=6), yaml_scalars,
+                                                                        max_size=2)), max_size=4))
+def test_any_config_file_loads_or_names_a_key(tmp_path_factory, doc):
+    import yaml
+    cfg = tmp_path_factory.mktemp("cfg") / "c.yaml"
+    cfg.write_text(yaml.safe_dump(doc))
+    try:
+        load(["--config.file", str(cfg)])
+    except ConfigError as err:
+        assert err.key and str(err).startswith(err.key)
