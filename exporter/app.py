@@ -17,6 +17,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from . import __version__
+from .backends.qcow2 import Qcow2Backend, Qcow2Settings
 from .backends.rbd import RbdBackend, RbdSettings
 from .collectors.backend import BackendCollector
 from .collectors.kubernetes import KubernetesCollector
@@ -61,6 +62,9 @@ class Exporter:
                 keyring=settings.ceph_keyring, mon_host=settings.ceph_mon_host, pools=tuple(settings.rbd_pools),
                 timeout_seconds=settings.rbd_timeout, refresh_interval_seconds=settings.rbd_refresh_interval,
                 concurrency=max(1, settings.rbd_concurrency))))
+        if settings.qcow2_dirs:
+            self.backends.append(Qcow2Backend(Qcow2Settings(
+                dirs=tuple(settings.qcow2_dirs), refresh_interval_seconds=settings.qcow2_refresh_interval)))
         self.view = View()
         self.collectors = [PvcCollector(), SourceCollector(), StorageClassCollector(), VolumeCollector()]
         self.body = b""

@@ -33,6 +33,8 @@ OPTIONS = (
     Option("ceph.id", "str", "", "Ceph client id, e.g. admin (as the Rook toolbox uses)"),
     Option("ceph.keyring", "str", "", "keyring file for that client"),
     Option("ceph.mon-host", "str", "", "monitor addresses, when there is no ceph.conf (as Rook's toolbox env gives)"),
+    Option("qcow2.dirs", "list", (), "directories of qcow2 images to measure (linked clones via backing files)"),
+    Option("qcow2.refresh-interval", "float", 30.0, "seconds between scans of those directories"),
     Option("rebuild.debounce", "float", 0.2, "seconds to gather changes before the metrics are re-rendered"),
 )
 
@@ -53,7 +55,7 @@ def load(argv: Sequence[str] | None = None) -> Settings:
     if settings.log_format not in FORMATS:
         raise ConfigError("log.format", f"expected one of {', '.join(FORMATS)}, got {settings.log_format!r}")
     parse_listen_address(settings.web_listen_address)
-    for key in ("rbd.timeout", "rbd.refresh-interval", "kubernetes.read-timeout"):
+    for key in ("rbd.timeout", "rbd.refresh-interval", "kubernetes.read-timeout", "qcow2.refresh-interval"):
         if getattr(settings, key.replace(".", "_").replace("-", "_")) <= 0:
             raise ConfigError(key, "must be greater than 0")
     return settings

@@ -1,0 +1,249 @@
+"""Scenario files (YAML): what to clone, how, how much drift, how often, and the safety caps.
+
+Every key is checked; a wrong one raises ScenarioError naming it (the CLI exits 2).
+"""
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from exporter.quantity import parse_bytes
+
+BACKENDS = ("qcow2", "rbd")
+METHODS = ("clone", "full-copy")
+PATTERNS = ("sequential", "random-4k")
+_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$")
+
+
+class ScenarioError(Exception):
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key}: {problem}")
+        self.key = key
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    method: str          # clone | full-copy
+    count: int
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    backend: str
+    golden_name: str
+    golden_size: int
+    golden_fill: int
+    golden_create: bool
+    golden_snapshot: str
+    groups: tuple[Group, ...]
+    drift_levels: tuple[int, ...]          # cumulative bytes per clone
+    drift_labels: tuple[str, ...]          # as written in the file, for reports
+    drift_pattern: str
+    drift_compressible: float
+    drift_seed: int
+    batch_size: int
+    concurrency: int
+    interval_seconds: float                # 0: one-shot
+    retention_max_clones: int
+    retention_max_age_seconds: float       # 0: no age limit
+    limit_max_clones: int
+    limit_max_bytes: int
+    qcow2_dir: str = ""
+    rbd_pool: str = ""
+    rbd_ceph_conf: str = ""
+    rbd_ceph_id: str = ""
+    source_path: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def clone_count(self) -> int:
+        return sum(g.count for g in self.groups)
+
+
+def parse_size(key: str, value: Any, of: int | None = None) -> int:
+    """Bytes from 1GiB, 512Mi, 1e9, 200MiB, or a percentage of `of`."""
+    if isinstance(value, str) and value.strip().endswith("%"):
+        if of is None:
+            raise ScenarioError(key, "a percentage is only allowed where there is a disk size to take it of")
+        try:
+            pct = float(value.strip()[:-1])
+        except ValueError:
+            raise ScenarioError(key, f"not a percentage: {value!r}") from None
+        if not 0 <= pct <= 100:
+            raise ScenarioError(key, f"percentage out of 0-100: {value!r}")
+        return int(of * pct / 100)
+    text = value.strip() if isinstance(value, str) else value
+    if isinstance(text, str) and text.endswith("B"):
+        text = text[:-1]                    # 1GiB -> 1Gi, 1GB -> 1G, 100B -> 100
+    parsed = parse_bytes(text)
+    if parsed is None:
+        raise ScenarioError(key, f"not a size: {value!r} (use e.g. 1GiB, 200MiB, 5%)")
+    return parsed
+
+
+def parse_duration(key: str, value: Any) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    m = _DURATION.match(value.strip()) if isinstance(value, str) else None
+    if not m:
+        raise ScenarioError(key, f"not a duration: {value!r} (use e.g. 30s, 10m, 1h, or seconds)")
+    unit = {"ms": 0.001, "s": 1, None: 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+    return float(m.group(1)) * unit
+
+
+class _Reader:
+    """Typed access to a mapping, remembering which keys were read so leftovers are errors."""
+
+    def __init__(self, doc: Any, prefix: str) -> None:
+        if doc is None:
+            doc = {}
+        if not isinstance(doc, dict):
+            raise ScenarioError(prefix.rstrip(".") or "scenario", "must be a mapping")
+        self.doc, self.prefix, self.seen = doc, prefix, set()
+
+    def key(self, k: str) -> str:
+        return self.prefix + k
+
+    def raw(self, k: str, default: Any = None) -> Any:
+        self.seen.add(k)
+        return self.doc.get(k, default)
+
+    def str(self, k: str, default: str | None = None, choices: tuple[str, ...] = ()) -> str:
+        v = self.raw(k, default)
+        if v is None:
+            raise ScenarioError(self.key(k), "is required")
+        if not isinstance(v, str):
+            raise ScenarioError(self.key(k), f"must be a string, got {v!r}")
+        if choices and v not in choices:
+            raise ScenarioError(self.key(k), f"must be one of {', '.join(choices)}, got {v!r}")
+        return v
+
+    def int(self, k: str, default: int, minimum: int = 0) -> int:
+        v = self.raw(k, default)
+        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+            raise ScenarioError(self.key(k), f"must be a whole number >= {minimum}, got {v!r}")
+        return v
+
+    def float(self, k: str, default: float, lo: float, hi: float) -> float:
+        v = self.raw(k, default)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
+            raise ScenarioError(self.key(k), f"must be a number in [{lo}, {hi}], got {v!r}")
+        return float(v)
+
+    def bool(self, k: str, default: bool) -> bool:
+        v = self.raw(k, default)
+        if not isinstance(v, bool):
+            raise ScenarioError(self.key(k), f"must be true or false, got {v!r}")
+        return v
+
+    def sub(self, k: str) -> "_Reader":
+        return _Reader(self.raw(k), self.key(k) + ".")
+
+    def done(self) -> None:
+        extra = sorted(str(k) for k in self.doc if k not in self.seen)
+        if extra:
+            raise ScenarioError(self.key(extra[0]), "unknown key")
+
+
+def parse(doc: Any, base_dir: Path | None = None) -> Scenario:
+    top = _Reader(doc, "")
+    name = top.str("name", "scenario")
+    if not _NAME.match(name):
+        raise ScenarioError("name", "lower-case letters, digits and '-', at most 32 characters")
+    backend = top.str("backend", choices=BACKENDS)
+
+    q = top.sub("qcow2")
+    qdir = q.str("dir", "")
+    q.done()
+    if backend == "qcow2" and not qdir:
+        raise ScenarioError("qcow2.dir", "is required for backend qcow2")
+    if qdir and base_dir is not None and not Path(qdir).is_absolute():
+        qdir = str((base_dir / qdir).resolve())
+    r = top.sub("rbd")
+    pool, conf, cid = r.str("pool", ""), r.str("ceph_conf", ""), r.str("ceph_id", "")
+    r.done()
+    if backend == "rbd" and not pool:
+        raise ScenarioError("rbd.pool", "is required for backend rbd")
+
+    g = top.sub("golden")
+    golden_name = g.str("name", "golden")
+    if not _NAME.match(golden_name):
+        raise ScenarioError("golden.name", "lower-case letters, digits and '-', at most 32 characters")
+    size = parse_size("golden.size", g.raw("size", "1GiB"))
+    if size <= 0:
+        raise ScenarioError("golden.size", "must be more than 0")
+    fill = parse_size("golden.fill", g.raw("fill", "100%"), of=size)
+    if fill > size:
+        raise ScenarioError("golden.fill", "cannot be more than golden.size")
+    create, snapshot = g.bool("create", True), g.str("snapshot", "base")
+    g.done()
+
+    raw_groups = top.raw("groups")
+    if not isinstance(raw_groups, list) or not raw_groups:
+        raise ScenarioError("groups", "must be a non-empty list of {name, method, count}")
+    groups, names = [], set()
+    for i, item in enumerate(raw_groups):
+        gr = _Reader(item, f"groups[{i}].")
+        gname = gr.str("name")
+        if not _NAME.match(gname) or gname in names:
+            raise ScenarioError(f"groups[{i}].name", f"must be a unique short name, got {gname!r}")
+        names.add(gname)
+        groups.append(Group(gname, gr.str("method", choices=METHODS), gr.int("count", 1, minimum=1)))
+        gr.done()
+
+    d = top.sub("drift")
+    raw_levels = d.raw("levels", [])
+    if not isinstance(raw_levels, list):
+        raise ScenarioError("drift.levels", "must be a list of sizes or percentages")
+    levels = tuple(parse_size(f"drift.levels[{i}]", v, of=size) for i, v in enumerate(raw_levels))
+    if list(levels) != sorted(levels) or any(v > size for v in levels):
+        raise ScenarioError("drift.levels", "must be cumulative (increasing) and at most the disk size")
+    pattern = d.str("pattern", "sequential", choices=PATTERNS)
+    compressible = d.float("compressible", 0.0, 0.0, 1.0)
+    seed = d.int("seed", 42)
+    d.done()
+
+    batch_size = top.int("batch_size", 10, minimum=1)
+    concurrency = top.int("concurrency", 4, minimum=1)
+    s = top.sub("schedule")
+    interval = parse_duration("schedule.interval", s.raw("interval", 0))
+    s.done()
+    ret = top.sub("retention")
+    max_alive = ret.int("max_clones", sum(gp.count for gp in groups), minimum=1)
+    max_age = parse_duration("retention.max_age", ret.raw("max_age", 0))
+    ret.done()
+    lim = top.sub("limits")
+    limit_clones = lim.int("max_clones", 1000, minimum=1)
+    limit_bytes = parse_size("limits.max_bytes", lim.raw("max_bytes", "100GiB"))
+    lim.done()
+    top.done()
+
+    total = sum(gp.count for gp in groups)
+    if total > limit_clones:
+        raise ScenarioError("limits.max_clones", f"the groups ask for {total} clones, over the cap of {limit_clones}")
+    return Scenario(name=name, backend=backend, golden_name=golden_name, golden_size=size, golden_fill=fill,
+                    golden_create=create, golden_snapshot=snapshot, groups=tuple(groups), drift_levels=levels,
+                    drift_labels=tuple(str(v) for v in raw_levels), drift_pattern=pattern,
+                    drift_compressible=compressible, drift_seed=seed, batch_size=batch_size,
+                    concurrency=concurrency, interval_seconds=interval, retention_max_clones=max_alive,
+                    retention_max_age_seconds=max_age, limit_max_clones=limit_clones, limit_max_bytes=limit_bytes,
+                    qcow2_dir=qdir, rbd_pool=pool, rbd_ceph_conf=conf, rbd_ceph_id=cid)
+
+
+def load(path: str) -> Scenario:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError("scenario", f"cannot read {path}: {exc.strerror}") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ScenarioError("scenario", f"{path} is not valid YAML: {exc}") from None
+    sc = parse(doc, base_dir=Path(path).resolve().parent)
+    return Scenario(**{**sc.__dict__, "source_path": str(Path(path).resolve())})
