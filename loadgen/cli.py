@@ -20,6 +20,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     h.add_argument("--scenario", required=True)
     h.add_argument("--out", required=True, help="directory for summary.csv, points/*.json, report.html")
     h.add_argument("--keep", action="store_true", help="leave the clones (and golden) in place afterwards")
+    r = sub.add_parser("run", help="daemon: the cycle on the scenario's schedule, with /metrics and /healthz")
+    r.add_argument("--scenario", required=True)
+    r.add_argument("--web.listen-address", dest="listen", default=":9754")
     c = sub.add_parser("cleanup", help="delete every clone this scenario created (nothing else)")
     c.add_argument("--scenario", required=True)
     c.add_argument("--golden", action="store_true", help="also remove the golden if this scenario created it")
@@ -39,6 +42,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(table(points))
             print(f"\nreport: {Path(args.out).resolve() / 'report.html'}")
             return 0
+        if args.command == "run":
+            import asyncio
+
+            from exporter.cli import parse_listen_address
+            from exporter.settings import ConfigError
+
+            from .daemon import serve
+            try:
+                host, port = parse_listen_address(args.listen)
+            except ConfigError as exc:
+                print(f"clonewatch-loadgen: {exc}", file=sys.stderr)
+                return 2
+            return asyncio.run(serve(scenario, host, port))
         if args.command == "cleanup":
             from .harness import Harness
             harness = Harness(scenario, Path("."))

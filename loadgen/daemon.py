@@ -1,0 +1,211 @@
+"""`clonewatch-loadgen run`: the clone / drift / measure / retire cycle on a schedule.
+
+Blocking storage commands run on one worker thread; the event loop serves /metrics and
+/healthz and turns SIGTERM into a stop request that the cycle checks between operations.
+On start it adopts the clones an earlier process of the same scenario left (they carry our
+ownership mark), so a restart neither duplicates nor orphans anything.
+"""
+
+import asyncio
+import signal
+import threading
+import time
+
+import structlog
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from .cloners import CloneFailed, NotOwned, parse_name, volume_name
+from .cloners.native import Owned, make_cloner
+from .harness import new_run_id, projected_bytes
+from .measure import measure
+from .scenario import Scenario, ScenarioError
+
+log = structlog.get_logger("clonewatch.loadgen")
+BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = r = CollectorRegistry()
+        self.created = Counter("clonewatch_loadgen_clones_created", "Clones created, by clone type.",
+                               ["clone_type"], registry=r)
+        self.failures = Counter("clonewatch_loadgen_clone_failures", "Clone, drift or delete operations that failed.",
+                                registry=r)
+        self.duration = Histogram("clonewatch_loadgen_clone_duration_seconds",
+                                  "Time from asking for a clone to having it, by clone type.", ["clone_type"],
+                                  buckets=BUCKETS, registry=r)
+        self.drift = Counter("clonewatch_loadgen_drift_bytes_written", "Drift bytes written into clones.", registry=r)
+        self.cycles = Counter("clonewatch_loadgen_cycles", "Completed cycles.", registry=r)
+        self.last_cycle = Gauge("clonewatch_loadgen_last_cycle_timestamp_seconds", "Unix time the last cycle ended.",
+                                registry=r)
+        self.deleted = Counter("clonewatch_loadgen_clones_deleted", "Clones retired by retention.", registry=r)
+        self.alive = Gauge("clonewatch_loadgen_clones_alive", "Clones of this scenario that exist now, by group.",
+                           ["group"], registry=r)
+        self.efficiency = Gauge("clonewatch_loadgen_efficiency_ratio",
+                                "Efficiency of each group with its golden at the end of the last cycle.", ["group"],
+                                registry=r)
+
+
+class Daemon:
+    def __init__(self, scenario: Scenario) -> None:
+        self.sc = scenario
+        self.run = new_run_id()
+        self.cloner = make_cloner(scenario, self.run)
+        self.metrics = Metrics()
+        self.stopping = threading.Event()
+        self.alive: dict[str, Owned] = {}
+        self._seq = 0
+        for g in scenario.groups:
+            self.metrics.alive.labels(g.name).set(0)
+            for t in ("clone", "full-copy"):
+                self.metrics.created.labels(t)
+
+    # -- cycle (worker thread) -----------------------------------------------------------------
+    def adopt(self) -> None:
+        for o in self.cloner.owned():
+            self.alive[o.name] = o
+            parsed = parse_name(self.sc.name, o.name)
+            self._seq = max(self._seq, parsed[1] if parsed else 0)
+        if self.alive:
+            log.info("adopted", clones=len(self.alive), next_seq=self._seq + 1)
+
+    def _retire(self) -> None:
+        now = time.time()
+        ordered = sorted(self.alive.values(), key=lambda o: (o.created, o.name))
+        too_many = max(0, len(ordered) - self.sc.retention_max_clones)
+        doomed = ordered[:too_many]
+        if self.sc.retention_max_age_seconds:
+            doomed += [o for o in ordered[too_many:] if now - o.created > self.sc.retention_max_age_seconds]
+        for o in doomed:
+            if self.stopping.is_set():
+                return
+            try:
+                self.cloner.delete(o.name)
+                self.metrics.deleted.inc()
+            except (CloneFailed, NotOwned) as exc:
+                self.metrics.failures.inc()
+                log.error("delete_failed", name=o.name, error=str(exc))
+                continue
+            del self.alive[o.name]
+
+    def cycle(self) -> None:
+        self.cloner.ensure_golden()
+        self._retire()
+        top = self.sc.drift_levels[-1] if self.sc.drift_levels else 0
+        for g in self.sc.groups:
+            have = sum(1 for o in self.alive.values() if o.group == g.name)
+            room = min(g.count - have, self.sc.limit_max_clones - len(self.alive),
+                       self.sc.retention_max_clones - len(self.alive))
+            for _ in range(max(0, room)):
+                if self.stopping.is_set():
+                    return
+                self._seq += 1
+                name = volume_name(self.sc.name, g.name, self._seq)
+                t = time.monotonic()
+                try:
+                    self.cloner.create(name, g.name, g.method)
+                except CloneFailed as exc:
+                    self.metrics.failures.inc()
+                    log.error("clone_failed", name=name, error=str(exc))
+                    continue
+                self.metrics.duration.labels(g.method).observe(time.monotonic() - t)
+                self.metrics.created.labels(g.method).inc()
+                self.alive[name] = Owned(name, g.name, g.method, time.time(), self.run)
+        for o in list(self.alive.values()):
+            if self.stopping.is_set():
+                return
+            if o.drift_bytes >= top:
+                continue
+            try:
+                written = self.cloner.drift(o.name, o.drift_bytes, top)
+                self.cloner.record_drift(o.name, top)
+            except (CloneFailed, NotOwned) as exc:
+                self.metrics.failures.inc()
+                log.error("drift_failed", name=o.name, error=str(exc))
+                continue
+            o.drift_bytes = top
+            self.metrics.drift.inc(written)
+        members = {g.name: [o.name for o in self.alive.values() if o.group == g.name] for g in self.sc.groups}
+        point = measure(self.cloner, "cycle", members, {g.name: g.method for g in self.sc.groups}, top)
+        for g, n in point.groups.items():
+            self.metrics.alive.labels(g).set(n.clones)
+            self.metrics.efficiency.labels(g).set(n.efficiency_ratio)
+        self.metrics.cycles.inc()
+        self.metrics.last_cycle.set(time.time())
+        log.info("cycle_done", alive=len(self.alive), efficiency={g: round(n.efficiency_ratio, 4)
+                                                                  for g, n in point.groups.items()})
+
+    def loop(self) -> None:
+        try:
+            need = projected_bytes(self.sc, self.cloner.golden_exists())
+            if need > self.sc.limit_max_bytes:
+                raise ScenarioError("limits.max_bytes", f"the scenario may write {need} bytes, over the cap")
+            self.adopt()
+            while not self.stopping.is_set():
+                try:
+                    self.cycle()
+                except CloneFailed as exc:
+                    self.metrics.failures.inc()
+                    log.error("cycle_failed", error=str(exc))
+                if not self.sc.interval_seconds:
+                    break
+                self.stopping.wait(self.sc.interval_seconds)
+        finally:
+            self.stopping.set()
+
+
+async def serve(scenario: Scenario, host: str | None, port: int) -> int:
+    daemon = Daemon(scenario)
+
+    async def metrics(_request):
+        return web.Response(body=generate_latest(daemon.metrics.registry),
+                            headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+    async def healthz(_request):
+        return web.Response(text="ok\n")
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    log.info("loadgen_listening", port=port, scenario=scenario.name, run=daemon.run)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    finished = asyncio.Event()
+    outcome: list[BaseException] = []
+
+    def work() -> None:
+        # A daemon thread, not the default executor: a slow storage command must not hold up exit.
+        try:
+            daemon.loop()
+        except BaseException as exc:     # reported on the loop below
+            outcome.append(exc)
+        finally:
+            loop.call_soon_threadsafe(finished.set)
+
+    threading.Thread(target=work, name="loadgen-cycle", daemon=True).start()
+    stop_task = asyncio.create_task(stop.wait())
+    done_task = asyncio.create_task(finished.wait())
+    await asyncio.wait([done_task, stop_task], return_when=asyncio.FIRST_COMPLETED)
+    daemon.stopping.set()
+    rc = 0
+    try:
+        await asyncio.wait_for(finished.wait(), 4.5)
+    except asyncio.TimeoutError:
+        log.warning("loadgen_stop_slow", note="an operation is still running; exiting anyway")
+    if outcome and isinstance(outcome[0], ScenarioError):
+        log.error("bad_scenario", error=str(outcome[0]))
+        rc = 2
+    elif outcome:
+        log.error("loadgen_failed", error=repr(outcome[0]))
+        rc = 1
+    stop_task.cancel()
+    done_task.cancel()
+    await runner.cleanup()
+    log.info("loadgen_stopped")
+    return rc
