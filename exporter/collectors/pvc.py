@@ -18,10 +18,13 @@ PROVISIONED = MetricDef("clonewatch_pvc_provisioned_bytes", "gauge",
 CONSUMED = MetricDef("clonewatch_pvc_consumed_bytes", "gauge",
                      "Bytes the PVC's backend volume alone occupies, as the backend last reported it. "
                      "Absent when the backend could not tell.")
+VOLUME = MetricDef("clonewatch_pvc_volume_info", "gauge",
+                   "The backend volume behind a PVC (backend_volume as in clonewatch_volume_info's volume "
+                   "label), to join PVCs with the backend's volume metrics. Always 1.")
 DEPTH = MetricDef("clonewatch_pvc_clone_depth", "gauge",
                   "How many parents the PVC's backend volume hangs below (0 for an independent volume).")
 
-DEFS = (INFO, CLONE_INFO, FALLBACK, PROVISIONED, CONSUMED, DEPTH)
+DEFS = (INFO, CLONE_INFO, FALLBACK, PROVISIONED, CONSUMED, VOLUME, DEPTH)
 
 
 def render(row: PvcRow) -> Lines:
@@ -40,6 +43,9 @@ def render(row: PvcRow) -> Lines:
         out[PROVISIONED.name] = [sample(PROVISIONED.name, who, r.provisioned_bytes)]
     if row.consumed_bytes is not None:
         out[CONSUMED.name] = [sample(CONSUMED.name, who + (("backend", r.backend),), row.consumed_bytes)]
+    if r.volume_ref is not None:
+        out[VOLUME.name] = [sample(VOLUME.name, who + (("backend", r.volume_ref.backend), ("target", r.volume_ref.target),
+                                                       ("backend_volume", r.volume_ref.volume)), 1)]
     if row.depth is not None:
         out[DEPTH.name] = [sample(DEPTH.name, who, row.depth)]
     return out
