@@ -109,8 +109,10 @@ class Daemon:
                     self.metrics.failures.inc()
                     log.error("clone_failed", name=name, error=str(exc))
                     continue
-                self.metrics.duration.labels(g.method).observe(time.monotonic() - t)
-                self.metrics.created.labels(g.method).inc()
+                # In Kubernetes mode the clone type is what CDI recorded (csi-clone, snapshot, copy).
+                clone_type = getattr(self.cloner, "clone_types_seen", {}).get(name, g.method)
+                self.metrics.duration.labels(clone_type).observe(time.monotonic() - t)
+                self.metrics.created.labels(clone_type).inc()
                 self.alive[name] = Owned(name, g.name, g.method, time.time(), self.run)
         for o in list(self.alive.values()):
             if self.stopping.is_set():

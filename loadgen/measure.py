@@ -68,7 +68,9 @@ def measure(cloner, label: str, members: dict[str, list[str]], methods: dict[str
                  provisioned_bytes=sum(v.provisioned_bytes for v in present), consumed_bytes=total.consumed_bytes,
                  full_copy_bytes=total.full_copy_bytes, saved_bytes=total.saved_bytes,
                  efficiency_ratio=total.efficiency_ratio,
-                 clone_types=sorted({methods[gname] for gname, names in members.items() if names}),
+                 clone_types=(cloner.clone_types([n for names in members.values() for n in names])
+                              if hasattr(cloner, "clone_types") else
+                              sorted({methods[gname] for gname, names in members.items() if names})),
                  groups=groups, missing=sorted(set(missing)),
                  volume_detail={v.volume: {"consumed_bytes": v.consumed_bytes, "provisioned_bytes": v.provisioned_bytes,
                                            "parent": v.parent} for v in present})

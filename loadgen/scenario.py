@@ -4,7 +4,7 @@ Every key is checked; a wrong one raises ScenarioError naming it (the CLI exits 
 """
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +12,10 @@ import yaml
 
 from exporter.quantity import parse_bytes
 
-BACKENDS = ("qcow2", "rbd")
+BACKENDS = ("qcow2", "rbd", "kubernetes")
 METHODS = ("clone", "full-copy")
+KUBE_METHODS = ("datavolume", "pvc")
+VOLUME_MODES = ("Block", "Filesystem")
 PATTERNS = ("sequential", "random-4k")
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$")
@@ -28,8 +30,9 @@ class ScenarioError(Exception):
 @dataclass(frozen=True)
 class Group:
     name: str
-    method: str          # clone | full-copy
+    method: str          # clone | full-copy (native); datavolume | pvc (kubernetes)
     count: int
+    storage_class: str = ""   # kubernetes: overrides kubernetes.storage_class for this group
 
 
 @dataclass(frozen=True)
@@ -59,11 +62,26 @@ class Scenario:
     rbd_ceph_conf: str = ""
     rbd_ceph_id: str = ""
     source_path: str = ""
-    extra: dict = field(default_factory=dict)
+    kube: "KubeSettings | None" = None
 
     @property
     def clone_count(self) -> int:
         return sum(g.count for g in self.groups)
+
+
+@dataclass(frozen=True)
+class KubeSettings:
+    namespace: str                 # where clones, Jobs go
+    golden_namespace: str
+    golden_name: str
+    storage_class: str             # "" = the golden's
+    volume_mode: str
+    size: str                      # "" = the golden's request
+    drift_image: str
+    exporter_url: str
+    kubeconfig: str = ""
+    timeout_seconds: float = 600.0
+    poll_seconds: float = 0.5
 
 
 def parse_size(key: str, value: Any, of: int | None = None) -> int:
@@ -170,6 +188,21 @@ def parse(doc: Any, base_dir: Path | None = None) -> Scenario:
     r.done()
     if backend == "rbd" and not pool:
         raise ScenarioError("rbd.pool", "is required for backend rbd")
+    k = top.sub("kubernetes")
+    kube = None
+    if backend == "kubernetes":
+        kg = k.sub("golden")
+        kube = KubeSettings(
+            namespace=k.str("namespace"), golden_namespace=kg.str("namespace"), golden_name=kg.str("name"),
+            storage_class=k.str("storage_class", ""), volume_mode=k.str("volume_mode", "Block", choices=VOLUME_MODES),
+            size=k.str("size", ""), drift_image=k.str("drift_image", "registry.k8s.io/e2e-test-images/busybox:1.36.1-1"),
+            exporter_url=k.str("exporter_url"), kubeconfig=k.str("kubeconfig", ""),
+            timeout_seconds=parse_duration("kubernetes.timeout", k.raw("timeout", "10m")),
+            poll_seconds=parse_duration("kubernetes.poll", k.raw("poll", "0.5s")))
+        kg.done()
+        if kube.size and parse_bytes(kube.size) is None:
+            raise ScenarioError("kubernetes.size", f"not a Kubernetes quantity: {kube.size!r}")
+    k.done()
 
     g = top.sub("golden")
     golden_name = g.str("name", "golden")
@@ -194,7 +227,9 @@ def parse(doc: Any, base_dir: Path | None = None) -> Scenario:
         if not _NAME.match(gname) or gname in names:
             raise ScenarioError(f"groups[{i}].name", f"must be a unique short name, got {gname!r}")
         names.add(gname)
-        groups.append(Group(gname, gr.str("method", choices=METHODS), gr.int("count", 1, minimum=1)))
+        methods = KUBE_METHODS if backend == "kubernetes" else METHODS
+        groups.append(Group(gname, gr.str("method", choices=methods), gr.int("count", 1, minimum=1),
+                            gr.str("storage_class", "") if backend == "kubernetes" else ""))
         gr.done()
 
     d = top.sub("drift")
@@ -233,7 +268,7 @@ def parse(doc: Any, base_dir: Path | None = None) -> Scenario:
                     drift_compressible=compressible, drift_seed=seed, batch_size=batch_size,
                     concurrency=concurrency, interval_seconds=interval, retention_max_clones=max_alive,
                     retention_max_age_seconds=max_age, limit_max_clones=limit_clones, limit_max_bytes=limit_bytes,
-                    qcow2_dir=qdir, rbd_pool=pool, rbd_ceph_conf=conf, rbd_ceph_id=cid)
+                    qcow2_dir=qdir, rbd_pool=pool, rbd_ceph_conf=conf, rbd_ceph_id=cid, kube=kube)
 
 
 def load(path: str) -> Scenario:

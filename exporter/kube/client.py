@@ -68,3 +68,25 @@ def _status_message(data: bytes) -> str:
     except ValueError:
         pass
     return data[:300].decode("utf-8", "replace")
+
+
+def request_json(api: k8s_client.ApiClient, method: str, path: str, body: Any = None,
+                 query: list[tuple[str, Any]] | None = None, timeout: tuple[float, float] = (10, 60),
+                 content_type: str = "application/json") -> tuple[int, Any]:
+    """Any verb; returns (status, parsed JSON body or None). Never raises for HTTP errors."""
+    headers = {"Accept": "application/json"}
+    if body is not None:
+        headers["Content-Type"] = content_type
+    m, url, headers, body, post = api.param_serialize(
+        method=method, resource_path=path, query_params=query or [], header_params=headers, body=body,
+        auth_settings=["BearerToken"])
+    rest = api.call_api(m, url, header_params=headers, body=body, post_params=post, _request_timeout=timeout)
+    resp = rest.response
+    try:
+        data = resp.data
+    finally:
+        resp.release_conn()
+    try:
+        return resp.status, json.loads(data) if data else None
+    except ValueError:
+        return resp.status, None

@@ -327,4 +327,7 @@ class RbdCloner:
 
 
 def make_cloner(scenario: Scenario, run: str):
+    if scenario.backend == "kubernetes":
+        from .kube import KubeCloner
+        return KubeCloner(scenario, run)
     return Qcow2Cloner(scenario, run) if scenario.backend == "qcow2" else RbdCloner(scenario, run)

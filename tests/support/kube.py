@@ -26,6 +26,7 @@ DECLARED = {
     "cdi.kubevirt.io/v1beta1/datasources": True,
     "snapshot.storage.k8s.io/v1/volumesnapshots": True,
     "snapshot.storage.k8s.io/v1/volumesnapshotcontents": False,
+    "batch/v1/jobs": True,
     # volumeclonesources deliberately undeclared: the API answers 404, as for a missing CRD.
 }
 

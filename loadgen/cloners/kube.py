@@ -1,0 +1,314 @@
+"""Kubernetes mode: clones are CDI DataVolumes (or PVCs with a PVC dataSource), drift is written
+by Kubernetes Jobs that mount the clone, and bytes are read from the clonewatch exporter.
+
+Every object loadgen creates carries the labels below; before changing or deleting anything it
+fetches the object and checks them (label selectors are not trusted to have been applied).
+The golden PVC is never modified.
+"""
+
+import json
+import threading
+import time
+import urllib.request
+from collections import defaultdict
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.backends.base import Volume
+from exporter.kube.client import load_api_client, request_json
+
+from ..drift import compressible, plan
+from ..scenario import Scenario
+from . import OWNER, CloneFailed, NotOwned, parse_name
+from .native import Owned
+
+CDI = "/apis/cdi.kubevirt.io/v1beta1"
+MANAGED_BY = "app.kubernetes.io/managed-by"
+L_SCENARIO, L_RUN, L_GROUP, L_ROLE = ("clonewatch.io/loadgen-scenario", "clonewatch.io/loadgen-run",
+                                      "clonewatch.io/loadgen-group", "clonewatch.io/loadgen-role")
+A_CREATED, A_DRIFT, A_METHOD = ("clonewatch.io/loadgen-created", "clonewatch.io/loadgen-drift-bytes",
+                                "clonewatch.io/loadgen-method")
+A_DRIFT_START, A_DRIFT_END, A_DRIFT_PATTERN = ("clonewatch.io/drift-start", "clonewatch.io/drift-end",
+                                               "clonewatch.io/drift-pattern")
+DEVICE = "/dev/clonewatch-disk"
+DRIFT_FILE = "/data/clonewatch-drift.bin"
+
+DRIFT_SCRIPT = """set -eu
+while read off len kind; do
+  if [ "$kind" = c ]; then src="yes clonewatch-drift"; else src="cat /dev/urandom"; fi
+  $src | dd of="$TARGET" bs=4096 seek=$((off / 4096)) count=$((len / 4096)) iflag=fullblock conv=notrunc,fsync \\
+    2>/dev/null
+done <<'PLAN'
+{plan}
+PLAN
+sync
+"""
+
+
+class KubeCloner:
+    backend = "kubernetes"
+
+    def __init__(self, scenario: Scenario, run: str, api=None) -> None:
+        self.sc, self.run = scenario, run
+        self.k = scenario.kube
+        self.api = api or load_api_client(self.k.kubeconfig or None)
+        self.ns = self.k.namespace
+        self._changed_at = 0.0
+        self._lock = threading.Lock()
+        self.clone_types_seen: dict[str, str] = {}
+        self._golden: dict | None = None
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _req(self, method: str, path: str, body=None, ok=(200, 201, 202), content_type="application/json"):
+        try:
+            status, doc = request_json(self.api, method, path, body, content_type=content_type)
+        except Exception as exc:          # connection errors: a failed operation, counted by the caller
+            raise CloneFailed(f"{method} {path}: {exc}") from None
+        if status not in ok:
+            msg = doc.get("message") if isinstance(doc, dict) else ""
+            raise CloneFailed(f"{method} {path}: HTTP {status} {msg}".strip())
+        return status, doc
+
+    def _touch(self) -> None:
+        with self._lock:
+            self._changed_at = time.time()
+
+    def _labels(self, group: str, role: str) -> dict:
+        return {MANAGED_BY: OWNER, L_SCENARIO: self.sc.name, L_RUN: self.run, L_GROUP: group, L_ROLE: role}
+
+    def _ours(self, obj) -> bool:
+        labels = (obj or {}).get("metadata", {}).get("labels") or {}
+        return labels.get(MANAGED_BY) == OWNER and labels.get(L_SCENARIO) == self.sc.name
+
+    def _wait(self, path: str, done, what: str) -> dict:
+        deadline = time.monotonic() + self.k.timeout_seconds
+        while time.monotonic() < deadline:
+            status, doc = self._req("GET", path, ok=(200, 404))
+            if status == 200:
+                verdict = done(doc)
+                if verdict is True:
+                    return doc
+                if isinstance(verdict, str):
+                    raise CloneFailed(f"{what}: {verdict}")
+            time.sleep(self.k.poll_seconds)
+        raise CloneFailed(f"{what}: not done within {self.k.timeout_seconds:g}s")
+
+    # -- golden -----------------------------------------------------------------------------------
+    def golden(self) -> dict:
+        if self._golden is None:
+            status, doc = self._req("GET", f"/api/v1/namespaces/{self.k.golden_namespace}/persistentvolumeclaims/"
+                                           f"{self.k.golden_name}", ok=(200, 404))
+            if status == 404:
+                raise CloneFailed(f"golden PVC {self.k.golden_namespace}/{self.k.golden_name} does not exist")
+            self._golden = doc
+        return self._golden
+
+    def golden_exists(self) -> bool:
+        try:
+            self.golden()
+            return True
+        except CloneFailed:
+            return False
+
+    def ensure_golden(self) -> bool:
+        self.golden()          # loadgen never creates (or changes) a golden in a cluster
+        return False
+
+    def remove_golden(self) -> None:
+        raise NotOwned("a golden PVC is never removed by loadgen")
+
+    # -- clones -------------------------------------------------------------------------------------
+    def _storage(self, group: str = "") -> dict:
+        g = self.golden()
+        size = self.k.size or ((g.get("status") or {}).get("capacity") or {}).get("storage") \
+            or g.get("spec", {}).get("resources", {}).get("requests", {}).get("storage")
+        storage = {"resources": {"requests": {"storage": size}}, "volumeMode": self.k.volume_mode,
+                   "accessModes": g.get("spec", {}).get("accessModes") or ["ReadWriteOnce"]}
+        per_group = next((gr.storage_class for gr in self.sc.groups if gr.name == group), "")
+        sc = per_group or self.k.storage_class or g.get("spec", {}).get("storageClassName")
+        if sc:
+            storage["storageClassName"] = sc
+        return storage
+
+    def create(self, name: str, group: str, method: str) -> None:
+        meta = {"name": name, "namespace": self.ns, "labels": self._labels(group, "clone"),
+                "annotations": {A_CREATED: f"{time.time():.3f}", A_METHOD: method}}
+        storage = self._storage(group)
+        self._touch()
+        if method == "datavolume":
+            meta["annotations"]["cdi.kubevirt.io/storage.bind.immediate.requested"] = "true"
+            body = {"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume", "metadata": meta,
+                    "spec": {"source": {"pvc": {"namespace": self.k.golden_namespace, "name": self.k.golden_name}},
+                             "storage": storage}}
+            self._req("POST", f"{CDI}/namespaces/{self.ns}/datavolumes", body)
+            dv = self._wait(f"{CDI}/namespaces/{self.ns}/datavolumes/{name}",
+                            lambda d: True if (d.get("status") or {}).get("phase") == "Succeeded" else
+                            ("DataVolume failed" if (d.get("status") or {}).get("phase") == "Failed" else None),
+                            f"DataVolume {self.ns}/{name}")
+            ann = dv.get("metadata", {}).get("annotations") or {}
+        else:
+            ref = {"kind": "PersistentVolumeClaim", "name": self.k.golden_name}
+            if self.k.golden_namespace != self.ns:
+                ref["namespace"] = self.k.golden_namespace
+            spec = {"accessModes": storage["accessModes"], "volumeMode": storage["volumeMode"],
+                    "resources": storage["resources"], "dataSourceRef": ref}
+            if "storageClassName" in storage:
+                spec["storageClassName"] = storage["storageClassName"]
+            body = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta, "spec": spec}
+            self._req("POST", f"/api/v1/namespaces/{self.ns}/persistentvolumeclaims", body)
+            pvc = self._wait(f"/api/v1/namespaces/{self.ns}/persistentvolumeclaims/{name}",
+                             lambda p: True if (p.get("status") or {}).get("phase") == "Bound" else
+                             ("PVC lost" if (p.get("status") or {}).get("phase") == "Lost" else None),
+                             f"PVC {self.ns}/{name}")
+            ann = pvc.get("metadata", {}).get("annotations") or {}
+        self.clone_types_seen[name] = ann.get("cdi.kubevirt.io/cloneType", "csi-clone" if method == "pvc" else "unknown")
+        self._touch()
+
+    def _get_clone(self, name: str) -> tuple[str, dict] | None:
+        for path in (f"{CDI}/namespaces/{self.ns}/datavolumes/{name}",
+                     f"/api/v1/namespaces/{self.ns}/persistentvolumeclaims/{name}"):
+            status, doc = self._req("GET", path, ok=(200, 404))
+            if status == 200:
+                return path, doc
+        return None
+
+    def drift(self, name: str, start: int, end: int) -> int:
+        found = self._get_clone(name)
+        if found is None or not self._ours(found[1]):
+            raise NotOwned(f"{self.ns}/{name} is not ours")
+        writes = plan(self.sc.golden_size, start, end, self.sc.drift_pattern, self.sc.drift_seed)
+        if not writes:
+            return 0
+        lines = "\n".join(f"{off} {length} {'c' if compressible(i, len(writes), self.sc.drift_compressible) else 'r'}"
+                          for i, (off, length) in enumerate(writes))
+        block = self.k.volume_mode == "Block"
+        container = {"name": "drift", "image": self.k.drift_image, "command": ["sh", "-c",
+                     DRIFT_SCRIPT.format(plan=lines)],
+                     "env": [{"name": "TARGET", "value": DEVICE if block else DRIFT_FILE}],
+                     "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+                     "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}}}
+        if block:
+            container["volumeDevices"] = [{"name": "disk", "devicePath": DEVICE}]
+        else:
+            container["volumeMounts"] = [{"name": "disk", "mountPath": "/data"}]
+        job_name = f"{name}-drift-{end}"[:63]
+        job = {"apiVersion": "batch/v1", "kind": "Job",
+               "metadata": {"name": job_name, "namespace": self.ns, "labels": self._labels(
+                   found[1]["metadata"].get("labels", {}).get(L_GROUP, ""), "drift"),
+                   "annotations": {A_DRIFT_START: str(start), A_DRIFT_END: str(end),
+                                   A_DRIFT_PATTERN: self.sc.drift_pattern, "clonewatch.io/claim": name}},
+               "spec": {"backoffLimit": 1, "ttlSecondsAfterFinished": 600, "template": {
+                   "metadata": {"labels": {MANAGED_BY: OWNER, L_SCENARIO: self.sc.name}},
+                   "spec": {"restartPolicy": "Never", "containers": [container],
+                            "securityContext": {"runAsNonRoot": False, "seccompProfile": {"type": "RuntimeDefault"}},
+                            "volumes": [{"name": "disk", "persistentVolumeClaim": {"claimName": name}}]}}}}
+        path = f"/apis/batch/v1/namespaces/{self.ns}/jobs"
+        self._req("POST", path, job)
+        try:
+            self._wait(f"{path}/{job_name}", lambda j: True if ((j.get("status") or {}).get("succeeded") or 0) >= 1
+                       else ("drift Job failed" if ((j.get("status") or {}).get("failed") or 0) >= 2 else None),
+                       f"Job {self.ns}/{job_name}")
+        finally:
+            self._delete_if_ours(f"{path}/{job_name}")
+        self._touch()
+        return sum(length for _, length in writes)
+
+    def record_drift(self, name: str, total: int) -> None:
+        found = self._get_clone(name)
+        if found and self._ours(found[1]):
+            self._req("PATCH", found[0], {"metadata": {"annotations": {A_DRIFT: str(total)}}},
+                      content_type="application/merge-patch+json")
+
+    def _delete_if_ours(self, path: str) -> bool:
+        status, doc = self._req("GET", path, ok=(200, 404))
+        if status == 404:
+            return False
+        if not self._ours(doc):
+            raise NotOwned(f"{path} is not ours")
+        self._req("DELETE", path, ok=(200, 202, 404))
+        return True
+
+    def delete(self, name: str) -> None:
+        if parse_name(self.sc.name, name) is None:
+            raise NotOwned(f"{name} is not one of our names")
+        found = self._get_clone(name)
+        if found is None:
+            return
+        if not self._ours(found[1]):
+            raise NotOwned(f"{self.ns}/{name} is not ours")
+        self._touch()
+        self._delete_if_ours(f"{CDI}/namespaces/{self.ns}/datavolumes/{name}")
+        # The DataVolume's PVC goes with it in a real cluster; delete it explicitly when it is ours.
+        try:
+            self._delete_if_ours(f"/api/v1/namespaces/{self.ns}/persistentvolumeclaims/{name}")
+        except NotOwned:
+            pass
+
+    def owned(self) -> list[Owned]:
+        found: dict[str, Owned] = {}
+        for path in (f"{CDI}/namespaces/{self.ns}/datavolumes", f"/api/v1/namespaces/{self.ns}/persistentvolumeclaims"):
+            status, doc = self._req("GET", path + f"?labelSelector={L_SCENARIO}%3D{self.sc.name}", ok=(200, 404))
+            for obj in (doc or {}).get("items") or []:
+                meta = obj.get("metadata") or {}
+                labels, ann = meta.get("labels") or {}, meta.get("annotations") or {}
+                name = meta.get("name", "")
+                if not self._ours(obj) or labels.get(L_ROLE) != "clone" or parse_name(self.sc.name, name) is None:
+                    continue
+                found.setdefault(name, Owned(name, labels.get(L_GROUP, ""), ann.get(A_METHOD, ""),
+                                             float(ann.get(A_CREATED, 0) or 0), labels.get(L_RUN, ""),
+                                             int(ann.get(A_DRIFT, 0) or 0)))
+        return sorted(found.values(), key=lambda o: o.name)
+
+    # -- measuring, through the exporter ------------------------------------------------------------
+    def _scrape(self) -> dict[str, list[tuple[dict, float]]]:
+        with urllib.request.urlopen(self.k.exporter_url, timeout=10) as resp:
+            text = resp.read().decode()
+        out: dict[str, list[tuple[dict, float]]] = defaultdict(list)
+        for fam in text_string_to_metric_families(text):
+            for s in fam.samples:
+                out[s.name].append((s.labels, s.value))
+        return out
+
+    def _fresh(self, m) -> bool:
+        since = self._changed_at
+        rebuilt = [v for _, v in m.get("clonewatch_last_rebuild_timestamp_seconds", [])]
+        backends = [v for _, v in m.get("clonewatch_backend_last_success_timestamp_seconds", [])]
+        return bool(rebuilt) and rebuilt[0] > since and bool(backends) and min(backends) > since
+
+    def measure(self) -> dict[str, Volume]:
+        deadline = time.monotonic() + self.k.timeout_seconds
+        while True:
+            try:
+                m = self._scrape()
+            except OSError as exc:
+                if time.monotonic() > deadline:
+                    raise CloneFailed(f"exporter {self.k.exporter_url} unreachable: {exc}") from None
+                time.sleep(self.k.poll_seconds)
+                continue
+            if self._fresh(m) or time.monotonic() > deadline:
+                break
+            time.sleep(self.k.poll_seconds)
+        consumed = {l["volume"]: v for l, v in m.get("clonewatch_volume_consumed_bytes", [])}
+        provisioned = {l["volume"]: v for l, v in m.get("clonewatch_volume_provisioned_bytes", [])}
+        volumes = {}
+        for labels, _ in m.get("clonewatch_volume_info", []):
+            vid = labels["volume"]
+            if vid in consumed:
+                volumes[vid] = Volume(vid, labels.get("target", ""), int(consumed[vid]), int(provisioned.get(vid, 0)),
+                                      labels.get("parent", ""))
+        self._pvc_volume = {(l["namespace"], l["persistentvolumeclaim"]): l["backend_volume"]
+                            for l, _ in m.get("clonewatch_pvc_volume_info", [])}
+        for labels, _ in m.get("clonewatch_pvc_clone_info", []):
+            if labels.get("namespace") == self.ns:
+                self.clone_types_seen[labels["persistentvolumeclaim"]] = labels.get("clone_type", "unknown")
+        return volumes
+
+    def volume_id(self, name: str) -> str:
+        return getattr(self, "_pvc_volume", {}).get((self.ns, name), f"pvc:{self.ns}/{name}")
+
+    def golden_id(self) -> str:
+        return getattr(self, "_pvc_volume", {}).get((self.k.golden_namespace, self.k.golden_name),
+                                                    f"pvc:{self.k.golden_namespace}/{self.k.golden_name}")
+
+    def clone_types(self, names: list[str]) -> list[str]:
+        return sorted({self.clone_types_seen.get(n, "unknown") for n in names})
