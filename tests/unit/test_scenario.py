@@ -103,3 +103,14 @@ def test_projected_bytes_counts_copy_up_for_random_writes():
     assert projected_bytes(sc, golden_exists=False) == 64 * 2**20 + 3 * 64 * 2**20 + 64 * 2**20
     seq = parse(with_("drift.pattern", "sequential"))
     assert projected_bytes(seq, golden_exists=True) == 3 * 8 * 2**20 + 64 * 2**20
+
+
+def test_every_example_scenario_is_valid():
+    from pathlib import Path
+
+    from loadgen.scenario import load
+    examples = sorted((Path(__file__).parents[2] / "examples").glob("*.yaml"))
+    assert len(examples) >= 3
+    for path in examples:
+        sc = load(str(path))
+        assert sc.groups and sc.name
