@@ -136,12 +136,12 @@ class Exporter:
             yield backend, st
 
     async def _backend_loop(self, backend) -> None:
-        if self.kubernetes:
-            # First refresh once PVs are known, so it covers their pools (but do not wait forever).
-            deadline = time.monotonic() + 30
-            while not self.store.synced[PV.name] and time.monotonic() < deadline:
-                await asyncio.sleep(0.1)
+        loop = asyncio.get_running_loop()
+        pvs_known = not self.kubernetes
         while True:
+            # Refresh right away (configured targets, and backend_up even while the API is away);
+            # once PVs are first listed, refresh again at once so their pools are covered.
+            covers_pvs = pvs_known or self.store.synced[PV.name]
             if self.kubernetes:
                 refs = (backend.map_pv(pv) for pv in list(self.store.items(PV.name).values()))
                 backend.want(r for r in refs if r is not None)
@@ -149,9 +149,13 @@ class Exporter:
                 await backend.refresh()
             except Exception:       # a backend bug must not stop its refreshes for good
                 log.exception("backend_refresh_crashed", backend=backend.name)
-            self.refreshed[backend.name] += 1
+            if covers_pvs:
+                pvs_known = True
+                self.refreshed[backend.name] += 1     # readiness counts only refreshes that knew the PVs
             self._dirty.set()
-            await asyncio.sleep(backend.refresh_interval)
+            deadline = loop.time() + backend.refresh_interval
+            while loop.time() < deadline and (pvs_known or not self.store.synced[PV.name]):
+                await asyncio.sleep(min(0.2, max(0.0, deadline - loop.time())))
 
     async def _rebuild_loop(self) -> None:
         seen = -1

@@ -1,0 +1,33 @@
+"""Generated artefacts are up to date, and the dashboards are importable Grafana JSON."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_generated_files_are_up_to_date():
+    proc = subprocess.run([sys.executable, "scripts/gen-manifests.py", "--check"], cwd=ROOT, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_dashboards_are_grafana_json_with_datasource_and_job_variables():
+    boards = sorted((ROOT / "dashboards").glob("*.json"))
+    assert len(boards) == 4
+    uids = set()
+    for path in boards:
+        board = json.loads(path.read_text())
+        uids.add(board["uid"])
+        names = [v["name"] for v in board["templating"]["list"]]
+        assert names[:2] == ["datasource", "job"], path.name
+        ids = [p["id"] for p in board["panels"]]
+        assert len(ids) == len(set(ids)) and len(ids) >= 6
+        for panel in board["panels"]:
+            assert panel["datasource"]["uid"] == "${datasource}"
+            assert panel["targets"] and all(t["expr"] for t in panel["targets"])
+            g = panel["gridPos"]
+            assert 0 <= g["x"] and g["x"] + g["w"] <= 24
+    assert len(uids) == 4
