@@ -1,0 +1,108 @@
+"""deploy/ builds with kustomize, validates against the Kubernetes schemas offline, and keeps its
+promises: read-only exporter, loadgen confined to its namespace, restricted pods, probes, limits,
+bindings that point at service accounts that exist."""
+
+import subprocess
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+TARGETS = ["base", "overlays/kubernetes", "overlays/openshift"]
+K8S_VERSION = "1.30"
+
+
+def build(target):
+    proc = subprocess.run(["kubectl", "kustomize", str(ROOT / "deploy" / target)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return [d for d in yaml.safe_load_all(proc.stdout) if d]
+
+
+@pytest.fixture(scope="module", params=TARGETS)
+def docs(request):
+    return request.param, build(request.param)
+
+
+def test_builtin_kinds_validate_against_the_schemas(docs):
+    _, items = docs
+    checked = 0
+    for d in items:
+        if d["apiVersion"].startswith("monitoring.coreos.com"):
+            continue        # CRDs: checked below
+        kubernetes_validate.validate(d, K8S_VERSION, strict=True)
+        checked += 1
+    assert checked >= 8
+
+
+def test_servicemonitors_and_rules(docs):
+    _, items = docs
+    sms = [d for d in items if d["kind"] == "ServiceMonitor"]
+    services = {(d["metadata"].get("namespace"), d["metadata"]["labels"]["app.kubernetes.io/name"])
+                for d in items if d["kind"] == "Service"}
+    for sm in sms:
+        app = sm["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"]
+        assert (sm["metadata"].get("namespace"), app) in services
+        assert sm["spec"]["endpoints"][0]["port"] == "metrics"
+    for rule in (d for d in items if d["kind"] == "PrometheusRule"):
+        alerts = [r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]]
+        assert "CloneWatchCloneFellBackToCopy" in alerts
+
+
+def test_exporter_is_read_only_and_loadgen_is_namespaced(docs):
+    _, items = docs
+    for d in items:
+        if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "clonewatch-exporter":
+            assert all(set(r["verbs"]) <= {"get", "list", "watch"} for r in d["rules"])
+        if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "clonewatch-loadgen-golden-source":
+            assert {(tuple(r["resources"]), tuple(r["verbs"])) for r in d["rules"]} == {
+                (("persistentvolumeclaims",), ("get",)), (("datavolumes/source",), ("create",))}
+    loadgen_roles = [d for d in items if d["kind"] == "Role" and d["metadata"]["name"] == "clonewatch-loadgen"]
+    assert len(loadgen_roles) == 1
+    lg = next(d for d in items if d["kind"] == "Deployment" and d["metadata"]["name"] == "clonewatch-loadgen")
+    assert loadgen_roles[0]["metadata"]["namespace"] == lg["metadata"]["namespace"]
+    scenario = yaml.safe_load(next(d for d in items if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith(
+        "clonewatch-loadgen-scenario"))["data"]["scenario.yaml"])
+    assert scenario["kubernetes"]["namespace"] == lg["metadata"]["namespace"], "loadgen may only create in its namespace"
+    assert not any(d["kind"] == "ClusterRoleBinding" and "loadgen" in d["metadata"]["name"] for d in items)
+
+
+def test_bindings_point_at_service_accounts_that_exist(docs):
+    _, items = docs
+    accounts = {(d["metadata"].get("namespace"), d["metadata"]["name"]) for d in items if d["kind"] == "ServiceAccount"}
+    for d in items:
+        if d["kind"] in ("RoleBinding", "ClusterRoleBinding"):
+            for s in d["subjects"]:
+                assert (s["namespace"], s["name"]) in accounts, (d["metadata"]["name"], s)
+
+
+def test_pods_are_restricted_with_probes_and_limits(docs):
+    _, items = docs
+    deployments = [d for d in items if d["kind"] == "Deployment"]
+    assert {d["metadata"]["name"] for d in deployments} == {"clonewatch-exporter", "clonewatch-loadgen"}
+    for dep in deployments:
+        pod = dep["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+        for c in pod["containers"] + pod.get("initContainers", []):
+            sc = c["securityContext"]
+            assert sc["allowPrivilegeEscalation"] is False and sc["readOnlyRootFilesystem"] is True
+            assert sc["capabilities"]["drop"] == ["ALL"] and sc["runAsNonRoot"] is True
+            assert c["resources"]["requests"] and c["resources"]["limits"]["memory"]
+        main = pod["containers"][0]
+        assert main["readinessProbe"]["httpGet"]["path"] in ("/readyz", "/healthz")
+        assert main["livenessProbe"]["httpGet"]["path"] == "/healthz"
+
+
+def test_openshift_overlay_reads_odf_credentials_and_ships_console_dashboards():
+    items = build("overlays/openshift")
+    exporter = next(d for d in items if d["kind"] == "Deployment" and d["metadata"]["name"] == "clonewatch-exporter")
+    assert exporter["metadata"]["namespace"] == "openshift-storage"
+    init = exporter["spec"]["template"]["spec"]["initContainers"][0]
+    refs = {e["valueFrom"].get("secretKeyRef", e["valueFrom"].get("configMapKeyRef"))["name"] for e in init["env"]}
+    assert refs == {"rook-ceph-mon", "rook-ceph-mon-endpoints"}
+    ceph = next(v for v in exporter["spec"]["template"]["spec"]["volumes"] if v["name"] == "ceph")
+    assert "secret" not in ceph and ceph["emptyDir"]["medium"] == "Memory"
+    boards = [d for d in items if d["kind"] == "ConfigMap" and d["metadata"]["namespace"] == "openshift-config-managed"]
+    assert len(boards) == 4 and all(d["metadata"]["labels"]["console.openshift.io/dashboard"] == "true" for d in boards)
