@@ -5,6 +5,7 @@ and a 7-deep clone chain (native RBD), a broken exporter (unreachable API, missi
 target that does not answer, and a loadgen that refuses to overwrite a foreign file."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import time
 
 import pytest
 import yaml
+from pathlib import Path
 
 from tests.e2e import scenario
 from tests.support.ceph import Pool, ceph_conf
@@ -114,13 +116,18 @@ def alert_rules():
 
 
 def test_every_dashboard_query_returns_data(stack):
-    empty, failed = [], []
+    empty, failed, seen = [], [], []
     for board, title, expr in dashboard_queries():
         res = stack.query(substitute(expr))
         if res.get("status") != "success":
             failed.append((board, title, res.get("error")))
         elif not res["data"]["result"]:
             empty.append((board, title, substitute(expr)))
+        else:
+            seen.append({"board": board, "panel": title, "series": len(res["data"]["result"]),
+                         "sample": [(r["metric"], r["value"][1]) for r in res["data"]["result"][:4]]})
+    if os.environ.get("CLONEWATCH_E2E_REPORT"):      # what each panel showed, for humans (closing notes)
+        Path(os.environ["CLONEWATCH_E2E_REPORT"]).write_text(json.dumps(seen, indent=1))
     assert not failed, failed
     assert not empty, empty
 
