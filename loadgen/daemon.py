@@ -97,11 +97,15 @@ class Daemon:
             have = sum(1 for o in self.alive.values() if o.group == g.name)
             room = min(g.count - have, self.sc.limit_max_clones - len(self.alive),
                        self.sc.retention_max_clones - len(self.alive))
+            jobs = []
             for _ in range(max(0, room)):
+                self._seq += 1
+                jobs.append((volume_name(self.sc.name, g.name, self._seq), g.name, g.method))
+            if jobs and hasattr(self.cloner, "reserve"):
+                self.cloner.reserve(jobs)          # one ownership write for the batch
+            for name, _, _ in jobs:
                 if self.stopping.is_set():
                     return
-                self._seq += 1
-                name = volume_name(self.sc.name, g.name, self._seq)
                 t = time.monotonic()
                 try:
                     self.cloner.create(name, g.name, g.method)

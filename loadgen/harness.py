@@ -58,10 +58,12 @@ class Harness:
             raise ScenarioError("limits.max_bytes", f"this run may write up to {need} bytes, over the cap of "
                                                     f"{self.sc.limit_max_bytes}; lower counts or drift, or raise the cap")
 
-    def _parallel(self, phase: str, jobs: list, fn) -> list:
+    def _parallel(self, phase: str, jobs: list, fn, before_batch=None) -> list:
         results, done = [], 0
         for start in range(0, len(jobs), self.sc.batch_size):
             batch = jobs[start:start + self.sc.batch_size]
+            if before_batch is not None:
+                before_batch(batch)
             with ThreadPoolExecutor(max_workers=self.sc.concurrency) as pool:
                 for ok in pool.map(fn, batch):
                     results.append(ok)
@@ -122,7 +124,7 @@ class Harness:
             log.info("golden_ready", created=golden_created, seconds=round(time.monotonic() - t, 2))
             self._point("baseline", 0)
             jobs = [(volume_name(sc.name, g.name, i + 1), g.name, g.method) for g in sc.groups for i in range(g.count)]
-            self._parallel("cloning", jobs, self._create)
+            self._parallel("cloning", jobs, self._create, getattr(self.cloner, "reserve", None))
             self._point("cloned", 0)
             previous = 0
             for level, label in zip(sc.drift_levels, sc.drift_labels):

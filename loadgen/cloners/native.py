@@ -1,17 +1,13 @@
 """Native cloners: qcow2 files (qemu-img / qemu-io) and Ceph RBD images (rbd CLI).
 
-Ownership marks:
-- qcow2: `.clonewatch-loadgen.json` in the directory lists every file loadgen created, with the
-  scenario and run. A file not listed there is never modified or deleted.
-- RBD: image metadata `clonewatch.loadgen.scenario` / `.run` / `.group` / `.created`, set right
-  after creation and checked before any drift or delete.
+Ownership lives in a manifest (loadgen/cloners/manifest.py): `.clonewatch-loadgen.json` in the
+qcow2 directory, the RADOS object `clonewatch-loadgen.<scenario>` in the RBD pool. A volume not
+listed there is never modified or deleted, even if it is named like ours.
 """
 
 import json
 import os
-import subprocess
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +18,11 @@ from exporter.backends.rbd import build_volumes, parse_du, parse_ls, volume_id
 
 from ..drift import compressible, plan
 from ..scenario import Scenario
-from . import OWNER, CloneFailed, NotOwned, parse_name
+from . import CloneFailed, NotOwned, parse_name
+from .manifest import FileManifest, Manifest, RadosManifest
+from .native_run import run as _run
 
-STATE_FILE = ".clonewatch-loadgen.json"
-META = "clonewatch.loadgen."
+
 
 
 @dataclass
@@ -38,78 +35,92 @@ class Owned:
     drift_bytes: int = 0
 
 
-def _run(argv: list[str], *, input_text: str | None = None, timeout: float = 600, env: dict | None = None,
-         cwd: str | None = None) -> str:
-    try:
-        proc = subprocess.run(argv, input=input_text, capture_output=True, text=True, timeout=timeout,
-                              env={**os.environ, **(env or {})}, cwd=cwd)
-    except FileNotFoundError:
-        raise CloneFailed(f"{argv[0]} is not installed") from None
-    except subprocess.TimeoutExpired:
-        raise CloneFailed(f"{' '.join(argv[:3])} did not finish within {timeout:g}s") from None
-    if proc.returncode != 0:
-        raise CloneFailed(f"{' '.join(argv[:3])} failed ({proc.returncode}): {proc.stderr.strip()[-300:]}")
-    return proc.stdout
+class _Native:
+    """What both native cloners share: the manifest and the verbs built on it."""
 
-
-class Qcow2Cloner:
-    backend = "qcow2"
+    backend = ""
+    manifest: Manifest
 
     def __init__(self, scenario: Scenario, run: str) -> None:
         self.sc, self.run = scenario, run
-        self.dir = Path(scenario.qcow2_dir)
-        self.golden_file = f"{scenario.golden_name}.qcow2"
-        self._pattern_file = None
-        self._lock = threading.Lock()      # the state file is read-modified-written by worker threads
+        self._reserved: set[str] = set()
 
-    # -- ownership ----------------------------------------------------------------------------
-    def _state(self) -> dict:
-        try:
-            doc = json.loads((self.dir / STATE_FILE).read_text())
-        except FileNotFoundError:
-            return {"owner": OWNER, "volumes": {}}
-        except ValueError as exc:
-            raise CloneFailed(f"{self.dir / STATE_FILE} is damaged ({exc}); not touching anything") from None
-        if not isinstance(doc, dict) or doc.get("owner") != OWNER or not isinstance(doc.get("volumes"), dict):
-            raise CloneFailed(f"{self.dir / STATE_FILE} is not ours; not touching anything")
-        return doc
+    def _key(self, name: str) -> str:
+        return name
 
-    def _save(self, doc: dict) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".cwlg-state-")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(doc, fh, indent=1, sort_keys=True)
-        os.replace(tmp, self.dir / STATE_FILE)
+    def _is_ours(self, name: str, role: str = "clone") -> bool:
+        rec = self.manifest.get(self._key(name))
+        return rec is not None and rec.get("role") == role
 
-    def _update(self, change) -> None:
-        with self._lock:
-            doc = self._state()
-            change(doc["volumes"])
-            self._save(doc)
+    def reserve(self, jobs: list[tuple[str, str, str]]) -> None:
+        """Record a batch of clones about to be created, in one manifest write. A name that
+        exists already is never recorded: it is not ours, and create() will refuse it."""
+        existing = self._existing()
+        jobs = [j for j in jobs if j[0] not in existing]
+        if not jobs:
+            return
+        now = time.time()
+        self.manifest.mark({self._key(n): {"role": "clone", "group": g, "method": m, "created": now}
+                            for n, g, m in jobs})
+        self._reserved.update(n for n, _, _ in jobs)
 
-    def _mark(self, file: str, **record) -> None:
-        self._update(lambda vols: vols.__setitem__(file, {"scenario": self.sc.name, "run": self.run, **record}))
-
-    def _unmark(self, file: str) -> None:
-        self._update(lambda vols: vols.pop(file, None))
-
-    def _is_ours(self, file: str) -> bool:
-        with self._lock:
-            rec = self._state()["volumes"].get(file)
-        return isinstance(rec, dict) and rec.get("scenario") == self.sc.name
+    def _ensure_marked(self, name: str, group: str, method: str) -> None:
+        if name not in self._reserved:
+            self.reserve([(name, group, method)])
+        self._reserved.discard(name)
 
     def owned(self) -> list[Owned]:
         out = []
-        for file, rec in self._state()["volumes"].items():
-            if not isinstance(rec, dict) or rec.get("scenario") != self.sc.name or rec.get("role") != "clone":
-                continue
-            name = file.removesuffix(".qcow2")
-            if parse_name(self.sc.name, name) is None or not (self.dir / file).exists():
+        existing = self._existing()
+        for key, rec in self.manifest.records().items():
+            name = self._name(key)
+            if rec.get("role") != "clone" or parse_name(self.sc.name, name) is None or name not in existing:
                 continue
             out.append(Owned(name, rec.get("group", ""), rec.get("method", ""), float(rec.get("created", 0)),
                              rec.get("run", ""), int(rec.get("drift_bytes", 0))))
         return sorted(out, key=lambda o: o.name)
 
-    # -- verbs --------------------------------------------------------------------------------
+    def _name(self, key: str) -> str:
+        return key
+
+    def record_drift(self, name: str, total: int) -> None:
+        self.manifest.set_field(self._key(name), "drift_bytes", total)
+
+    def delete(self, name: str) -> None:
+        if parse_name(self.sc.name, name) is None or not self._is_ours(name):
+            raise NotOwned(f"{name} is not ours")
+        self._remove(name)
+        self.manifest.unmark(self._key(name))
+
+    def remove_golden(self) -> None:
+        if not self._is_ours(self.sc.golden_name, role="golden"):
+            raise NotOwned(f"{self.sc.golden_name} was not created by this scenario")
+        self._remove_golden()
+        self.manifest.unmark(self._key(self.sc.golden_name))
+
+    def golden_id(self) -> str:
+        return self.volume_id(self.sc.golden_name)
+
+
+class Qcow2Cloner(_Native):
+    backend = "qcow2"
+
+    def __init__(self, scenario: Scenario, run: str) -> None:
+        super().__init__(scenario, run)
+        self.dir = Path(scenario.qcow2_dir)
+        self.golden_file = f"{scenario.golden_name}.qcow2"
+        self.manifest = FileManifest(self.dir, scenario.name, run)
+        self._pattern_file = None
+
+    def _key(self, name: str) -> str:
+        return f"{name}.qcow2"
+
+    def _name(self, key: str) -> str:
+        return key.removesuffix(".qcow2")
+
+    def _existing(self) -> set[str]:
+        return {p.name.removesuffix(".qcow2") for p in self.dir.glob("*.qcow2")} if self.dir.exists() else set()
+
     def golden_exists(self) -> bool:
         return (self.dir / self.golden_file).exists()
 
@@ -121,26 +132,20 @@ class Qcow2Cloner:
             return False
         if not self.sc.golden_create:
             raise CloneFailed(f"golden image {path} does not exist and golden.create is false")
+        self.manifest.mark({self.golden_file: {"role": "golden", "created": time.time()}})
         _run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), str(self.sc.golden_size)])
-        self._mark(self.golden_file, role="golden", created=time.time())
         if self.sc.golden_fill:
             self._write(str(path), plan(self.sc.golden_size, 0, self.sc.golden_fill, "sequential", 0), 0.0, "0x5a")
         return True
 
-    def remove_golden(self) -> None:
-        rec = self._state()["volumes"].get(self.golden_file, {})
-        if rec.get("role") != "golden" or rec.get("scenario") != self.sc.name:
-            raise NotOwned(f"{self.golden_file} was not created by this scenario")
+    def _remove_golden(self) -> None:
         (self.dir / self.golden_file).unlink(missing_ok=True)
-        self._unmark(self.golden_file)
 
     def create(self, name: str, group: str, method: str) -> None:
         file = f"{name}.qcow2"
         if (self.dir / file).exists():
-            raise CloneFailed(f"{file} exists already")
-        # Mark first: a crash between the two leaves a record of a file that may exist, never an
-        # unmarked file of ours.
-        self._mark(file, role="clone", group=group, method=method, created=time.time())
+            raise CloneFailed(f"{file} exists already; not overwriting it")
+        self._ensure_marked(name, group, method)
         try:
             if method == "clone":
                 _run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", self.golden_file, "-F", "qcow2", file],
@@ -149,15 +154,14 @@ class Qcow2Cloner:
                 _run(["qemu-img", "convert", "-O", "qcow2", self.golden_file, file], cwd=str(self.dir))
         except CloneFailed:
             (self.dir / file).unlink(missing_ok=True)
-            self._unmark(file)
+            self.manifest.unmark(file)
             raise
 
     def drift(self, name: str, start: int, end: int) -> int:
-        file = f"{name}.qcow2"
-        if not self._is_ours(file):
-            raise NotOwned(f"{file} is not ours")
+        if not self._is_ours(name):
+            raise NotOwned(f"{name}.qcow2 is not ours")
         writes = plan(self.sc.golden_size, start, end, self.sc.drift_pattern, self.sc.drift_seed)
-        self._write(str(self.dir / file), writes, self.sc.drift_compressible, "0xab")
+        self._write(str(self.dir / f"{name}.qcow2"), writes, self.sc.drift_compressible, "0xab")
         return sum(length for _, length in writes)
 
     def _write(self, path: str, writes: list[tuple[int, int]], fraction: float, pattern: str) -> None:
@@ -173,79 +177,42 @@ class Qcow2Cloner:
             cmds.append(f"write -q {fill} {off} {length}")
         _run(["qemu-io", "-f", "qcow2", path], input_text="\n".join(cmds) + "\n")
 
-    def delete(self, name: str) -> None:
-        file = f"{name}.qcow2"
-        if parse_name(self.sc.name, name) is None or not self._is_ours(file):
-            raise NotOwned(f"{file} is not ours")
-        (self.dir / file).unlink(missing_ok=True)
-        self._unmark(file)
+    def _remove(self, name: str) -> None:
+        (self.dir / f"{name}.qcow2").unlink(missing_ok=True)
 
-    def record_drift(self, name: str, total: int) -> None:
-        def change(vols: dict) -> None:
-            if isinstance(vols.get(f"{name}.qcow2"), dict):
-                vols[f"{name}.qcow2"]["drift_bytes"] = total
-        self._update(change)
-
-    # -- measuring ------------------------------------------------------------------------------
     def volume_id(self, name: str) -> str:
         return str((self.dir / f"{name}.qcow2").resolve())
-
-    def golden_id(self) -> str:
-        return self.volume_id(self.sc.golden_name)
 
     def measure(self) -> dict[str, Volume]:
         return scan_dir(str(self.dir), (".qcow2",))
 
 
-class RbdCloner:
+class RbdCloner(_Native):
     backend = "rbd"
 
     def __init__(self, scenario: Scenario, run: str) -> None:
-        self.sc, self.run = scenario, run
+        super().__init__(scenario, run)
         self.pool = scenario.rbd_pool
         self.snap = scenario.golden_snapshot
+        base = []
+        if scenario.rbd_ceph_conf:
+            base += ["--conf", scenario.rbd_ceph_conf]
+        if scenario.rbd_ceph_id:
+            base += ["--id", scenario.rbd_ceph_id]
+        self._base = base
+        self.manifest = RadosManifest(["rados", *base], self.pool, scenario.name, run)
 
     def _rbd(self, *args: str, timeout: float = 600) -> str:
-        argv = ["rbd"]
-        if self.sc.rbd_ceph_conf:
-            argv += ["--conf", self.sc.rbd_ceph_conf]
-        if self.sc.rbd_ceph_id:
-            argv += ["--id", self.sc.rbd_ceph_id]
-        return _run(argv + list(args), timeout=timeout)
+        return _run(["rbd", *self._base, *args], timeout=timeout)
 
     def spec(self, image: str) -> str:
         return f"{self.pool}/{image}"
 
-    def _meta(self, image: str) -> dict[str, str]:
-        try:
-            doc = json.loads(self._rbd("image-meta", "list", self.spec(image), "--format", "json") or "{}")
-        except (CloneFailed, ValueError):
-            return {}
-        return {k[len(META):]: v for k, v in doc.items() if isinstance(k, str) and k.startswith(META)} \
-            if isinstance(doc, dict) else {}
-
-    def _set_meta(self, image: str, **values: str) -> None:
-        for key, value in values.items():
-            self._rbd("image-meta", "set", self.spec(image), META + key, str(value))
-
-    def _is_ours(self, image: str) -> bool:
-        return self._meta(image).get("scenario") == self.sc.name
-
-    def owned(self) -> list[Owned]:
-        names = json.loads(self._rbd("ls", "-p", self.pool, "--format", "json") or "[]")
-        out = []
-        for name in names:
-            if parse_name(self.sc.name, name) is None:
-                continue
-            meta = self._meta(name)
-            if meta.get("scenario") != self.sc.name or meta.get("role") != "clone":
-                continue
-            out.append(Owned(name, meta.get("group", ""), meta.get("method", ""), float(meta.get("created", 0)),
-                             meta.get("run", ""), int(meta.get("drift_bytes", 0) or 0)))
-        return sorted(out, key=lambda o: o.name)
+    def _existing(self) -> set[str]:
+        return set(json.loads(self._rbd("ls", "-p", self.pool, "--format", "json") or "[]"))
 
     def golden_exists(self) -> bool:
-        return self.sc.golden_name in json.loads(self._rbd("ls", "-p", self.pool, "--format", "json") or "[]")
+        return self.sc.golden_name in self._existing()
 
     def ensure_golden(self) -> bool:
         name = self.sc.golden_name
@@ -256,34 +223,32 @@ class RbdCloner:
             return False
         if not self.sc.golden_create:
             raise CloneFailed(f"golden {self.spec(name)} does not exist and golden.create is false")
+        self.manifest.mark({name: {"role": "golden", "created": time.time()}})
         self._rbd("create", "--size", f"{self.sc.golden_size // 2**20}M", self.spec(name))
-        self._set_meta(name, scenario=self.sc.name, run=self.run, role="golden", created=f"{time.time():.3f}")
         if self.sc.golden_fill:
             self._bench(name, self.sc.golden_fill, "sequential")
         self._rbd("snap", "create", "--no-progress", f"{self.spec(name)}@{self.snap}")
         self._rbd("snap", "protect", f"{self.spec(name)}@{self.snap}")
         return True
 
-    def remove_golden(self) -> None:
+    def _remove_golden(self) -> None:
         name = self.sc.golden_name
-        meta = self._meta(name)
-        if meta.get("scenario") != self.sc.name or meta.get("role") != "golden":
-            raise NotOwned(f"{self.spec(name)} was not created by this scenario")
         self._rbd("snap", "unprotect", f"{self.spec(name)}@{self.snap}")
         self._rbd("snap", "purge", "--no-progress", self.spec(name))
         self._rbd("rm", "--no-progress", self.spec(name))
 
     def create(self, name: str, group: str, method: str) -> None:
+        if name not in self._reserved and name in self._existing():
+            raise CloneFailed(f"{self.spec(name)} exists already; not touching it")
+        self._ensure_marked(name, group, method)
         source = f"{self.spec(self.sc.golden_name)}@{self.snap}"
-        if method == "clone":
-            self._rbd("clone", source, self.spec(name))
-        else:
-            self._rbd("cp", "--no-progress", source, self.spec(name))
         try:
-            self._set_meta(name, scenario=self.sc.name, run=self.run, role="clone", group=group, method=method,
-                           created=f"{time.time():.3f}")
+            if method == "clone":
+                self._rbd("clone", source, self.spec(name))
+            else:
+                self._rbd("cp", "--no-progress", source, self.spec(name))
         except CloneFailed:
-            self._rbd("rm", "--no-progress", self.spec(name))   # just created by us: never left unmarked
+            self.manifest.unmark(name)
             raise
 
     def _bench(self, image: str, total: int, pattern: str) -> None:
@@ -306,19 +271,11 @@ class RbdCloner:
             self._bench(name, end - start, "random-4k")
         return end - start
 
-    def record_drift(self, name: str, total: int) -> None:
-        self._set_meta(name, drift_bytes=str(total))
-
-    def delete(self, name: str) -> None:
-        if parse_name(self.sc.name, name) is None or not self._is_ours(name):
-            raise NotOwned(f"{self.spec(name)} is not ours")
+    def _remove(self, name: str) -> None:
         self._rbd("rm", "--no-progress", self.spec(name))
 
     def volume_id(self, name: str) -> str:
         return volume_id(self.pool, "", name)
-
-    def golden_id(self) -> str:
-        return self.volume_id(self.sc.golden_name)
 
     def measure(self) -> dict[str, Volume]:
         du = json.loads(self._rbd("du", "-p", self.pool, "--format", "json"))

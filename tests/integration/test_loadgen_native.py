@@ -99,6 +99,29 @@ def test_loadgen_never_touches_foreign_files_and_adopts_its_leftovers(tmp_path):
     assert not (images / "gold.qcow2").exists() and (images / "foreign.qcow2").exists() and lookalike.exists()
 
 
+def test_a_foreign_file_where_a_clone_would_go_is_refused_not_overwritten(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    foreign = images / f"{volume_name('t', 'cow', 2)}.qcow2"
+    foreign.write_bytes(b"someone else's disk")
+    h = Harness(scenario("qcow2", images, levels=("1MiB",), cow=3, full=1), tmp_path / "out")
+    h.run_all()
+    assert h.failures == 1
+    assert foreign.read_bytes() == b"someone else's disk"
+    assert sorted(p.name for p in images.iterdir()) == [".clonewatch-loadgen.json", foreign.name]
+
+
+def test_rbd_foreign_image_where_a_clone_would_go_is_refused(pool, tmp_path):
+    pool.create(volume_name("t", "cow", 1), 4)
+    sc = scenario("rbd", pool, levels=(), cow=2, full=1, golden="16MiB")
+    h = Harness(sc, tmp_path / "out")
+    h.run_all()
+    assert h.failures == 1
+    names = json.loads(pool.rbd("ls", "-p", pool.name, "--format", "json"))
+    assert names == [volume_name("t", "cow", 1)], "the foreign image stays, everything of ours is gone"
+    pool.rbd("rm", "--no-progress", pool.spec(volume_name("t", "cow", 1)))
+
+
 def _write(tmp_path, sc):
     import yaml
     f = tmp_path / "s.yaml"
