@@ -6,6 +6,7 @@ body plus a few status metrics built fresh.
 
 import asyncio
 import copy
+import gc
 import gzip
 import threading
 import time
@@ -182,6 +183,9 @@ class Exporter:
                 continue
             self._rendered_refreshes, self._rendered_synced = covers
             self._rendered_once = True
+            # The inventory is long-lived and acyclic: keep it out of the cyclic GC's full
+            # collections, which otherwise stall the process (and scrapes) for 100s of ms at 10k PVCs.
+            gc.freeze()
 
     def _rebuild(self, objs, states) -> None:
         start = time.perf_counter()

@@ -11,21 +11,68 @@ from typing import Any, Iterable
 from .resources import ALL, Resource
 
 Key = tuple[str, str]   # (namespace or "", name)
-_META_KEEP = ("name", "namespace", "annotations", "labels", "ownerReferences", "uid", "deletionTimestamp")
+
+# What classification and the backends read, per resource: top-level key -> kept sub-keys (None =
+# all of it). Everything else (managedFields, labels, most of status) is dropped on arrival, which
+# keeps 10k PVCs, PVs and DataVolumes small in memory.
+KEEP: dict[str, dict[str, tuple[str, ...] | None]] = {
+    "persistentvolumeclaims": {"spec": ("volumeName", "storageClassName", "dataSource", "dataSourceRef",
+                                        "resources", "volumeMode"), "status": ("phase", "capacity")},
+    "persistentvolumes": {"spec": ("capacity", "storageClassName", "csi", "claimRef"), "status": ("phase",)},
+    "storageclasses": {"provisioner": None, "parameters": None},
+    "datavolumes": {"spec": ("source", "sourceRef"), "status": ("phase",)},
+    "storageprofiles": {"status": ("cloneStrategy",)},
+    "datasources": {"spec": ("source",)},
+    "volumeclonesources": {"spec": ("source",)},
+    "volumesnapshots": {"spec": ("source",), "status": ("boundVolumeSnapshotContentName", "readyToUse")},
+    "volumesnapshotcontents": {"spec": ("driver", "source"), "status": ("snapshotHandle",)},
+}
+ANNOTATIONS_READ = ("cdi.kubevirt.io/cloneType", "cdi.kubevirt.io/cloneFallbackReason", "cdi.kubevirt.io/clone-strategy",
+                    "k8s.io/CloneRequest", "k8s.io/CloneOf", "volume.kubernetes.io/storage-provisioner")
+CDI_PREFIX = "cdi.kubevirt.io/"
 
 
-def slim(obj: Any) -> dict | None:
-    """The parts of an object classification reads; None for something that is not an object.
+def _slim_annotations(ann: Any) -> dict | None:
+    if not isinstance(ann, dict):
+        return ann      # odd types stay odd: classification copes
+    out = {k: ann[k] for k in ANNOTATIONS_READ if k in ann}
+    if not any(k.startswith(CDI_PREFIX) for k in out):
+        # Whether CDI touched the object matters, not which of its many annotations it wrote.
+        first = next((k for k in ann if isinstance(k, str) and k.startswith(CDI_PREFIX)), None)
+        if first is not None:
+            out[first] = ann[first]
+    return out
 
-    Dropping managedFields and the rest keeps 10k PVCs small in memory.
-    """
+
+def slim(obj: Any, resource: str | None = None) -> dict | None:
+    """The parts of an object classification reads; None for something that is not an object."""
     if not isinstance(obj, dict):
         return None
     meta = obj.get("metadata")
     if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not meta["name"]:
         return None
-    out = {k: v for k, v in obj.items() if k not in ("metadata", "apiVersion", "kind")}
-    out["metadata"] = {k: meta[k] for k in _META_KEEP if k in meta}
+    keep = KEEP.get(resource or "")
+    if keep is None:
+        out = {k: v for k, v in obj.items() if k not in ("metadata", "apiVersion", "kind")}
+    else:
+        out = {}
+        for top, subs in keep.items():
+            if top not in obj:
+                continue
+            value = obj[top]
+            out[top] = {k: value[k] for k in subs if k in value} if subs and isinstance(value, dict) else value
+    slim_meta = {"name": meta["name"]}
+    if "namespace" in meta:
+        slim_meta["namespace"] = meta["namespace"]
+    if "annotations" in meta:
+        slim_meta["annotations"] = _slim_annotations(meta["annotations"])
+    owners = meta.get("ownerReferences")
+    if isinstance(owners, list):
+        slim_meta["ownerReferences"] = [{"kind": o.get("kind"), "name": o.get("name")} if isinstance(o, dict) else o
+                                        for o in owners]
+    elif owners is not None:
+        slim_meta["ownerReferences"] = owners
+    out["metadata"] = slim_meta
     return out
 
 
@@ -60,38 +107,49 @@ class Store:
         fresh: dict[Key, dict] = {}
         dropped = 0
         for item in items:
-            obj = slim(item)
+            obj = slim(item, resource)
             if obj is None:
                 dropped += 1
                 continue
             fresh[key_of(obj)] = obj
-        if namespace is None:
-            bucket.clear()
-        else:
-            for k in [k for k in bucket if k[0] == namespace]:
+        old = bucket if namespace is None else {k: v for k, v in bucket.items() if k[0] == namespace}
+        first = not self.synced[resource] or not self.present[resource]
+        if fresh != old:
+            for k in list(old):
                 del bucket[k]
-        bucket.update(fresh)
+            bucket.update(fresh)
+            first = True
         self.present[resource] = True
         self.synced[resource] = True
-        self._bump()
+        if first:
+            self._bump()
         return dropped
 
     def apply(self, resource: str, events: Iterable[tuple[str, Any]]) -> int:
-        """Watch events (type, object). Returns how many could not be applied."""
+        """Watch events (type, object). Returns how many could not be applied.
+
+        Only a change to what we keep counts as a change: a status heartbeat or a replayed
+        ADDED of an object we already hold does not trigger a rebuild.
+        """
         bucket = self.objects[resource]
         bad = 0
+        changed = False
         for kind, raw in events:
-            obj = slim(raw)
+            obj = slim(raw, resource)
             if obj is None:
                 bad += 1
                 continue
+            key = key_of(obj)
             if kind in ("ADDED", "MODIFIED"):
-                bucket[key_of(obj)] = obj
+                if bucket.get(key) != obj:
+                    bucket[key] = obj
+                    changed = True
             elif kind == "DELETED":
-                bucket.pop(key_of(obj), None)
+                changed |= bucket.pop(key, None) is not None
             else:
                 bad += 1
-        self._bump()
+        if changed:
+            self._bump()
         return bad
 
     def mark_absent(self, resource: str) -> None:

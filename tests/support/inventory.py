@@ -13,6 +13,7 @@ RESOURCE_OF_KIND = {
 def objects(*items: dict) -> dict:
     out: dict = {r: {} for r in RESOURCE_OF_KIND.values()}
     for item in items:
-        obj = slim(item)
-        out[RESOURCE_OF_KIND[item["kind"]]][key_of(obj)] = obj
+        resource = RESOURCE_OF_KIND[item["kind"]]
+        obj = slim(item, resource)
+        out[resource][key_of(obj)] = obj
     return out
