@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from .cloners import CloneFailed, NotOwned, parse_name, volume_name
 from .cloners.native import Owned, make_cloner
+from .cloners.native_run import terminate_all
 from .harness import new_run_id, projected_bytes
 from .measure import measure
 from .scenario import Scenario, ScenarioError
@@ -201,7 +202,13 @@ async def serve(scenario: Scenario, host: str | None, port: int) -> int:
     daemon.stopping.set()
     rc = 0
     try:
-        await asyncio.wait_for(finished.wait(), 4.5)
+        await asyncio.wait_for(asyncio.shield(finished.wait()), 1.0)
+    except asyncio.TimeoutError:
+        # A long storage command (a big drift write) is running: stop it rather than wait.
+        stopped = terminate_all()
+        log.info("loadgen_stopping_commands", commands=stopped)
+    try:
+        await asyncio.wait_for(finished.wait(), 3.5)
     except asyncio.TimeoutError:
         log.warning("loadgen_stop_slow", note="an operation is still running; exiting anyway")
     if outcome and isinstance(outcome[0], ScenarioError):

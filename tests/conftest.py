@@ -1,8 +1,27 @@
+import asyncio
+import inspect
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile("ci", max_examples=300, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", max_examples=100, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+@pytest.fixture
+async def no_task_leaks():
+    """Fails an async test that leaves asyncio tasks running behind it."""
+    before = asyncio.all_tasks()
+    yield
+    await asyncio.sleep(0)       # let cancelled tasks finish
+    leaked = [t for t in asyncio.all_tasks() - before if t is not asyncio.current_task() and not t.done()]
+    assert not leaked, f"tasks left running: {[t.get_name() + ' ' + repr(t.get_coro()) for t in leaked]}"
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if inspect.iscoroutinefunction(getattr(item, "function", None)) and "no_task_leaks" not in item.fixturenames:
+            item.fixturenames.insert(0, "no_task_leaks")

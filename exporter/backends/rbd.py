@@ -164,12 +164,17 @@ class RbdBackend:
         for gone in set(self._states) - targets:
             del self._states[gone]
         sem = asyncio.Semaphore(max(1, self.settings.concurrency))
-        await asyncio.gather(*(self._refresh_target(t, sem) for t in sorted(targets)))
+        # TaskGroups, not gather: on cancellation (shutdown) they wait until every rbd is killed.
+        async with asyncio.TaskGroup() as tg:
+            for t in sorted(targets):
+                tg.create_task(self._refresh_target(t, sem))
         # Parents in pools nobody asked for (a golden in another pool): fetch them too, once.
         extra = self._parent_targets() - set(self._states)
         if extra:
             self._wanted |= extra
-            await asyncio.gather(*(self._refresh_target(t, sem) for t in sorted(extra)))
+            async with asyncio.TaskGroup() as tg:
+                for t in sorted(extra):
+                    tg.create_task(self._refresh_target(t, sem))
         self._by_image = {vid.rsplit("/", 1)[1]: vid
                           for st in self._states.values() for vid in st.volumes}
 
@@ -188,9 +193,7 @@ class RbdBackend:
         start = time.monotonic()
         async with sem:
             try:
-                du_doc, ls_doc = await asyncio.gather(
-                    self._run_json(["du", *scope, "--format", "json"]),
-                    self._run_json(["ls", "-l", *scope, "--format", "json"]))
+                du_doc, ls_doc = await self._du_and_ls(scope)
                 volumes = build_volumes(target, parse_du(du_doc), parse_ls(ls_doc))
             except BackendError as exc:
                 was_up = state.up or state.attempts == 0
@@ -203,6 +206,19 @@ class RbdBackend:
         if not state.up and state.attempts:
             log.info("backend_recovered", backend=NAME, target=target)
         state.succeeded(volumes, time.monotonic() - start)
+
+    async def _du_and_ls(self, scope: list[str]) -> tuple[Any, Any]:
+        """Both commands at once; the first failure is the one reported."""
+        try:
+            async with asyncio.TaskGroup() as tg:
+                du = tg.create_task(self._run_json(["du", *scope, "--format", "json"]))
+                ls = tg.create_task(self._run_json(["ls", "-l", *scope, "--format", "json"]))
+        except BaseExceptionGroup as group:
+            failures = [e for e in group.exceptions if isinstance(e, BackendError)]
+            if failures and len(failures) == len(group.exceptions):
+                raise failures[0] from None
+            raise
+        return du.result(), ls.result()
 
     def _base_args(self) -> list[str]:
         s = self.settings

@@ -96,3 +96,41 @@ def test_daemon_bad_scenario_exits_2(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "loadgen", "run", "--scenario", str(bad)], cwd=ROOT,
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2 and "retention.max_clones" in proc.stderr
+
+
+def test_sigterm_in_the_middle_of_a_cycle(tmp_path):
+    import json
+    images = tmp_path / "images"
+    scenario = tmp_path / "big.yaml"
+    scenario.write_text(yaml.safe_dump({
+        "name": "mid", "backend": "qcow2", "qcow2": {"dir": str(images)}, "golden": {"size": "256MiB"},
+        "groups": [{"name": "cow", "method": "clone", "count": 6}], "drift": {"levels": ["200MiB"]},
+        "schedule": {"interval": "1s"}, "concurrency": 1}))
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "loadgen", "run", "--scenario", str(scenario),
+                             f"--web.listen-address=127.0.0.1:{port}"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list(images.glob("cwlg-mid-cow-*.qcow2")):
+        time.sleep(0.05)
+    time.sleep(0.3)                     # creating and drifting: 6 clones x 200 MiB takes seconds
+    took = stop(proc)
+    assert proc.returncode == 0 and took < 5
+    manifest = json.loads((images / ".clonewatch-loadgen.json").read_text())["volumes"]
+    on_disk = {p.name for p in images.glob("*.qcow2")}
+    assert on_disk <= set(manifest), "nothing of ours is left without its ownership record"
+    # The next start adopts them: the group is completed, not duplicated.
+    port2 = free_port()
+    proc = start_plain(scenario, port2)
+    try:
+        m = wait_for(port2, lambda m: m.get(("clonewatch_loadgen_cycles_total", ()), 0) >= 1, timeout=60)
+        assert m[("clonewatch_loadgen_clones_alive", (("group", "cow"),))] == 6
+    finally:
+        stop(proc)
+    assert len(list(images.glob("cwlg-mid-cow-*.qcow2"))) == 6
+
+
+def start_plain(scenario, port):
+    return subprocess.Popen([sys.executable, "-m", "loadgen", "run", "--scenario", str(scenario),
+                             f"--web.listen-address=127.0.0.1:{port}"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)

@@ -120,3 +120,45 @@ async def test_namespace_filter(kube, tmp_path):
         assert set(run.store.items(PVC.name)) == {("vms", "in")}
     finally:
         run.stop()
+
+
+async def test_10k_event_burst_converges_without_restarts(kube, tmp_path):
+    run = Running(kube, tmp_path, resources=[PVC])
+    try:
+        await until(lambda: run.store.synced[PVC.name])
+        kube.burst("v1/persistentvolumeclaims", [pvc("vms", f"b-{i}", "sc") for i in range(10000)])
+        await until(lambda: len(run.store.items(PVC.name)) == 10000, timeout=60)
+        assert run.store.restarts[PVC.name] == 0 and run.store.errors[PVC.name] == 0
+    finally:
+        run.stop()
+
+
+async def test_garbage_in_the_watch_stream_relists_and_recovers(kube, tmp_path):
+    kube.create(pvc("vms", "a", "sc"))
+    run = Running(kube, tmp_path, resources=[PVC])
+    try:
+        await until(lambda: ("vms", "a") in run.store.items(PVC.name))
+        kube.garbage_next_watch("persistentvolumeclaims")
+        kube.stop_server()        # break the current stream; the next watch gets the garbage line
+        kube.start_server()
+        await until(lambda: run.store.errors[PVC.name] >= 1)
+        kube.create(pvc("vms", "b", "sc"))
+        await until(lambda: set(run.store.items(PVC.name)) == {("vms", "a"), ("vms", "b")})
+        assert ("vms", "x") not in run.store.items(PVC.name), "a cut-off object is never half-applied"
+        assert run.store.healthy[PVC.name]
+    finally:
+        run.stop()
+
+
+async def test_slow_api_server_still_converges(kube, tmp_path):
+    kube.emu.list_delay = 1.5
+    kube.create(pvc("vms", "slow", "sc"))
+    run = Running(kube, tmp_path, resources=[PVC])
+    try:
+        await asyncio.sleep(0.5)
+        assert not run.store.synced[PVC.name], "not ready before the first full list"
+        await until(lambda: ("vms", "slow") in run.store.items(PVC.name))
+        assert run.store.errors[PVC.name] == 0
+    finally:
+        kube.emu.list_delay = 0
+        run.stop()

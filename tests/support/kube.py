@@ -35,6 +35,23 @@ class Emulator(kmock.KubernetesEmulator):
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
         self.expire_watches: set[str] = set()
+        self.garbage_watches: set[str] = set()     # next watch sends a line that is not JSON
+        self.list_delay = 0.0                      # seconds every list takes (a slow API server)
+
+    async def _serve_list(self, request):
+        if self.list_delay:
+            await asyncio.sleep(self.list_delay)
+        return await super()._serve_list(request)
+
+    async def burst(self, resource: str, objects: list[dict]) -> None:
+        """Add many objects at once and tell every watcher, as a busy API server would."""
+        res = kmock.resource(resource)
+        for obj in objects:
+            meta = obj["metadata"]
+            self.objects[resource, meta.get("namespace"), meta["name"]] = obj
+        bus = self._buses[res]
+        for obj in objects:
+            await bus.put({"type": "ADDED", "object": obj})
 
     async def _handle(self, request):
         data = request.data
@@ -48,6 +65,12 @@ class Emulator(kmock.KubernetesEmulator):
 
     async def _serve_watch(self, request):
         plural = getattr(request.resource, "plural", None)
+        if plural in self.garbage_watches:
+            self.garbage_watches.discard(plural)
+            yield b""
+            yield b'{"type": "ADDED", "object": {"metadata": {"name": "x"'     # cut off mid-object
+            yield b'\n'
+            return
         if plural in self.expire_watches:
             self.expire_watches.discard(plural)
             yield b""
@@ -116,6 +139,12 @@ class KubeAPI:
 
     def expire_next_watch(self, plural: str) -> None:
         self.emu.expire_watches.add(plural)
+
+    def garbage_next_watch(self, plural: str) -> None:
+        self.emu.garbage_watches.add(plural)
+
+    def burst(self, resource: str, objects: list[dict]) -> None:
+        self._call(self.emu.burst(resource, objects))
 
     def close(self) -> None:
         if self.loop and self._stop:

@@ -71,7 +71,11 @@ class ExporterProcess:
         deadline = time.monotonic() + timeout
         last = None
         while time.monotonic() < deadline:
-            last = self.samples()
+            try:
+                last = self.samples()
+            except OSError:          # not listening yet
+                time.sleep(0.2)
+                continue
             if predicate(last):
                 return last
             time.sleep(0.2)
