@@ -69,7 +69,7 @@ class Exporter:
         self.view = View()
         self.collectors = [PvcCollector(), SourceCollector(), StorageClassCollector(), VolumeCollector()]
         self.body = b""
-        self._body_gz: bytes | None = None
+        self._body_gz = gzip.compress(b"")
         self.rebuild_seconds = 0.0
         self.rebuilt_at = 0.0
         self.refreshed: dict[str, int] = {b.name: 0 for b in self.backends}
@@ -191,7 +191,8 @@ class Exporter:
         start = time.perf_counter()
         view = build_view(objs, self.backends, self.kubernetes, states)
         body = "".join(c.text(view) for c in self.collectors).encode()
-        self.view, self.body, self._body_gz = view, body, None
+        # Compressed here, off the event loop: Prometheus asks for gzip on every scrape.
+        self.view, self.body, self._body_gz = view, body, gzip.compress(body, 6)
         self.rebuild_seconds = time.perf_counter() - start
         self.rebuilt_at = time.time()
 
@@ -200,8 +201,5 @@ class Exporter:
         dynamic = generate_latest(self.registry)
         if not want_gzip:
             return self.body + dynamic
-        body_gz = self._body_gz
-        if body_gz is None:
-            body_gz = self._body_gz = gzip.compress(self.body, 6)
         # Concatenated gzip members decode as one stream (RFC 1952); the big part is compressed once.
-        return body_gz + gzip.compress(dynamic, 6)
+        return self._body_gz + gzip.compress(dynamic, 6)

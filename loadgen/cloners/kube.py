@@ -6,16 +6,12 @@ fetches the object and checks them (label selectors are not trusted to have been
 The golden PVC is never modified.
 """
 
-import json
 import threading
 import time
-import urllib.request
-from collections import defaultdict
-
-from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.backends.base import Volume
 from exporter.kube.client import load_api_client, request_json
+from exporter.summary import fetch
 
 from ..drift import compressible, plan
 from ..scenario import Scenario
@@ -260,15 +256,6 @@ class KubeCloner:
         return sorted(found.values(), key=lambda o: o.name)
 
     # -- measuring, through the exporter ------------------------------------------------------------
-    def _scrape(self) -> dict[str, list[tuple[dict, float]]]:
-        with urllib.request.urlopen(self.k.exporter_url, timeout=10) as resp:
-            text = resp.read().decode()
-        out: dict[str, list[tuple[dict, float]]] = defaultdict(list)
-        for fam in text_string_to_metric_families(text):
-            for s in fam.samples:
-                out[s.name].append((s.labels, s.value))
-        return out
-
     def _fresh(self, m) -> bool:
         since = self._changed_at
         rebuilt = [v for _, v in m.get("clonewatch_last_rebuild_timestamp_seconds", [])]
@@ -279,7 +266,7 @@ class KubeCloner:
         deadline = time.monotonic() + self.k.timeout_seconds
         while True:
             try:
-                m = self._scrape()
+                m = fetch(self.k.exporter_url)
             except OSError as exc:
                 if time.monotonic() > deadline:
                     raise CloneFailed(f"exporter {self.k.exporter_url} unreachable: {exc}") from None
