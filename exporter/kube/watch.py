@@ -83,6 +83,7 @@ class Watcher(threading.Thread):
             except _Expired:
                 self._log.info("kubernetes_watch_expired", reason="410 Gone, relisting")
                 self._call(self.store.count_restart, self.resource.name)
+                self.stopping.wait(s.backoff_initial_seconds)    # never a tight loop on a 410-happy server
             except Exception as exc:  # any failure: keep the last inventory, back off, retry
                 if self.stopping.is_set():
                     break
