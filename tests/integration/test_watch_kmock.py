@@ -14,7 +14,7 @@ FAST = WatchSettings(read_timeout_seconds=2, backoff_initial_seconds=0.1, backof
                      absent_recheck_seconds=0.5, connect_timeout_seconds=1)
 
 
-async def until(predicate, timeout=10.0):
+async def until(predicate, timeout=30.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
