@@ -32,7 +32,7 @@ def scrape(port):
             for f in text_string_to_metric_families(text) for s in f.samples}
 
 
-def wait_for(port, pred, timeout=20):
+def wait_for(port, pred, timeout=60):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
