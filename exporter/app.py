@@ -20,6 +20,7 @@ from prometheus_client.registry import Collector
 from . import __version__
 from .backends.qcow2 import Qcow2Backend, Qcow2Settings
 from .backends.rbd import RbdBackend, RbdSettings
+from .backends.vpc import VpcBackend
 from .collectors.backend import BackendCollector
 from .collectors.kubernetes import KubernetesCollector
 from .collectors.pvc import PvcCollector
@@ -66,6 +67,8 @@ class Exporter:
         if settings.qcow2_dirs:
             self.backends.append(Qcow2Backend(Qcow2Settings(
                 dirs=tuple(settings.qcow2_dirs), refresh_interval_seconds=settings.qcow2_refresh_interval)))
+        if self.kubernetes and settings.vpc_enabled:
+            self.backends.append(VpcBackend())
         self.view = View()
         self.collectors = [PvcCollector(), SourceCollector(), StorageClassCollector(), VolumeCollector()]
         self.body = b""
@@ -144,8 +147,7 @@ class Exporter:
             # once PVs are first listed, refresh again at once so their pools are covered.
             covers_pvs = pvs_known or self.store.synced[PV.name]
             if self.kubernetes:
-                refs = (backend.map_pv(pv) for pv in list(self.store.items(PV.name).values()))
-                backend.want(r for r in refs if r is not None)
+                backend.want(list(self.store.items(PV.name).values()))
             try:
                 await backend.refresh()
             except Exception:       # a backend bug must not stop its refreshes for good

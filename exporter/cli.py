@@ -33,6 +33,8 @@ OPTIONS = (
     Option("ceph.id", "str", "", "Ceph client id, e.g. admin (as the Rook toolbox uses)"),
     Option("ceph.keyring", "str", "", "keyring file for that client"),
     Option("ceph.mon-host", "str", "", "monitor addresses, when there is no ceph.conf (as Rook's toolbox env gives)"),
+    Option("vpc.enabled", "bool", True,
+           "IBM Cloud VPC block/file PVs: full copies by design, consumed = provisioned capacity"),
     Option("qcow2.dirs", "list", (), "directories of qcow2 images to measure (linked clones via backing files)"),
     Option("qcow2.refresh-interval", "float", 30.0, "seconds between scans of those directories"),
     Option("rebuild.debounce", "float", 0.2, "seconds to gather changes before the metrics are re-rendered"),

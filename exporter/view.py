@@ -142,10 +142,18 @@ def _family(objs, backends, records, volumes, usage, kind, ns, name, backend, cl
         # The source is not measurable through Kubernetes (deleted golden PVC, unmapped snapshot):
         # the clones' common backend ancestor is the data they share.
         roots = {root_of(volumes[backend], r.volume) for r in refs}
+        own_ids = {r.volume for r in refs}
+        if refs and roots == own_ids:
+            # Every clone is an independent volume (a restore or a copy onto other storage): the
+            # family is just those copies, and saves nothing.
+            members = [usage(r) for r in refs]
+            if any(m is None or m[1] is None for m in members):
+                return None
+            return family_numbers(members)
         if len(roots) != 1:
             return None
         root = roots.pop()
-        if root in {r.volume for r in refs}:
+        if root in own_ids:
             return None
         source_ref = VolumeRef(backend, "", root)
     members = [usage(source_ref)] + [usage(r) for r in refs if r.volume != source_ref.volume]

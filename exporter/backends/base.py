@@ -64,8 +64,8 @@ class Backend(Protocol):
     def map_snapshot_content(self, content: dict) -> VolumeRef | None:
         """The backend volume behind a VolumeSnapshotContent, if it can tell (no I/O)."""
 
-    def want(self, refs: Iterable[VolumeRef]) -> None:
-        """The volumes Kubernetes knows of: refresh the targets that hold them."""
+    def want(self, pvs: Iterable[dict]) -> None:
+        """The PVs Kubernetes knows of: refresh what holds the ones this backend serves."""
 
     async def refresh(self) -> None:
         """Refresh every target once; never raises (failures land in the target states)."""

@@ -107,7 +107,7 @@ class Qcow2Backend:
     def map_snapshot_content(self, content: dict) -> VolumeRef | None:
         return None
 
-    def want(self, refs) -> None:
+    def want(self, pvs) -> None:
         """Targets are the configured directories only: nothing to learn from Kubernetes."""
 
     def states(self) -> dict[str, TargetState]:

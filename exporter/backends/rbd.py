@@ -149,8 +149,8 @@ class RbdBackend:
         state_target = vid.rsplit("/", 1)[0]
         return VolumeRef(NAME, state_target, vid)
 
-    def want(self, refs: Iterable[VolumeRef]) -> None:
-        self._wanted = {r.target for r in refs if r.backend == NAME}
+    def want(self, pvs: Iterable[dict]) -> None:
+        self._wanted = {r.target for r in map(self.map_pv, pvs) if r is not None}
 
     def states(self) -> dict[str, TargetState]:
         return self._states

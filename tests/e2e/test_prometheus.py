@@ -87,7 +87,7 @@ def stack(kube, pool, tmp_path_factory):
                                stderr=subprocess.STDOUT)
     main.wait_ready()
     native.wait_ready()         # the broken one never becomes ready, by design
-    main.wait_for(lambda s: len(pick(s, "clonewatch_source_efficiency_ratio")) == 2, what="families measured")
+    main.wait_for(lambda s: len(pick(s, "clonewatch_source_efficiency_ratio")) == 3, what="families measured")
     native.wait_for(lambda s: pick(s, "clonewatch_source_clones"), what="native family")
     prom = Prometheus(tmp, {
         "clonewatch-exporter": [f"127.0.0.1:{p.port}" for p in procs] + [f"127.0.0.1:{free_port()}"],

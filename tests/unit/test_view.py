@@ -114,3 +114,29 @@ def test_native_families_by_root(kubernetes):
     v = build_view({}, [b], kubernetes, {b.name: b.states()})
     assert [(f.source_name, f.clones) for f in v.families] == [("p/g", 2)]
     assert v.families[0].numbers.efficiency_ratio == pytest.approx(1 - 72 / 200)
+
+
+def test_vpc_restores_are_full_copies_and_their_family_saves_nothing():
+    from exporter.backends.vpc import VpcBackend
+    from tests.support.objects import VPC_BLOCK, pv_vpc
+    vpc = VpcBackend()
+    golden_pv = pv_vpc("pv-g", "20Gi")
+    golden_pv["spec"]["csi"]["volumeHandle"] = "r006-golden"
+    clones = []
+    for i in range(3):
+        pv = pv_vpc(f"pv-c{i}", "20Gi")
+        pv["spec"]["csi"]["volumeHandle"] = f"r006-clone-{i}"
+        clones += [pv, pvc("vms", f"c{i}", "vpc-sc", volume=f"pv-c{i}", size="20Gi",
+                           data_source={"kind": "PersistentVolumeClaim", "name": "g"})]
+    items = [storageclass("vpc-sc", VPC_BLOCK), golden_pv, pvc("vms", "g", "vpc-sc", volume="pv-g", size="20Gi"),
+             *clones]
+    objs = objects(*items)
+    vpc.want(objs["persistentvolumes"].values())
+    import asyncio
+    asyncio.run(vpc.refresh())
+    v = build_view(objs, [vpc], True, {vpc.name: vpc.states()})
+    fam = v.families[0]
+    assert (fam.backend, fam.clones) == ("vpc", 3)
+    assert fam.numbers.consumed_bytes == 4 * 20 * 2**30 == fam.numbers.full_copy_bytes
+    assert fam.numbers.efficiency_ratio == 0
+    assert v.pvcs[("vms", "c0")].consumed_bytes == 20 * 2**30 and v.pvcs[("vms", "c0")].record.expected_clone_type == "copy"
