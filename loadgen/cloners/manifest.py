@@ -7,6 +7,7 @@ of something that may be missing, never an unrecorded volume of ours), a whole b
 
 import json
 import os
+from abc import ABC, abstractmethod
 import subprocess
 import tempfile
 import threading
@@ -16,20 +17,23 @@ from . import OWNER, CloneFailed
 from .native_run import run
 
 
-class Manifest:
+class Manifest(ABC):
     def __init__(self, scenario: str, run_id: str) -> None:
         self.scenario, self.run = scenario, run_id
         self._lock = threading.Lock()          # read-modify-write from worker threads
 
-    # storage ---------------------------------------------------------------------------------
+    # storage: where the document lives (a file, a RADOS object) ------------------------------
+    @abstractmethod
     def _load_raw(self) -> str | None:
-        raise NotImplementedError
+        """The stored text, or None when there is no manifest yet."""
 
+    @abstractmethod
     def _store_raw(self, text: str) -> None:
-        raise NotImplementedError
+        """Replace the stored text (atomically where the medium allows)."""
 
+    @abstractmethod
     def where(self) -> str:
-        raise NotImplementedError
+        """Where the manifest lives, for error messages."""
 
     # document --------------------------------------------------------------------------------
     def _doc(self) -> dict:
