@@ -146,20 +146,21 @@ def _family(objs, backends, records, volumes, usage, kind, ns, name, backend, cl
         if refs and roots == own_ids:
             # Every clone is an independent volume (a restore or a copy onto other storage): the
             # family is just those copies, and saves nothing.
-            members = [usage(r) for r in refs]
-            if any(m is None or m[1] is None for m in members):
-                return None
-            return family_numbers(members)
+            return _measured([usage(r) for r in refs])
         if len(roots) != 1:
             return None
         root = roots.pop()
         if root in own_ids:
             return None
         source_ref = VolumeRef(backend, "", root)
-    members = [usage(source_ref)] + [usage(r) for r in refs if r.volume != source_ref.volume]
+    return _measured([usage(source_ref)] + [usage(r) for r in refs if r.volume != source_ref.volume])
+
+
+def _measured(members: list[tuple[int, int | None] | None]) -> FamilyNumbers | None:
+    """Family numbers, or None when any member could not be measured: absent, not invented."""
     if any(m is None or m[1] is None for m in members):
         return None
-    return family_numbers((own, lg) for own, lg in members)
+    return family_numbers(members)
 
 
 def _native_families(volumes: Mapping[str, Mapping[str, Volume]], logical) -> list[FamilyRow]:
