@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from exporter.quantity import parse_bytes
+from exporter.settings import ConfigError
 
 BACKENDS = ("qcow2", "rbd", "kubernetes")
 METHODS = ("clone", "full-copy")
@@ -21,10 +22,8 @@ _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$")
 
 
-class ScenarioError(Exception):
-    def __init__(self, key: str, problem: str) -> None:
-        super().__init__(f"{key}: {problem}")
-        self.key = key
+class ScenarioError(ConfigError):
+    """A bad scenario file; `key` names the entry (e.g. drift.levels[1])."""
 
 
 @dataclass(frozen=True)
