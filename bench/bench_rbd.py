@@ -12,7 +12,6 @@
 import argparse
 import asyncio
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -25,19 +24,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from exporter.backends.rbd import RbdBackend, RbdSettings     # noqa: E402
 from loadgen.cloners.native import RbdCloner                  # noqa: E402
 from loadgen.scenario import parse                            # noqa: E402
+from bench.timing import median_seconds                       # noqa: E402
 
 
 def sh(*args):
     subprocess.run(args, check=True, capture_output=True)
 
 
-def timed(fn, repeat):
-    out = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return statistics.median(out)
 
 
 def main():
@@ -66,16 +59,16 @@ def main():
         print(f"pool {pool}: {a.images} images made in {time.perf_counter() - t:.0f}s")
 
         backend = RbdBackend(RbdSettings(pools=(pool,), timeout_seconds=600))
-        ours = timed(lambda: asyncio.run(backend.refresh()), a.repeat)
+        ours = median_seconds(lambda: asyncio.run(backend.refresh()), a.repeat)
         assert backend.states()[pool].up and len(backend.states()[pool].volumes) == a.images
-        bare_seq = timed(lambda: (sh("rbd", "du", "-p", pool, "--format", "json"),
+        bare_seq = median_seconds(lambda: (sh("rbd", "du", "-p", pool, "--format", "json"),
                                   sh("rbd", "ls", "-l", "-p", pool, "--format", "json")), a.repeat)
 
         def bare_parallel():
             with ThreadPoolExecutor(2) as ex:
                 list(ex.map(lambda argv: sh(*argv), [["rbd", "du", "-p", pool, "--format", "json"],
                                                      ["rbd", "ls", "-l", "-p", pool, "--format", "json"]]))
-        bare_par = timed(bare_parallel, a.repeat)
+        bare_par = median_seconds(bare_parallel, a.repeat)
         print(f"refresh of {a.images} images (median of {a.repeat}): exporter {ours:.2f}s; bare du+ls sequential "
               f"{bare_seq:.2f}s, concurrent {bare_par:.2f}s -> ratio {ours / bare_par:.2f} (vs concurrent), "
               f"{ours / bare_seq:.2f} (vs sequential)")

@@ -10,7 +10,6 @@ baseline: fresh prometheus_client families for the same samples + generate_lates
 import argparse
 import gzip
 import resource
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ from exporter.collectors.storageclass import StorageClassCollector       # noqa:
 from exporter.collectors.volume import VolumeCollector                   # noqa: E402
 from exporter.kube.store import Store                                    # noqa: E402
 from exporter.view import build_view                                     # noqa: E402
+from bench.timing import median_seconds                                  # noqa: E402
 from tests.support.objects import (ODF_RBD, clone_annotations, datavolume, pv_rbd, pvc,  # noqa: E402
                                    storageclass, storageprofile)
 
@@ -36,12 +36,7 @@ MiB = 2**20
 
 
 def median_ms(fn, repeat):
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times)
+    return median_seconds(fn, repeat) * 1000
 
 
 def main():
