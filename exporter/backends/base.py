@@ -33,18 +33,25 @@ class TargetState:
     error: str = ""
     volumes: dict[str, Volume] = field(default_factory=dict)   # empty while down: absent, not stale
 
-    def succeeded(self, volumes: dict[str, Volume], duration: float) -> None:
+    def succeeded(self, volumes: dict[str, Volume], duration: float) -> bool:
+        """Record a good refresh; True when it ends a run of failures (worth a log line)."""
+        recovered = not self.up and self.attempts > 0
         self.attempts += 1
         self.up, self.error, self.volumes = True, "", volumes
         self.last_attempt = self.last_success = time.time()
         self.duration_seconds = duration
+        return recovered
 
-    def failed(self, error: str, duration: float) -> None:
+    def failed(self, error: str, duration: float) -> bool:
+        """Record a failed refresh; True when it is news (first attempt, or it was up): log it
+        loudly then, not on every retry."""
+        news = self.up or self.attempts == 0
         self.attempts += 1
         self.failures += 1
         self.up, self.error, self.volumes = False, error, {}
         self.last_attempt = time.time()
         self.duration_seconds = duration
+        return news
 
 
 class BackendError(Exception):

@@ -121,12 +121,9 @@ class Qcow2Backend:
             try:
                 volumes = await asyncio.to_thread(scan_dir, target, self.settings.suffixes)
             except BackendError as exc:
-                if state.up or not state.attempts:
-                    log.error("backend_refresh_failed", backend=NAME, target=target, error=str(exc))
-                state.failed(str(exc), time.monotonic() - start)
+                news = state.failed(str(exc), time.monotonic() - start)
+                (log.error if news else log.debug)("backend_refresh_failed", backend=NAME, target=target,
+                                                   error=str(exc))
                 continue
-            state.succeeded(volumes, time.monotonic() - start)
-
-    def refresh_sync(self) -> None:
-        """For callers without an event loop (the loadgen harness)."""
-        asyncio.run(self.refresh())
+            if state.succeeded(volumes, time.monotonic() - start):
+                log.info("backend_recovered", backend=NAME, target=target)

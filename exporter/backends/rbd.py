@@ -196,16 +196,12 @@ class RbdBackend:
                 du_doc, ls_doc = await self._du_and_ls(scope)
                 volumes = build_volumes(target, parse_du(du_doc), parse_ls(ls_doc))
             except BackendError as exc:
-                was_up = state.up or state.attempts == 0
-                state.failed(str(exc), time.monotonic() - start)
-                if was_up:
-                    log.error("backend_refresh_failed", backend=NAME, target=target, error=str(exc))
-                else:
-                    log.debug("backend_refresh_failed", backend=NAME, target=target, error=str(exc))
+                news = state.failed(str(exc), time.monotonic() - start)
+                (log.error if news else log.debug)("backend_refresh_failed", backend=NAME, target=target,
+                                                   error=str(exc))
                 return
-        if not state.up and state.attempts:
+        if state.succeeded(volumes, time.monotonic() - start):
             log.info("backend_recovered", backend=NAME, target=target)
-        state.succeeded(volumes, time.monotonic() - start)
 
     async def _du_and_ls(self, scope: list[str]) -> tuple[Any, Any]:
         """Both commands at once; the first failure is the one reported."""
