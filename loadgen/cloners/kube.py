@@ -41,6 +41,14 @@ sync
 """
 
 
+def _phase(done: str, broken: str):
+    """A _wait() verdict on status.phase: True when `done`, an error text when `broken`."""
+    def verdict(obj: dict):
+        phase = (obj.get("status") or {}).get("phase")
+        return True if phase == done else (f"phase {broken}" if phase == broken else None)
+    return verdict
+
+
 class KubeCloner:
     backend = "kubernetes"
 
@@ -137,9 +145,7 @@ class KubeCloner:
                     "spec": {"source": {"pvc": {"namespace": self.k.golden_namespace, "name": self.k.golden_name}},
                              "storage": storage}}
             self._req("POST", f"{CDI}/namespaces/{self.ns}/datavolumes", body)
-            dv = self._wait(f"{CDI}/namespaces/{self.ns}/datavolumes/{name}",
-                            lambda d: True if (d.get("status") or {}).get("phase") == "Succeeded" else
-                            ("DataVolume failed" if (d.get("status") or {}).get("phase") == "Failed" else None),
+            dv = self._wait(f"{CDI}/namespaces/{self.ns}/datavolumes/{name}", _phase("Succeeded", "Failed"),
                             f"DataVolume {self.ns}/{name}")
             ann = dv.get("metadata", {}).get("annotations") or {}
         else:
@@ -152,9 +158,7 @@ class KubeCloner:
                 spec["storageClassName"] = storage["storageClassName"]
             body = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta, "spec": spec}
             self._req("POST", f"/api/v1/namespaces/{self.ns}/persistentvolumeclaims", body)
-            pvc = self._wait(f"/api/v1/namespaces/{self.ns}/persistentvolumeclaims/{name}",
-                             lambda p: True if (p.get("status") or {}).get("phase") == "Bound" else
-                             ("PVC lost" if (p.get("status") or {}).get("phase") == "Lost" else None),
+            pvc = self._wait(f"/api/v1/namespaces/{self.ns}/persistentvolumeclaims/{name}", _phase("Bound", "Lost"),
                              f"PVC {self.ns}/{name}")
             ann = pvc.get("metadata", {}).get("annotations") or {}
         self.clone_types_seen[name] = ann.get("cdi.kubevirt.io/cloneType", "csi-clone" if method == "pvc" else "unknown")
