@@ -10,7 +10,7 @@ GiB, MiB = 2**30, 2**20
 
 
 def human(n: float) -> str:
-    return f"{n / GiB:.2f} GiB" if n >= GiB else f"{n / MiB:.1f} MiB"
+    return f"{n / GiB:.2f} GiB" if abs(n) >= GiB else f"{n / MiB:.1f} MiB"
 
 
 def fetch(url: str) -> dict[str, list[tuple[dict, float]]]:

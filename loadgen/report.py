@@ -7,16 +7,13 @@ import json
 import time
 from pathlib import Path
 
+from exporter.summary import human, table as text_table
+
 from .measure import Point
 
-GiB, MiB = 2**30, 2**20
 COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
 CSV_COLUMNS = ["label", "timestamp", "drift_bytes_per_clone", "volumes", "provisioned_bytes", "consumed_bytes",
                "full_copy_bytes", "efficiency_ratio", "saved_bytes", "clone_types"]
-
-
-def human(n: float) -> str:
-    return f"{n / GiB:.2f} GiB" if abs(n) >= GiB else f"{n / MiB:.1f} MiB"
 
 
 def write_csv(points: list[Point], path: Path) -> None:
