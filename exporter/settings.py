@@ -58,7 +58,12 @@ def _to_number(cast: Callable[[Any], Any]) -> Callable[[Any], Any]:
     def convert(value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
             raise ValueError(f"expected a number, got {value!r}")
-        number = cast(value)
+        try:
+            number = cast(value)
+        except OverflowError:       # int(inf) from a YAML `.inf`
+            raise ValueError(f"expected a finite number, got {value!r}") from None
+        if number != number or number in (float("inf"), float("-inf")):
+            raise ValueError(f"expected a finite number, got {value!r}")
         if number < 0:
             raise ValueError(f"must not be negative, got {value!r}")
         return number
