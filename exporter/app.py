@@ -18,10 +18,13 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from . import __version__
+from .backends.flashsystem import FlashSystemBackend, FlashSystemSettings
 from .backends.qcow2 import Qcow2Backend, Qcow2Settings
 from .backends.rbd import RbdBackend, RbdSettings
+from .backends.vmware import VmwareBackend, VmwareSettings
 from .backends.vpc import VpcBackend
 from .collectors.backend import BackendCollector
+from .collectors.flashcopy import FlashCopyCollector
 from .collectors.kubernetes import KubernetesCollector
 from .collectors.pvc import PvcCollector
 from .collectors.source import SourceCollector
@@ -67,10 +70,22 @@ class Exporter:
         if settings.qcow2_dirs:
             self.backends.append(Qcow2Backend(Qcow2Settings(
                 dirs=tuple(settings.qcow2_dirs), refresh_interval_seconds=settings.qcow2_refresh_interval)))
+        if settings.flashsystem_arrays:
+            from .cli import flashsystem_arrays
+            self.backends.append(FlashSystemBackend(FlashSystemSettings(
+                arrays=flashsystem_arrays(settings), timeout_seconds=settings.flashsystem_timeout,
+                refresh_interval_seconds=settings.flashsystem_refresh_interval,
+                concurrency=max(1, settings.flashsystem_concurrency))))
+        if settings.vmware_vcenters:
+            from .cli import vcenters
+            self.backends.append(VmwareBackend(VmwareSettings(
+                vcenters=vcenters(settings), timeout_seconds=settings.vmware_timeout,
+                refresh_interval_seconds=settings.vmware_refresh_interval)))
         if self.kubernetes and settings.vpc_enabled:
             self.backends.append(VpcBackend())
         self.view = View()
-        self.collectors = [PvcCollector(), SourceCollector(), StorageClassCollector(), VolumeCollector()]
+        self.collectors = [PvcCollector(), SourceCollector(), StorageClassCollector(), VolumeCollector(),
+                           FlashCopyCollector()]
         self.body = b""
         self._body_gz = gzip.compress(b"")
         self.rebuild_seconds = 0.0
@@ -120,6 +135,10 @@ class Exporter:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        for backend in self.backends:
+            close = getattr(backend, "close", None)      # backends that hold connections
+            if close is not None:
+                await close()
 
     # -- readiness --------------------------------------------------------------------------
     def not_ready(self) -> list[str]:

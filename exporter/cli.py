@@ -35,6 +35,21 @@ OPTIONS = (
     Option("ceph.mon-host", "str", "", "monitor addresses, when there is no ceph.conf (as Rook's toolbox env gives)"),
     Option("vpc.enabled", "bool", True,
            "IBM Cloud VPC block/file PVs: full copies by design, consumed = provisioned capacity"),
+    Option("flashsystem.arrays", "list", (),
+           "IBM FlashSystem / Storage Virtualize arrays as NAME=DIR, DIR holding the array Secret's "
+           "management_address, username, password (and optionally ca.crt)"),
+    Option("flashsystem.insecure-skip-verify", "bool", False,
+           "labs only: do not check the arrays' TLS certificates"),
+    Option("flashsystem.timeout", "float", 30.0, "seconds before a REST request to an array is given up"),
+    Option("flashsystem.refresh-interval", "float", 60.0, "seconds between FlashSystem refreshes"),
+    Option("flashsystem.concurrency", "int", 2, "REST requests in flight per array"),
+    Option("vmware.vcenters", "list", (),
+           "vCenters as NAME=DIR, DIR holding address, username, password (and optionally ca.crt): "
+           "linked clones outside Kubernetes"),
+    Option("vmware.folders", "list", (), "inventory paths to look in, e.g. DC0/vm/golden (default: every VM)"),
+    Option("vmware.insecure-skip-verify", "bool", False, "labs only: do not check the vCenters' TLS certificates"),
+    Option("vmware.timeout", "float", 60.0, "seconds before a vCenter refresh is given up"),
+    Option("vmware.refresh-interval", "float", 300.0, "seconds between vCenter refreshes"),
     Option("qcow2.dirs", "list", (), "directories of qcow2 images to measure (linked clones via backing files)"),
     Option("qcow2.refresh-interval", "float", 30.0, "seconds between scans of those directories"),
     Option("rebuild.debounce", "float", 0.2, "seconds to gather changes before the metrics are re-rendered"),
@@ -57,10 +72,53 @@ def load(argv: Sequence[str] | None = None) -> Settings:
     if settings.log_format not in FORMATS:
         raise ConfigError("log.format", f"expected one of {', '.join(FORMATS)}, got {settings.log_format!r}")
     parse_listen_address(settings.web_listen_address)
-    for key in ("rbd.timeout", "rbd.refresh-interval", "kubernetes.read-timeout", "qcow2.refresh-interval"):
+    for key in ("rbd.timeout", "rbd.refresh-interval", "kubernetes.read-timeout", "qcow2.refresh-interval",
+                "flashsystem.timeout", "flashsystem.refresh-interval", "vmware.timeout",
+                "vmware.refresh-interval"):
         if getattr(settings, key.replace(".", "_").replace("-", "_")) <= 0:
             raise ConfigError(key, "must be greater than 0")
+    flashsystem_arrays(settings)
+    vcenters(settings)
     return settings
+
+
+def _named_dirs(key: str, entries) -> list[tuple[str, str]]:
+    out, names = [], set()
+    for entry in entries:
+        name, sep, directory = entry.partition("=")
+        if not sep or not name or not directory:
+            raise ConfigError(key, f"expected NAME=DIR, got {entry!r}")
+        if name in names:
+            raise ConfigError(key, f"{name!r} is configured twice")
+        names.add(name)
+        out.append((name, directory))
+    return out
+
+
+def vcenters(settings: Settings):
+    from pathlib import Path
+    from .backends.vmware import load_vcenter
+    out = []
+    for name, directory in _named_dirs("vmware.vcenters", settings.vmware_vcenters):
+        try:
+            out.append(load_vcenter(name, Path(directory), settings.vmware_insecure_skip_verify,
+                                    tuple(settings.vmware_folders)))
+        except ValueError as exc:
+            raise ConfigError("vmware.vcenters", f"vCenter {name!r}: {exc}") from None
+    return tuple(out)
+
+
+def flashsystem_arrays(settings: Settings):
+    """The configured arrays, each read from its Secret directory (exit 2 naming the key if wrong)."""
+    from pathlib import Path
+    from .backends.flashsystem import load_array
+    arrays = []
+    for name, directory in _named_dirs("flashsystem.arrays", settings.flashsystem_arrays):
+        try:
+            arrays.append(load_array(name, Path(directory), settings.flashsystem_insecure_skip_verify))
+        except ValueError as exc:
+            raise ConfigError("flashsystem.arrays", f"array {name!r}: {exc}") from None
+    return tuple(arrays)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

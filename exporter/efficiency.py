@@ -1,8 +1,10 @@
 """Own bytes, logical bytes, chain depth and family efficiency (pure).
 
 own(v)     = what the backend says v alone occupies.
-logical(v) = what v would occupy as an independent full copy = own(v) + logical(parent(v));
-             a full copy has no parent, so logical = own.
+logical(v) = what v would occupy as an independent full copy
+           = own(v) + share(v) * logical(parent(v)), where share is the part of the parent's
+             data v still reads through it (1 for a CoW clone; 1 - progress for a FlashCopy
+             target whose background copy is under way; a full copy has no parent: logical = own).
 Family (a source volume and every clone of it):
   consumed  = own(source) + sum own(clones)
   full copy = logical(source) + sum logical(clones)
@@ -40,7 +42,8 @@ def logical_bytes(volumes: Mapping[str, HasParent]) -> dict[str, int | None]:
         total: int | None = 0 if not top.parent else None
         for member in reversed(chain):
             if total is not None:
-                total += volumes[member].consumed_bytes
+                share = getattr(volumes[member], "parent_share", 1.0)
+                total = volumes[member].consumed_bytes + round(share * total)
             if member not in out:
                 out[member] = total
     return out

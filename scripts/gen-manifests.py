@@ -101,6 +101,11 @@ def fleet():
                f'group_left () (clonewatch_pvc_clone_fallback{{{J}}} == 1)', instant=True, fmt="table")], w=24,
             transformations=[{"id": "organize", "options": {"excludeByName": {"Time": True, "Value": True,
                                                                               "__name__": True}}}])
+    b.panel("timeseries", "FlashCopy background copies: progress (savings erode as it reaches 100%)",
+            [t(f"clonewatch_flashcopy_progress_ratio{{{J}}} and on (backend, target, volume) "
+               f"clonewatch_flashcopy_copy_rate{{{J}}} > 0", "{{target}} {{volume}}")], w=24, unit="percentunit",
+            description="IBM FlashSystem clones are FlashCopy mappings; with a copy rate above 0 the array copies "
+                        "the whole source in the background and the clone stops sharing anything.")
     return b
 
 

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Everything clonewatch needs on a fresh Debian machine: system packages (Ceph CLI and daemons for
-# the local test cluster, promtool, qemu-utils, Chromium to render reports in tests) and a virtualenv in .venv with the project and its
+# the local test cluster, promtool, qemu-utils, Chromium to render reports in tests, Go and govmomi's
+# source to build the vCenter simulator the VMware tests run against) and a virtualenv in .venv with the project and its
 # test dependencies. Safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 for pair in ceph-mon:ceph-mon ceph-osd:ceph-osd ceph:ceph-common rbd:ceph-common promtool:prometheus \
-            qemu-img:qemu-utils uuidgen:uuid-runtime chromium:chromium; do
+            qemu-img:qemu-utils uuidgen:uuid-runtime chromium:chromium go:golang-go; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need_apt+=("${pair##*:}")
 done
+[ -d /usr/share/gocode/src/github.com/vmware/govmomi/simulator ] || need_apt+=(golang-github-vmware-govmomi-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "setup: installing Debian packages: $(printf '%s\n' "${need_apt[@]}" | sort -u | tr '\n' ' ')" >&2

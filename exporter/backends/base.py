@@ -12,6 +12,19 @@ from ..classify import VolumeRef
 
 
 @dataclass(frozen=True)
+class BackgroundCopy:
+    """A copy of the parent's data into this volume that the array runs on its own (FlashCopy).
+
+    While it runs, the volume still reads uncopied data from its parent; as `progress_ratio`
+    reaches 1 the volume holds a full copy and shares nothing any more.
+    """
+    mapping: str                # the array's name for it, e.g. the fcmap name
+    status: str                 # as the array says, e.g. copying, idle_or_copied, stopped
+    progress_ratio: float       # 0..1 of the parent's data copied so far
+    copy_rate: int              # the array's background copy rate setting (0 = never copies)
+
+
+@dataclass(frozen=True)
 class Volume:
     volume: str                 # unique within the backend, e.g. "rbd/golden" or "pool/ns/image"
     target: str                 # e.g. the Ceph pool ("pool" or "pool/namespace")
@@ -19,6 +32,12 @@ class Volume:
     provisioned_bytes: int
     parent: str = ""            # parent volume id, "" for an independent volume
     parent_snapshot: str = ""   # e.g. "base": the parent snapshot a clone hangs from
+    copy: BackgroundCopy | None = None
+
+    @property
+    def parent_share(self) -> float:
+        """Fraction of the parent's data this volume still reads through the parent."""
+        return 1.0 - self.copy.progress_ratio if self.copy else 1.0
 
 
 @dataclass

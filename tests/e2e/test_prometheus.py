@@ -17,12 +17,12 @@ from pathlib import Path
 
 from tests.e2e import scenario
 from tests.support.ceph import Pool, ceph_conf
+from tests.support.flashsystem import FlashSystemDouble, copy_rate_bytes_per_second
 from tests.support.process import ROOT, ExporterProcess, free_port, pick
 from tests.support.prometheus import Prometheus
 
 # Signals no local scenario can produce yet; each is covered by promtool unit tests instead.
 NOT_PRODUCIBLE = {
-    "CloneWatchFlashCopyErodingSavings": "needs the FlashCopy backend (IBM FlashSystem issue)",
     "CloneWatchLoadgenClonesSlow": "needs clones that take over 5 minutes",
 }
 SUBSTITUTE = {"$__rate_interval": "15s", "${job}": ".*", "$job": ".*", "$namespace": ".*", "$source": "rhel9"}
@@ -85,8 +85,19 @@ def stack(kube, pool, tmp_path_factory):
     loadgen = subprocess.Popen([sys.executable, "-m", "loadgen", "run", "--scenario", str(tmp / "lg.yaml"),
                                 f"--web.listen-address=127.0.0.1:{lg_port}"], cwd=ROOT, stdout=lg_log,
                                stderr=subprocess.STDOUT)
+    # 5. A FlashSystem array with a clone 60% through its background copy (native mode).
+    array = FlashSystemDouble(tmp)
+    array.create_vdisk("golden", 64 * 2**20)
+    array.write("golden", 32 * 2**20)
+    array.clone_like_csi("golden", "vm-eroding", copy_rate=50)
+    array.advance(0.6 * 64 * 2**20 / copy_rate_bytes_per_second(50))
+    flash = ExporterProcess(["--no-kubernetes.enabled", "--no-rbd.enabled",
+                             f"--flashsystem.arrays=fs1={array.write_secret_dir(tmp / 'fs1')}",
+                             "--flashsystem.refresh-interval=1"], tmp / "flash.log")
+    procs.append(flash)
     main.wait_ready()
     native.wait_ready()         # the broken one never becomes ready, by design
+    flash.wait_ready()
     main.wait_for(lambda s: len(pick(s, "clonewatch_source_efficiency_ratio")) == 3, what="families measured")
     native.wait_for(lambda s: pick(s, "clonewatch_source_clones"), what="native family")
     prom = Prometheus(tmp, {
@@ -99,6 +110,7 @@ def stack(kube, pool, tmp_path_factory):
     loadgen.wait(10)
     for p in procs:
         p.stop()
+    array.close()
     big.remove()
 
 

@@ -3,6 +3,7 @@ the real APIs have them: see docs/field-facts.md)."""
 
 ODF_RBD = "openshift-storage.rbd.csi.ceph.com"
 VPC_BLOCK = "vpc.block.csi.ibm.io"
+IBM_BLOCK = "block.csi.ibm.com"
 CDI = "cdi.kubevirt.io/v1beta1"
 
 
@@ -36,6 +37,18 @@ def pv_vpc(name: str, size: str = "10Gi") -> dict:
     return {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name},
             "spec": {"capacity": {"storage": size}, "storageClassName": "ibmc-vpc-block-10iops-tier",
                      "csi": {"driver": VPC_BLOCK, "volumeHandle": "r006-0c4e1f3a-8a53-4d0e-b3a2-9d0b2f7a1c11"}},
+            "status": {"phase": "Bound"}}
+
+
+def pv_flashsystem(name: str, handle: str, array_address: str, size: str = "64Mi",
+                   storageclass_name: str = "ibm-flashsystem-thin", pool: str = "pool_thin") -> dict:
+    """A PV as the IBM block CSI driver creates it (volume context keys from its controller)."""
+    return {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name},
+            "spec": {"capacity": {"storage": size}, "accessModes": ["ReadWriteMany"], "volumeMode": "Block",
+                     "storageClassName": storageclass_name, "persistentVolumeReclaimPolicy": "Delete",
+                     "csi": {"driver": IBM_BLOCK, "volumeHandle": handle,
+                             "volumeAttributes": {"array_address": array_address, "pool_name": pool,
+                                                  "storage_type": "SVC", "volume_name": name}}},
             "status": {"phase": "Bound"}}
 
 

@@ -1,0 +1,160 @@
+"""A small async client for the IBM Storage Virtualize (FlashSystem, SVC) REST API.
+
+The API runs CLI commands: `POST https://<mgmt>:7443/rest/v1/<command>[/<object id>]` with a
+JSON body of the command's flags, authenticated by a token from `POST /rest/v1/auth`
+(headers X-Auth-Username / X-Auth-Password). Tokens expire (60 minutes by default, or after
+inactivity): a 401/403 on a command means "log in again", once. Every value the array returns
+is a string.
+
+Credentials are read from files for each login (a rotated Secret is picked up) and never
+appear in a message or log line.
+"""
+
+import asyncio
+import json
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from .base import BackendError
+
+DEFAULT_PORT = 7443
+
+
+@dataclass(frozen=True)
+class ArrayAccess:
+    name: str
+    addresses: tuple[str, ...]      # host or host:port; tried in order while unreachable
+    username_file: Path
+    password_file: Path
+    ca_file: Path | None = None     # None: the system's CA bundle
+    insecure: bool = False          # labs only: no certificate check at all
+
+
+def base_url(address: str) -> str:
+    host, port = address, DEFAULT_PORT
+    if address.startswith("["):                          # [v6]:port
+        end = address.find("]")
+        host, rest = address[:end + 1], address[end + 1:]
+        port = int(rest[1:]) if rest.startswith(":") and rest[1:].isascii() and rest[1:].isdigit() else DEFAULT_PORT
+    elif address.count(":") == 1:
+        h, _, p = address.partition(":")
+        if p.isascii() and p.isdigit():
+            host, port = h, int(p)
+    elif address.count(":") > 1:
+        host = f"[{address}]"                             # bare IPv6
+    return f"https://{host}:{port}/rest/v1"
+
+
+def _read_secret(path: Path, what: str) -> str:
+    try:
+        value = path.read_text().strip()
+    except OSError as exc:
+        raise BackendError(f"cannot read the {what} file {path}: {exc.strerror or exc}") from None
+    if not value:
+        raise BackendError(f"the {what} file {path} is empty")
+    return value
+
+
+def ssl_context(access: ArrayAccess) -> ssl.SSLContext | bool:
+    if access.insecure:
+        return False
+    try:
+        return ssl.create_default_context(cafile=str(access.ca_file) if access.ca_file else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise BackendError(f"cannot load the CA bundle {access.ca_file}: {exc}") from None
+
+
+class SvcClient:
+    """One array: a session, its token and a bound on requests in flight."""
+
+    def __init__(self, access: ArrayAccess, timeout_seconds: float, concurrency: int = 2) -> None:
+        self.access = access
+        self.timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        self._sem = asyncio.Semaphore(max(1, concurrency))
+        self._session: aiohttp.ClientSession | None = None
+        self._token: str | None = None
+        self._url: str | None = None            # the address that answered last
+        self._login_lock = asyncio.Lock()
+        self.logins = 0                         # for tests: how often we authenticated
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _ensure_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(ssl=ssl_context(self.access), limit=8)
+            self._session = aiohttp.ClientSession(connector=connector, timeout=self.timeout)
+        return self._session
+
+    async def command(self, name: str, body: dict | None = None, object_id: str = "") -> Any:
+        """Run one CLI command; its decoded JSON reply."""
+        async with self._sem:
+            for attempt in range(2):
+                token = await self._login() if self._token is None else self._token
+                status, payload = await self._post(f"/{name}" + (f"/{object_id}" if object_id else ""),
+                                                   {"X-Auth-Token": token}, body or {})
+                if status in (401, 403) and attempt == 0:
+                    self._token = None if self._token == token else self._token   # expired: log in again
+                    continue
+                if status == 429 and attempt == 0:
+                    await asyncio.sleep(1.0)            # the array's request-rate cap: one polite retry
+                    continue
+                if status != 200:
+                    raise BackendError(f"{name}: HTTP {status}: {_short(payload)}")
+                try:
+                    return json.loads(payload)
+                except ValueError:
+                    raise BackendError(f"{name}: reply is not JSON: {_short(payload)}") from None
+            raise BackendError(f"{name}: HTTP {status}: {_short(payload)}")
+
+    async def _login(self) -> str:
+        async with self._login_lock:
+            if self._token is not None:
+                return self._token
+            headers = {"X-Auth-Username": _read_secret(self.access.username_file, "username"),
+                       "X-Auth-Password": _read_secret(self.access.password_file, "password")}
+            status, payload = await self._post("/auth", headers, None)
+            if status != 200:
+                raise BackendError(f"authentication failed: HTTP {status}: {_short(payload)}")
+            try:
+                token = json.loads(payload)["token"]
+            except (ValueError, KeyError, TypeError):
+                raise BackendError(f"authentication: reply has no token: {_short(payload)}") from None
+            if not isinstance(token, str) or not token:
+                raise BackendError("authentication: reply has an empty token")
+            self._token = token
+            self.logins += 1
+            return token
+
+    async def _post(self, path: str, headers: dict, body: dict | None) -> tuple[int, str]:
+        session = self._ensure_session()
+        urls = [self._url] if self._url else []
+        urls += [base_url(a) for a in self.access.addresses if base_url(a) not in urls]
+        last = ""
+        for url in urls:
+            try:
+                async with session.post(url + path, headers=headers, json=body) as resp:
+                    text = await resp.text(errors="replace")
+                    self._url = url
+                    return resp.status, text
+            except asyncio.TimeoutError:
+                raise BackendError(f"{path.lstrip('/')}: no answer within {self.timeout.total:g}s "
+                                   f"from {url}") from None
+            except aiohttp.ClientConnectorCertificateError as exc:
+                raise BackendError(f"{url}: TLS certificate not trusted ({exc.certificate_error}); "
+                                   "give the array's CA bundle") from None
+            except (aiohttp.ClientError, OSError, ValueError) as exc:
+                last = f"{url}: {type(exc).__name__}: {exc}"
+                if self._url == url:
+                    self._url = None
+        raise BackendError(f"{path.lstrip('/')}: no management address reachable ({last})")
+
+
+def _short(text: str) -> str:
+    return " ".join(text.split())[:200] or "(empty)"

@@ -1,0 +1,291 @@
+"""VMware vSphere linked clones (outside Kubernetes), through pyvmomi.
+
+A linked clone's disk is a delta layer on top of a layer of its source VM that a snapshot froze;
+the source's own writes go to a delta of its own. Every layer is a volume here: parent = the
+layer below it in the disk's backing chain (`layoutEx.disk[].chain`, base first), own bytes =
+the sizes of that layer's files (`layoutEx.file[].size`), provisioned = the disk's capacity.
+Layers are named after who owns them: `<vcenter>/<vm>` for a VM's current top layer,
+`<vcenter>/<vm>@<snapshot>` for the layer a snapshot froze (what linked clones hang from), so a
+family's source reads as "template@snapshot". A VM with several disks gets `/<disk key>`.
+
+Per vCenter and refresh: one login, one PropertyCollector RetrieveContents over a container view
+of the VMs (never one call per VM), one logout. pyvmomi blocks, so it runs in a thread under
+a deadline.
+"""
+
+import asyncio
+import ssl
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import structlog
+
+from ..classify import VolumeRef
+from .base import BackendError, TargetState, Volume
+
+log = structlog.get_logger("clonewatch.vmware")
+
+NAME = "vmware"
+PROPERTIES = ["name", "config.template", "config.hardware.device", "layoutEx", "snapshot"]
+
+
+@dataclass(frozen=True)
+class VCenterAccess:
+    name: str
+    address: str                    # host or host:port
+    username_file: Path
+    password_file: Path
+    ca_file: Path | None = None
+    insecure: bool = False
+    folders: tuple[str, ...] = ()   # inventory paths to look in, e.g. "DC0/vm/golden"; () = everything
+
+
+@dataclass(frozen=True)
+class VmwareSettings:
+    vcenters: tuple[VCenterAccess, ...] = ()
+    timeout_seconds: float = 60.0
+    refresh_interval_seconds: float = 300.0
+
+
+def load_vcenter(name: str, directory: Path, insecure: bool = False, folders: tuple[str, ...] = ()) -> VCenterAccess:
+    """A vCenter from a directory holding a mounted Secret: address, username, password, [ca.crt]."""
+    try:
+        address = (directory / "address").read_text().strip()
+    except OSError as exc:
+        raise ValueError(f"cannot read {directory / 'address'}: {exc.strerror or exc}") from None
+    if not address:
+        raise ValueError(f"{directory / 'address'} is empty")
+    ca = directory / "ca.crt"
+    return VCenterAccess(name, address, directory / "username", directory / "password",
+                         ca if ca.exists() else None, insecure, folders)
+
+
+# -- the facts we read, in the vSphere API's own field names (so fixtures can be recorded) -------
+def _get(obj: Any, name: str, default: Any = None) -> Any:
+    """Attribute of a pyvmomi object or key of a dict (fixtures): same field names either way."""
+    if isinstance(obj, dict):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def _moid(ref: Any) -> str:
+    return ref if isinstance(ref, str) else str(getattr(ref, "_moId", ""))
+
+
+def _snapshots(tree: Any) -> Iterable[dict]:
+    for node in tree or ():
+        yield {"moid": _moid(_get(node, "snapshot")), "name": str(_get(node, "name", ""))}
+        yield from _snapshots(_get(node, "childSnapshotList"))
+
+
+def vm_facts(moid: str, props: dict) -> dict:
+    """The properties of one VM from RetrieveContents, as plain data."""
+    layout = props.get("layoutEx")
+    snap = props.get("snapshot")
+    disks = []
+    for dev in props.get("config.hardware.device") or ():
+        capacity = _get(dev, "capacityInBytes")
+        if capacity is None and _get(dev, "capacityInKB") is not None:
+            capacity = _get(dev, "capacityInKB") * 1024       # older servers fill only this one
+        if capacity is not None:                               # a VirtualDisk
+            disks.append({"key": _get(dev, "key"), "capacityInBytes": capacity})
+    return {
+        "moid": moid, "name": props.get("name", moid), "template": bool(props.get("config.template")),
+        "devices": disks,
+        "file": [{"key": _get(f, "key"), "name": _get(f, "name"), "type": _get(f, "type"), "size": _get(f, "size")}
+                 for f in (_get(layout, "file") or ())],
+        "disk": [{"key": _get(d, "key"), "chain": [{"fileKey": list(_get(c, "fileKey") or ())}
+                                                     for c in (_get(d, "chain") or ())]}
+                 for d in (_get(layout, "disk") or ())],
+        "snapshotLayout": [{"key": _moid(_get(s, "key")),
+                            "disk": [{"key": _get(d, "key"), "chain": [{"fileKey": list(_get(c, "fileKey") or ())}
+                                                                         for c in (_get(d, "chain") or ())]}
+                                     for d in (_get(s, "disk") or ())]}
+                           for s in (_get(layout, "snapshot") or ())],
+        "snapshots": list(_snapshots(_get(snap, "rootSnapshotList"))),
+    }
+
+
+@dataclass
+class _Layer:
+    key: str              # its descriptor file's datastore path: the same layer seen from any VM
+    size: int | None
+    capacity: int
+    parent: str = ""
+    name: str = ""
+
+
+def build_volumes(vcenter: str, vms: list[dict]) -> dict[str, Volume]:
+    layers: dict[str, _Layer] = {}
+    named: dict[str, str] = {}       # layer key -> owner name (first claim wins: VM tops, then snapshots)
+
+    def layer_keys(vm: dict, chain: list[dict], capacity: int) -> list[str]:
+        files = {f["key"]: f for f in vm["file"]}
+        keys, parent = [], ""
+        for link in chain:
+            members = [files[k] for k in link["fileKey"] if k in files]
+            if not members:
+                raise BackendError(f"{vm['name']}: disk chain names files the layout does not list")
+            desc = [f for f in members if f["type"] == "diskDescriptor"] or members
+            key = str(desc[0]["name"])
+            sizes = [f["size"] for f in members]
+            size = sum(sizes) if all(isinstance(s, int) and s >= 0 for s in sizes) else None
+            layer = layers.setdefault(key, _Layer(key, size, capacity, parent))
+            if parent and not layer.parent:
+                layer.parent = parent
+            keys.append(key)
+            parent = key
+        return keys
+
+    for vm in vms:
+        capacity = {d["key"]: d["capacityInBytes"] for d in vm["devices"]}
+        several = len(vm["disk"]) > 1
+        for disk in vm["disk"]:
+            keys = layer_keys(vm, disk["chain"], int(capacity.get(disk["key"]) or 0))
+            if keys:
+                named.setdefault(keys[-1], vm["name"] + (f"/{disk['key']}" if several else ""))
+        snap_names = {s["moid"]: s["name"] for s in vm["snapshots"]}
+        for snap in vm["snapshotLayout"]:
+            for disk in snap["disk"]:
+                keys = layer_keys(vm, disk["chain"], int(capacity.get(disk["key"]) or 0))
+                if keys:
+                    label = f"{vm['name']}@{snap_names.get(snap['key'], snap['key'])}"
+                    named.setdefault(keys[-1], label + (f"/{disk['key']}" if several else ""))
+
+    def vid(key: str) -> str:
+        return f"{vcenter}/{named.get(key, key)}"
+
+    volumes = {}
+    for key, layer in layers.items():
+        if layer.size is None:
+            continue          # the server did not say: absent, not invented
+        parent_name = named.get(layer.parent, "") if layer.parent else ""
+        volumes[vid(key)] = Volume(volume=vid(key), target=vcenter, consumed_bytes=layer.size,
+                                   provisioned_bytes=layer.capacity,
+                                   parent=vid(layer.parent) if layer.parent else "",
+                                   parent_snapshot=parent_name.partition("@")[2])
+    return volumes
+
+
+# -- talking to vCenter (blocking; run in a thread) ---------------------------------------------
+def _secret(path: Path, what: str) -> str:
+    try:
+        value = path.read_text().strip()
+    except OSError as exc:
+        raise BackendError(f"cannot read the {what} file {path}: {exc.strerror or exc}") from None
+    if not value:
+        raise BackendError(f"the {what} file {path} is empty")
+    return value
+
+
+def collect(access: VCenterAccess, timeout: float) -> list[dict]:
+    from pyVim.connect import Disconnect, SmartConnect
+    from pyVmomi import vim, vmodl
+
+    host, _, port = access.address.rpartition(":") if access.address.count(":") == 1 else (access.address, "", "")
+    if not host:
+        host, port = access.address, ""
+    if access.insecure:
+        context = ssl._create_unverified_context()
+    else:
+        try:
+            context = ssl.create_default_context(cafile=str(access.ca_file) if access.ca_file else None)
+        except (OSError, ssl.SSLError) as exc:
+            raise BackendError(f"cannot load the CA bundle {access.ca_file}: {exc}") from None
+    try:
+        si = SmartConnect(host=host, port=int(port) if port.isdigit() else 443,
+                          user=_secret(access.username_file, "username"), pwd=_secret(access.password_file, "password"),
+                          sslContext=context, httpConnectionTimeout=timeout, connectionPoolTimeout=-1)
+    except vim.fault.InvalidLogin:
+        raise BackendError(f"{access.address}: login refused (InvalidLogin)") from None
+    except ssl.SSLCertVerificationError as exc:
+        raise BackendError(f"{access.address}: TLS certificate not trusted ({exc.verify_message}); "
+                           "give the vCenter's CA bundle") from None
+    except (OSError, vmodl.MethodFault) as exc:
+        raise BackendError(f"{access.address}: cannot connect: {type(exc).__name__}: {str(exc)[:200]}") from None
+    try:
+        content = si.RetrieveContent()
+        roots = []
+        for path in access.folders or ("",):
+            root = content.searchIndex.FindByInventoryPath(path) if path else content.rootFolder
+            if root is None:
+                raise BackendError(f"{access.address}: no inventory path {path!r}")
+            if not isinstance(root, (vim.Folder, vim.Datacenter, vim.ComputeResource, vim.ResourcePool,
+                                     vim.HostSystem)):
+                raise BackendError(f"{access.address}: inventory path {path!r} is a "
+                                   f"{type(root).__name__.rpartition('.')[2]}, not a folder")
+            roots.append(root)
+        facts, seen = [], set()
+        for root in roots:
+            view = content.viewManager.CreateContainerView(root, [vim.VirtualMachine], True)
+            try:
+                pc = vmodl.query.PropertyCollector
+                spec = pc.FilterSpec(
+                    objectSet=[pc.ObjectSpec(obj=view, skip=True, selectSet=[
+                        pc.TraversalSpec(name="vms", path="view", skip=False, type=vim.view.ContainerView)])],
+                    propSet=[pc.PropertySpec(type=vim.VirtualMachine, pathSet=PROPERTIES)])
+                for oc in content.propertyCollector.RetrieveContents([spec]) or ():
+                    if oc.obj._moId not in seen:
+                        seen.add(oc.obj._moId)
+                        facts.append(vm_facts(oc.obj._moId, {p.name: p.val for p in oc.propSet}))
+            finally:
+                view.Destroy()
+        return facts
+    except vmodl.MethodFault as exc:
+        raise BackendError(f"{access.address}: {type(exc).__name__}: {str(getattr(exc, 'msg', exc))[:200]}") from None
+    except OSError as exc:
+        raise BackendError(f"{access.address}: {type(exc).__name__}: {exc}") from None
+    finally:
+        try:
+            Disconnect(si)
+        except Exception:       # the session is gone with the connection anyway
+            pass
+
+
+class VmwareBackend:
+    name = NAME
+
+    def __init__(self, settings: VmwareSettings) -> None:
+        self.settings = settings
+        self.refresh_interval = settings.refresh_interval_seconds
+        self._states = {v.name: TargetState(v.name) for v in settings.vcenters}
+
+    def map_pv(self, pv: dict) -> VolumeRef | None:
+        return None            # VMs outside Kubernetes
+
+    def serves_provisioner(self, provisioner: str) -> bool:
+        return False
+
+    def map_snapshot_content(self, content: dict) -> VolumeRef | None:
+        return None
+
+    def want(self, pvs: Iterable[dict]) -> None:
+        pass
+
+    def states(self) -> dict[str, TargetState]:
+        return self._states
+
+    async def refresh(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            for vc in self.settings.vcenters:
+                tg.create_task(self._refresh_one(vc))
+
+    async def _refresh_one(self, vc: VCenterAccess) -> None:
+        state = self._states[vc.name]
+        start = time.monotonic()
+        timeout = self.settings.timeout_seconds
+        try:
+            try:
+                facts = await asyncio.wait_for(asyncio.to_thread(collect, vc, timeout), timeout)
+            except asyncio.TimeoutError:
+                # The thread ends on its own at the socket timeout; the refresh does not wait for it.
+                raise BackendError(f"{vc.address}: no answer within {timeout:g}s") from None
+            volumes = build_volumes(vc.name, facts)
+        except BackendError as exc:
+            news = state.failed(str(exc), time.monotonic() - start)
+            (log.error if news else log.debug)("backend_refresh_failed", backend=NAME, target=vc.name, error=str(exc))
+            return
+        if state.succeeded(volumes, time.monotonic() - start):
+            log.info("backend_recovered", backend=NAME, target=vc.name)

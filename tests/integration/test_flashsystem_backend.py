@@ -1,0 +1,184 @@
+"""The FlashSystem backend over real HTTPS against the array double (tests/support/flashsystem.py):
+TLS verification, login and token expiry, bounded failures, and FlashCopy progress."""
+
+import dataclasses
+import time
+
+import pytest
+
+from exporter.backends.flashsystem import FlashSystemBackend, FlashSystemSettings, load_array
+from exporter.efficiency import family_numbers, logical_bytes
+from tests.support.flashsystem import FlashSystemDouble, copy_rate_bytes_per_second
+
+MiB = 2**20
+
+
+@pytest.fixture
+def array(tmp_path):
+    fs = FlashSystemDouble(tmp_path)
+    fs.create_vdisk("golden", 64 * MiB)
+    fs.write("golden", 40 * MiB)
+    yield fs
+    fs.close()
+
+
+def make_backend(fs, tmp_path, timeout=5.0, **access_changes):
+    access = load_array("fs1", fs.write_secret_dir(tmp_path / "secret"))
+    if access_changes:
+        access = dataclasses.replace(access, **access_changes)
+    return FlashSystemBackend(FlashSystemSettings(arrays=(access,), timeout_seconds=timeout))
+
+
+async def refreshed(backend):
+    await backend.refresh()
+    return backend.states()["fs1"]
+
+
+async def test_clone_progress_shows_as_growing_bytes_and_falling_efficiency(array, tmp_path):
+    clone = array.clone_like_csi("golden", "vm-1", copy_rate=50)
+    array.write("vm-1", 4 * MiB)
+    b = make_backend(array, tmp_path)
+    try:
+        ratios, consumed = [], []
+        for _ in range(4):
+            st = await refreshed(b)
+            assert st.up, st.error
+            vols = st.volumes
+            c = vols[f"fs1/{clone.uid}"]
+            assert c.parent == f"fs1/{array.vdisks['0'].uid}" and c.copy.copy_rate == 50
+            assert c.consumed_bytes == array.used_bytes(clone.id)
+            consumed.append(c.consumed_bytes)
+            logical = logical_bytes(vols)
+            ratios.append(family_numbers((vols[v].consumed_bytes, logical[v])
+                                         for v in (c.parent, c.volume)).efficiency_ratio)
+            array.advance(64 * MiB / copy_rate_bytes_per_second(50) / 3)     # a third of the copy each time
+        assert consumed == sorted(consumed) and consumed[0] == 4 * MiB and consumed[-1] == 44 * MiB
+        assert ratios == sorted(ratios, reverse=True)
+        assert ratios[0] > 0.45 and ratios[-1] == 0.0, ratios
+        assert array.requests.count("lsfcmap") == 4 and "lsvdisk" in array.requests
+    finally:
+        await b.close()
+
+
+async def test_tls_is_verified_unless_switched_off(array, tmp_path):
+    b = make_backend(array, tmp_path, ca_file=None)          # system CAs: the array's cert is not among them
+    try:
+        st = await refreshed(b)
+        assert not st.up and "certificate" in st.error and not st.volumes
+    finally:
+        await b.close()
+    b = make_backend(array, tmp_path, ca_file=None, insecure=True)
+    try:
+        assert (await refreshed(b)).up
+    finally:
+        await b.close()
+
+
+async def test_wrong_password_is_a_clean_error_and_never_logged(array, tmp_path, capsys):
+    access = load_array("fs1", array.write_secret_dir(tmp_path / "s", password="not-the-password"))
+    b = FlashSystemBackend(FlashSystemSettings(arrays=(access,), timeout_seconds=5))
+    try:
+        st = await refreshed(b)
+        assert not st.up and st.error.startswith("authentication failed: HTTP 403")
+        assert "not-the-password" not in st.error and "not-the-password" not in capsys.readouterr().out
+        # The Secret is rotated to the right password: the next refresh reads it and logs in.
+        (tmp_path / "s" / "password").write_text(array.password)
+        assert (await refreshed(b)).up
+    finally:
+        await b.close()
+
+
+async def test_expired_token_means_one_new_login(array, tmp_path):
+    array.token_ttl = 60
+    b = make_backend(array, tmp_path)
+    try:
+        assert (await refreshed(b)).up
+        client = b._clients["fs1"]
+        assert client.logins == 1
+        assert (await refreshed(b)).up and client.logins == 1      # the token is reused
+        array.advance(61)
+        st = await refreshed(b)
+        assert st.up and client.logins == 2
+    finally:
+        await b.close()
+
+
+async def test_server_errors_garbage_and_missing_fields_take_the_array_down_until_it_answers(array, tmp_path):
+    b = make_backend(array, tmp_path)
+    try:
+        assert (await refreshed(b)).up
+        array.faults.errors.append((500, "CMMVC5700E The parameter list is not valid."))
+        st = await refreshed(b)
+        assert not st.up and "HTTP 500" in st.error and "CMMVC5700E" in st.error and st.volumes == {}
+        assert (await refreshed(b)).up and st.failures == 1
+        array.faults.garbage = 1
+        st = await refreshed(b)
+        assert not st.up and "not JSON" in st.error
+        array.faults.fields_missing = 1
+        st = await refreshed(b)
+        assert not st.up and "capacity" in st.error
+        assert (await refreshed(b)).up
+    finally:
+        await b.close()
+
+
+async def test_rate_limit_gets_one_polite_retry(array, tmp_path):
+    b = make_backend(array, tmp_path)
+    try:
+        array.faults.errors.append((429, "Too many requests"))
+        assert (await refreshed(b)).up
+        array.faults.errors += [(429, "Too many requests")] * 2
+        st = await refreshed(b)
+        assert not st.up and "HTTP 429" in st.error
+    finally:
+        await b.close()
+
+
+async def test_slow_array_times_out_within_the_bound(array, tmp_path):
+    b = make_backend(array, tmp_path, timeout=0.5)
+    try:
+        array.faults.delay = 2.0
+        start = time.monotonic()
+        st = await refreshed(b)
+        assert time.monotonic() - start < 1.5
+        assert not st.up and "no answer within 0.5s" in st.error
+        array.faults.delay = 0
+        assert (await refreshed(b)).up
+    finally:
+        await b.close()
+
+
+async def test_unreachable_first_address_falls_back_to_the_next(array, tmp_path):
+    from tests.support.process import free_port
+    b = make_backend(array, tmp_path, addresses=(f"127.0.0.1:{free_port()}", array.address))
+    try:
+        assert (await refreshed(b)).up
+    finally:
+        await b.close()
+    b = make_backend(array, tmp_path, addresses=(f"127.0.0.1:{free_port()}",))
+    try:
+        st = await refreshed(b)
+        assert not st.up and "no management address reachable" in st.error
+    finally:
+        await b.close()
+
+
+async def test_data_reduction_volumes_get_a_detailed_look_only_when_used(array, tmp_path):
+    drp = array.create_vdisk("drp-golden", 64 * MiB, pool="drp")
+    array.write("drp-golden", 24 * MiB)
+    other = array.create_vdisk("unused-drp", 64 * MiB, pool="drp")
+    b = make_backend(array, tmp_path)
+    try:
+        # Native mode (nothing from Kubernetes): every volume is wanted.
+        st = await refreshed(b)
+        assert st.volumes[f"fs1/{drp.uid}"].consumed_bytes == 24 * MiB
+        assert f"fs1/{other.uid}" in st.volumes
+        # With Kubernetes: only the volumes PVs use.
+        from tests.support.objects import pv_flashsystem
+        b.want([pv_flashsystem("pv-1", array.handle(drp), "127.0.0.1")])
+        array.requests.clear()
+        st = await refreshed(b)
+        assert array.requests.count("lsvdisk") == 2                  # bulk + one detailed
+        assert f"fs1/{drp.uid}" in st.volumes and f"fs1/{other.uid}" not in st.volumes
+    finally:
+        await b.close()

@@ -1,0 +1,84 @@
+"""The VMware backend through real pyvmomi against vcsim over TLS: login, certificate checks,
+inventory scope, and VMs (snapshots, linked clones) showing up as volumes."""
+
+import dataclasses
+import secrets
+
+import pytest
+
+from exporter.backends.vmware import VmwareBackend, VmwareSettings, load_vcenter
+from tests.support.flashsystem import make_tls
+from tests.support.vcsim import VCSim
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory):
+    return make_tls(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def vcsim(tls):
+    sim = VCSim(*tls, username="clonewatch@vsphere.local", password=secrets.token_urlsafe(10))
+    yield sim
+    sim.stop()
+
+
+def backend(sim, tmp_path, ca, timeout=20.0, **changes):
+    access = load_vcenter("vc1", sim.write_secret_dir(tmp_path / "vc1", ca, changes.pop("password", None)))
+    access = dataclasses.replace(access, **changes)
+    return VmwareBackend(VmwareSettings(vcenters=(access,), timeout_seconds=timeout))
+
+
+async def refreshed(b):
+    await b.refresh()
+    return b.states()["vc1"]
+
+
+async def test_inventory_snapshots_and_linked_clones(vcsim, tls, tmp_path):
+    from pyVim.connect import Disconnect
+    from pyVim.task import WaitForTask
+    from pyVmomi import vim
+    si = vcsim.connect(tls[0])
+    try:
+        content = si.RetrieveContent()
+        view = content.viewManager.CreateContainerView(content.rootFolder, [vim.VirtualMachine], True)
+        vms = {v.name: v for v in view.view}
+        golden = vms["DC0_H0_VM0"]
+        WaitForTask(golden.CreateSnapshot_Task(name="base", description="", memory=False, quiesce=False))
+        spec = vim.vm.CloneSpec(location=vim.vm.RelocateSpec(diskMoveType="createNewChildDiskBacking"),
+                                snapshot=golden.snapshot.currentSnapshot, powerOn=False, template=False)
+        WaitForTask(golden.CloneVM_Task(folder=golden.parent, name="linked-1", spec=spec))
+    finally:
+        Disconnect(si)
+    b = backend(vcsim, tmp_path, tls[0])
+    st = await refreshed(b)
+    assert st.up, st.error
+    names = {v.volume for v in st.volumes.values()}
+    assert {"vc1/DC0_H0_VM1", "vc1/DC0_C0_RP0_VM0", "vc1/DC0_C0_RP0_VM1", "vc1/linked-1"} <= names
+    assert all(v.target == "vc1" and v.consumed_bytes == 0 for v in st.volumes.values())   # vcsim: sizes 0
+    # Scoped to folders.
+    b = backend(vcsim, tmp_path, tls[0], folders=("DC0/vm/linked-1",))
+    st = await refreshed(b)
+    assert not st.up and "'DC0/vm/linked-1' is a VirtualMachine, not a folder" in st.error
+    b = backend(vcsim, tmp_path, tls[0], folders=("DC0/vm",))
+    assert len((await refreshed(b)).volumes) >= 5
+    b = backend(vcsim, tmp_path, tls[0], folders=("DC9/vm",))
+    st = await refreshed(b)
+    assert not st.up and "no inventory path 'DC9/vm'" in st.error
+
+
+async def test_wrong_password_untrusted_certificate_and_insecure_switch(vcsim, tls, tmp_path, capsys):
+    st = await refreshed(backend(vcsim, tmp_path, tls[0], password="wrong-password-xyz"))
+    assert not st.up and "login refused" in st.error
+    assert "wrong-password-xyz" not in st.error + capsys.readouterr().out
+    st = await refreshed(backend(vcsim, tmp_path, None))        # system CAs do not know our cert
+    assert not st.up and "certificate not trusted" in st.error
+    assert (await refreshed(backend(vcsim, tmp_path, None, insecure=True))).up
+
+
+async def test_vcenter_going_away_takes_the_target_down_then_back(vcsim, tls, tmp_path):
+    b = backend(vcsim, tmp_path, tls[0], timeout=5.0)
+    assert (await refreshed(b)).up
+    vcsim.stop()
+    st = await refreshed(b)
+    assert not st.up and "cannot connect" in st.error and st.volumes == {}

@@ -1,0 +1,102 @@
+"""VMware: disk layers from layoutEx as volumes, named by their owners, and the family arithmetic
+on a recorded-shape fixture (vcsim reports every file size as 0)."""
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, strategies as st
+
+from exporter.backends.base import BackendError
+from exporter.backends.vmware import build_volumes, vm_facts
+from exporter.efficiency import family_numbers, logical_bytes
+from exporter.view import build_view
+
+FIXTURE = json.loads((Path(__file__).parent.parent / "fixtures" / "vmware" / "linked-clones.json").read_text())
+GiB = 2**30
+BASE = 612 + 6549825536
+
+
+def volumes():
+    return build_volumes("vc1", copy.deepcopy(FIXTURE["vms"]))
+
+
+def test_layers_are_volumes_named_after_their_owners():
+    v = volumes()
+    assert set(v) == {"vc1/rhel9-template@base", "vc1/rhel9-template", "vc1/vm-linked-1", "vc1/vm-linked-2",
+                      "vc1/vm-full-1"}
+    base = v["vc1/rhel9-template@base"]
+    assert (base.parent, base.consumed_bytes, base.provisioned_bytes) == ("", BASE, 20 * GiB)
+    linked = v["vc1/vm-linked-2"]
+    assert linked.parent == "vc1/rhel9-template@base" and linked.parent_snapshot == "base"
+    assert linked.consumed_bytes == 420 + int(2.5 * GiB)                  # the delta layer's files only
+    assert v["vc1/rhel9-template"].parent == "vc1/rhel9-template@base"   # the template's own delta
+    assert v["vc1/vm-full-1"].parent == "" and v["vc1/vm-full-1"].consumed_bytes == BASE
+
+
+def test_linked_clone_family_efficiency_against_full_clones():
+    v = volumes()
+    logical = logical_bytes(v)
+    members = ["vc1/rhel9-template@base", "vc1/rhel9-template", "vc1/vm-linked-1", "vc1/vm-linked-2"]
+    nums = family_numbers((v[m].consumed_bytes, logical[m]) for m in members)
+    deltas = (400 + 4194304) + (420 + GiB) + (420 + int(2.5 * GiB))
+    assert nums.consumed_bytes == BASE + deltas
+    assert nums.full_copy_bytes == 4 * BASE + deltas
+    assert nums.efficiency_ratio == pytest.approx(1 - (BASE + deltas) / (4 * BASE + deltas))
+    assert nums.efficiency_ratio > 0.65       # vs 0 for three full clones
+    # The native family view shows the template snapshot as the source, like "template@snapshot".
+    view = build_view({}, [type("B", (), {"name": "vmware"})()], False,
+                      {"vmware": {"vc1": type("S", (), {"volumes": v, "target": "vc1"})()}})
+    [fam] = view.families
+    assert (fam.source_name, fam.clones, fam.numbers.consumed_bytes) == ("vc1/rhel9-template@base", 3, BASE + deltas)
+
+
+def test_unknown_sizes_leave_the_layer_out_and_broken_chains_are_errors():
+    vms = copy.deepcopy(FIXTURE["vms"])
+    vms[1]["file"][4]["size"] = None
+    assert "vc1/vm-linked-1" not in build_volumes("vc1", vms)
+    vms = copy.deepcopy(FIXTURE["vms"])
+    vms[2]["disk"][0]["chain"][1]["fileKey"] = [99]
+    with pytest.raises(BackendError, match="vm-linked-2"):
+        build_volumes("vc1", vms)
+
+
+def test_several_disks_get_their_key_in_the_name():
+    vms = copy.deepcopy(FIXTURE["vms"][3:])
+    vm = vms[0]
+    vm["devices"].append({"key": 2001, "capacityInBytes": GiB})
+    vm["file"].append({"key": 2, "name": "[ds] vm-full-1/vm-full-1_1.vmdk", "type": "diskDescriptor", "size": 500})
+    vm["disk"].append({"key": 2001, "chain": [{"fileKey": [2]}]})
+    assert set(build_volumes("vc1", vms)) == {"vc1/vm-full-1/2000", "vc1/vm-full-1/2001"}
+
+
+def test_facts_from_pyvmomi_objects():
+    from pyVmomi import vim
+    disk = vim.vm.device.VirtualDisk(key=2000, capacityInBytes=GiB,
+                                     backing=vim.vm.device.VirtualDisk.FlatVer2BackingInfo(fileName="[ds] a/a.vmdk"))
+    nic = vim.vm.device.VirtualVmxnet3(key=4000)
+    layout = vim.vm.FileLayoutEx(
+        file=[vim.vm.FileLayoutEx.FileInfo(key=0, name="[ds] a/a.vmdk", type="diskDescriptor", size=100),
+              vim.vm.FileLayoutEx.FileInfo(key=1, name="[ds] a/a-flat.vmdk", type="diskExtent", size=5000)],
+        disk=[vim.vm.FileLayoutEx.DiskLayout(key=2000, chain=[vim.vm.FileLayoutEx.DiskUnit(fileKey=[0, 1])])])
+    facts = vm_facts("vm-1", {"name": "a", "config.template": False, "config.hardware.device": [disk, nic],
+                              "layoutEx": layout})
+    assert facts["devices"] == [{"key": 2000, "capacityInBytes": GiB}]
+    assert build_volumes("vc", [facts])["vc/a"].consumed_bytes == 5100
+
+
+sizes = st.one_of(st.none(), st.integers(-5, 2**40), st.text(max_size=3))
+@given(st.lists(st.tuples(st.integers(0, 5), st.sampled_from(["diskDescriptor", "diskExtent", "log"]), sizes),
+                max_size=6),
+       st.lists(st.lists(st.lists(st.integers(0, 6), max_size=3), max_size=3), max_size=3))
+def test_any_layout_gives_volumes_or_a_clean_error(files, chains):
+    vm = {"moid": "vm-1", "name": "x", "template": False, "devices": [{"key": 0, "capacityInBytes": 1}],
+          "file": [{"key": k, "name": f"[ds] f{k}", "type": t, "size": s} for k, t, s in files],
+          "disk": [{"key": i, "chain": [{"fileKey": keys} for keys in chain]} for i, chain in enumerate(chains)],
+          "snapshotLayout": [], "snapshots": []}
+    try:
+        vols = build_volumes("vc", [vm])
+    except BackendError:
+        return
+    assert all(v.consumed_bytes >= 0 for v in vols.values())
