@@ -30,6 +30,14 @@ def test_precedence_flag_env_file(tmp_path, monkeypatch):
     ("log.format: xml\n", "log.format"),
     ("- a list\n", "config.file"),
     ("a: [unclosed\n", "config.file"),
+    ("rbd.timeout: .inf\n", "rbd.timeout"),
+    ("rbd.concurrency: .inf\n", "rbd.concurrency"),
+    ("flashsystem:\n  arrays: [fs1]\n", "flashsystem.arrays"),                  # not NAME=DIR
+    ("flashsystem:\n  arrays: [fs1=/nonexistent/fs1]\n", "flashsystem.arrays"),  # no Secret there
+    ("flashsystem:\n  arrays: [a=/x, a=/y]\n", "flashsystem.arrays"),
+    ("flashsystem.timeout: 0\n", "flashsystem.timeout"),
+    ("vmware:\n  vcenters: [vc1=/nonexistent/vc1]\n", "vmware.vcenters"),
+    ("vmware.refresh-interval: 0\n", "vmware.refresh-interval"),
 ])
 def test_bad_config_names_the_key(tmp_path, text, key):
     cfg = tmp_path / "c.yaml"
@@ -37,6 +45,23 @@ def test_bad_config_names_the_key(tmp_path, text, key):
     with pytest.raises(ConfigError) as err:
         load(["--config.file", str(cfg)])
     assert err.value.key == key
+
+
+def test_array_and_vcenter_directories_load(tmp_path):
+    fs = tmp_path / "fs1"
+    fs.mkdir()
+    (fs / "management_address").write_text("10.0.0.5, 10.0.0.6\n")
+    vc = tmp_path / "vc1"
+    vc.mkdir()
+    (vc / "address").write_text("vcenter.example.com:8443\n")
+    (vc / "ca.crt").write_text("pem")
+    from exporter.cli import flashsystem_arrays, vcenters
+    s = load([f"--flashsystem.arrays=fs1={fs}", f"--vmware.vcenters=vc1={vc}", "--vmware.folders=DC0/vm/golden"])
+    [array] = flashsystem_arrays(s)
+    assert array.addresses == ("10.0.0.5", "10.0.0.6") and array.ca_file is None and not array.insecure
+    [center] = vcenters(s)
+    assert (center.address, center.ca_file, center.folders) == ("vcenter.example.com:8443", vc / "ca.crt",
+                                                                ("DC0/vm/golden",))
 
 
 def test_main_exits_2_naming_the_key(tmp_path, capsys):
