@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from exporter.summary import human, table as text_table
+from exporter.summary import human
 
 from .measure import Point
 

@@ -6,7 +6,10 @@ refresh. The scrape only ever reads these results; refreshing happens in the bac
 
 import time
 from dataclasses import dataclass, field
-from typing import Iterable, Protocol
+from pathlib import Path
+from typing import Awaitable, Iterable, Protocol
+
+import structlog
 
 from ..classify import VolumeRef
 
@@ -75,6 +78,34 @@ class TargetState:
 
 class BackendError(Exception):
     """A refresh of one target failed; the message is safe to log (no credentials)."""
+
+
+async def record(backend: str, state: TargetState, work: Awaitable[dict[str, Volume]]) -> None:
+    """Run one target's measurement and keep its result in `state`; a failure is logged loudly
+    when it is news and quietly on every retry, a recovery once."""
+    log = structlog.get_logger(f"clonewatch.{backend}")
+    start = time.monotonic()
+    try:
+        volumes = await work
+    except BackendError as exc:
+        news = state.failed(str(exc), time.monotonic() - start)
+        (log.error if news else log.debug)("backend_refresh_failed", backend=backend, target=state.target,
+                                           error=str(exc))
+        return
+    if state.succeeded(volumes, time.monotonic() - start):
+        log.info("backend_recovered", backend=backend, target=state.target)
+
+
+def read_secret(path: Path, what: str) -> str:
+    """One credential from a mounted Secret's file, read at each use so a rotation is picked up;
+    errors name the file, never its content."""
+    try:
+        value = path.read_text().strip()
+    except OSError as exc:
+        raise BackendError(f"cannot read the {what} file {path}: {exc.strerror or exc}") from None
+    if not value:
+        raise BackendError(f"the {what} file {path} is empty")
+    return value
 
 
 class Backend(Protocol):

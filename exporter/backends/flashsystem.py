@@ -14,25 +14,17 @@ data reduction pools, where the bulk view leaves used capacity blank, get a deta
 """
 
 import asyncio
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-import structlog
-
 from ..classify import VolumeRef, get, text
-from .base import BackendError, BackgroundCopy, TargetState, Volume
+from .base import BackendError, BackgroundCopy, TargetState, Volume, record
 from .svc_rest import ArrayAccess, SvcClient
-
-log = structlog.get_logger("clonewatch.flashsystem")
 
 NAME = "flashsystem"
 DRIVER = "block.csi.ibm.com"
-SECRET_KEYS = ("management_address", "username", "password")    # as in the IBM block CSI array Secret
-# Mappings that no longer tie the target to its source's data.
-_RESTORE = "yes"
-
+_RESTORE = "yes"       # lsfcmap `restoring`: the mapping copies back onto its source, not a clone
 
 @dataclass(frozen=True)
 class FlashSystemSettings:
@@ -40,7 +32,6 @@ class FlashSystemSettings:
     timeout_seconds: float = 30.0
     refresh_interval_seconds: float = 60.0
     concurrency: int = 2            # requests in flight per array (the array runs one CLI command at a time)
-
 
 def load_array(name: str, directory: Path, insecure: bool = False) -> ArrayAccess:
     """An array from a directory holding a mounted Secret: management_address, username,
@@ -58,7 +49,6 @@ def load_array(name: str, directory: Path, insecure: bool = False) -> ArrayAcces
                        password_file=directory / "password", ca_file=ca if ca.exists() else None,
                        insecure=insecure)
 
-
 def parse_volume_handle(handle: str) -> str | None:
     """The vdisk UID from `SVC:<uid>`, `SVC:<id>;<uid>` or `SVC:<system id>:<id>;<uid>`."""
     kind, sep, rest = handle.partition(":")
@@ -68,10 +58,8 @@ def parse_volume_handle(handle: str) -> str | None:
     uid = object_id.rsplit(";", 1)[-1]
     return uid.upper() if uid else None
 
-
 def volume_id(array: str, uid: str) -> str:
     return f"{array}/{uid.upper()}"
-
 
 def _host(address: str) -> str:
     a = address.strip().lower()
@@ -79,13 +67,11 @@ def _host(address: str) -> str:
         return a[1:a.find("]")]
     return a.partition(":")[0] if a.count(":") == 1 else a
 
-
 # -- parsing the array's replies (strings everywhere) -------------------------------------------
 def _rows(doc: Any, command: str) -> list[dict]:
     if not isinstance(doc, list) or not all(isinstance(r, dict) for r in doc):
         raise BackendError(f"{command}: reply is not a list of objects")
     return doc
-
 
 def _count(row: dict, key: str, command: str, blank_ok: bool = False) -> int | None:
     value = row.get(key)
@@ -96,13 +82,11 @@ def _count(row: dict, key: str, command: str, blank_ok: bool = False) -> int | N
                            f"(row id {str(row.get('id', row.get('vdisk_id')))[:40]!r})")
     return int(value)
 
-
 def _field(row: dict, key: str, command: str) -> str:
     value = row.get(key)
     if not isinstance(value, str) or not value:
         raise BackendError(f"{command}: row without {key}: {str(row)[:200]}")
     return value
-
 
 @dataclass(frozen=True)
 class VDisk:
@@ -111,7 +95,6 @@ class VDisk:
     uid: str
     capacity: int
     copies: int
-
 
 @dataclass(frozen=True)
 class FcMap:
@@ -124,7 +107,6 @@ class FcMap:
     copy_rate: int
     restoring: bool
 
-
 def parse_vdisks(doc: Any) -> dict[str, VDisk]:
     out = {}
     for row in _rows(doc, "lsvdisk"):
@@ -135,7 +117,6 @@ def parse_vdisks(doc: Any) -> dict[str, VDisk]:
                          copies=int(copies) if isinstance(copies, str) and _digits(copies) else 1)
     return out
 
-
 def parse_se_copies(doc: Any) -> dict[str, list[int | None]]:
     """vdisk id -> used capacity of each thin/compressed copy (None: blank, a data reduction pool)."""
     out: dict[str, list[int | None]] = {}
@@ -143,7 +124,6 @@ def parse_se_copies(doc: Any) -> dict[str, list[int | None]]:
         out.setdefault(_field(row, "vdisk_id", "lssevdiskcopy"), []).append(
             _count(row, "used_capacity", "lssevdiskcopy", blank_ok=True))
     return out
-
 
 def parse_fcmaps(doc: Any) -> list[FcMap]:
     out = []
@@ -158,7 +138,6 @@ def parse_fcmaps(doc: Any) -> list[FcMap]:
                          copy_rate=_count(row, "copy_rate", "lsfcmap"),
                          restoring=row.get("restoring") == _RESTORE))
     return out
-
 
 def parse_detail_used(doc: Any) -> int | None:
     """Used bytes of all copies from a detailed `lsvdisk <id>` ([vdisk, copy, copy, ...]).
@@ -177,7 +156,6 @@ def parse_detail_used(doc: Any) -> int | None:
             return None
         total += used
     return total
-
 
 def build_volumes(array: str, vdisks: dict[str, VDisk], se: dict[str, list[int | None]],
                   fcmaps: list[FcMap], detail: dict[str, int | None]) -> dict[str, Volume]:
@@ -200,21 +178,17 @@ def build_volumes(array: str, vdisks: dict[str, VDisk], se: dict[str, list[int |
                                  provisioned_bytes=vd.capacity, parent=parent, copy=copy)
     return volumes
 
-
 def _used(vd: VDisk, se_used: list[int | None], detail: int | None) -> int | None:
     if any(u is None for u in se_used):
         return detail
     fully_allocated = max(0, vd.copies - len(se_used))
     return sum(u for u in se_used if u is not None) + fully_allocated * vd.capacity
 
-
 def _digits(value: str) -> bool:
     return value.isascii() and value.isdigit()      # "²".isdigit() is True, int("²") is not
 
-
 def _num(value: str) -> int:
     return int(value) if _digits(value) else 1 << 62
-
 
 class FlashSystemBackend:
     name = NAME
@@ -274,17 +248,7 @@ class FlashSystemBackend:
             await client.close()
 
     async def _refresh_array(self, array: str) -> None:
-        state, client = self._states[array], self._clients[array]
-        start = time.monotonic()
-        try:
-            volumes = await self._measure(array, client)
-        except BackendError as exc:
-            news = state.failed(str(exc), time.monotonic() - start)
-            (log.error if news else log.debug)("backend_refresh_failed", backend=NAME, target=array,
-                                               error=str(exc))
-            return
-        if state.succeeded(volumes, time.monotonic() - start):
-            log.info("backend_recovered", backend=NAME, target=array)
+        await record(NAME, self._states[array], self._measure(array, self._clients[array]))
 
     async def _measure(self, array: str, client: SvcClient) -> dict[str, Volume]:
         # Sequential on purpose: the array serialises CLI commands anyway.

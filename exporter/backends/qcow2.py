@@ -10,14 +10,13 @@ the clusters written into it; a full copy (`qemu-img convert`) holds everything.
 import asyncio
 import os
 import struct
-import time
 from dataclasses import dataclass
 from typing import Iterable
 
 import structlog
 
 from ..classify import VolumeRef
-from .base import BackendError, TargetState, Volume
+from .base import BackendError, TargetState, Volume, record
 
 log = structlog.get_logger("clonewatch.qcow2")
 
@@ -117,13 +116,4 @@ class Qcow2Backend:
         for directory in self.settings.dirs:
             target = os.path.abspath(directory)
             state = self._states.setdefault(target, TargetState(target))
-            start = time.monotonic()
-            try:
-                volumes = await asyncio.to_thread(scan_dir, target, self.settings.suffixes)
-            except BackendError as exc:
-                news = state.failed(str(exc), time.monotonic() - start)
-                (log.error if news else log.debug)("backend_refresh_failed", backend=NAME, target=target,
-                                                   error=str(exc))
-                continue
-            if state.succeeded(volumes, time.monotonic() - start):
-                log.info("backend_recovered", backend=NAME, target=target)
+            await record(NAME, state, asyncio.to_thread(scan_dir, target, self.settings.suffixes))

@@ -13,14 +13,13 @@ import asyncio
 import json
 import os
 import re
-import time
 from dataclasses import dataclass
 from typing import Any, Iterable
 
 import structlog
 
 from ..classify import VolumeRef, get, text
-from .base import BackendError, TargetState, Volume
+from .base import BackendError, TargetState, Volume, record
 
 log = structlog.get_logger("clonewatch.rbd")
 
@@ -188,20 +187,14 @@ class RbdBackend:
 
     async def _refresh_target(self, target: str, sem: asyncio.Semaphore) -> None:
         state = self._states.setdefault(target, TargetState(target))
+        async with sem:
+            await record(NAME, state, self._measure(target))
+
+    async def _measure(self, target: str) -> dict[str, Volume]:
         pool, namespace = split_target(target)
         scope = ["--pool", pool] + (["--namespace", namespace] if namespace else [])
-        start = time.monotonic()
-        async with sem:
-            try:
-                du_doc, ls_doc = await self._du_and_ls(scope)
-                volumes = build_volumes(target, parse_du(du_doc), parse_ls(ls_doc))
-            except BackendError as exc:
-                news = state.failed(str(exc), time.monotonic() - start)
-                (log.error if news else log.debug)("backend_refresh_failed", backend=NAME, target=target,
-                                                   error=str(exc))
-                return
-        if state.succeeded(volumes, time.monotonic() - start):
-            log.info("backend_recovered", backend=NAME, target=target)
+        du_doc, ls_doc = await self._du_and_ls(scope)
+        return build_volumes(target, parse_du(du_doc), parse_ls(ls_doc))
 
     async def _du_and_ls(self, scope: list[str]) -> tuple[Any, Any]:
         """Both commands at once; the first failure is the one reported."""

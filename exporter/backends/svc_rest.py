@@ -19,7 +19,7 @@ from typing import Any
 
 import aiohttp
 
-from .base import BackendError
+from .base import BackendError, read_secret
 
 DEFAULT_PORT = 7443
 
@@ -47,16 +47,6 @@ def base_url(address: str) -> str:
     elif address.count(":") > 1:
         host = f"[{address}]"                             # bare IPv6
     return f"https://{host}:{port}/rest/v1"
-
-
-def _read_secret(path: Path, what: str) -> str:
-    try:
-        value = path.read_text().strip()
-    except OSError as exc:
-        raise BackendError(f"cannot read the {what} file {path}: {exc.strerror or exc}") from None
-    if not value:
-        raise BackendError(f"the {what} file {path} is empty")
-    return value
 
 
 def ssl_context(access: ArrayAccess) -> ssl.SSLContext | bool:
@@ -117,8 +107,8 @@ class SvcClient:
         async with self._login_lock:
             if self._token is not None:
                 return self._token
-            headers = {"X-Auth-Username": _read_secret(self.access.username_file, "username"),
-                       "X-Auth-Password": _read_secret(self.access.password_file, "password")}
+            headers = {"X-Auth-Username": read_secret(self.access.username_file, "username"),
+                       "X-Auth-Password": read_secret(self.access.password_file, "password")}
             status, payload = await self._post("/auth", headers, None)
             if status != 200:
                 raise BackendError(f"authentication failed: HTTP {status}: {_short(payload)}")

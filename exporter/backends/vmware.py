@@ -15,21 +15,15 @@ a deadline.
 
 import asyncio
 import ssl
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-import structlog
-
 from ..classify import VolumeRef
-from .base import BackendError, TargetState, Volume
-
-log = structlog.get_logger("clonewatch.vmware")
+from .base import BackendError, TargetState, Volume, read_secret, record
 
 NAME = "vmware"
 PROPERTIES = ["name", "config.template", "config.hardware.device", "layoutEx", "snapshot"]
-
 
 @dataclass(frozen=True)
 class VCenterAccess:
@@ -41,13 +35,11 @@ class VCenterAccess:
     insecure: bool = False
     folders: tuple[str, ...] = ()   # inventory paths to look in, e.g. "DC0/vm/golden"; () = everything
 
-
 @dataclass(frozen=True)
 class VmwareSettings:
     vcenters: tuple[VCenterAccess, ...] = ()
     timeout_seconds: float = 60.0
     refresh_interval_seconds: float = 300.0
-
 
 def load_vcenter(name: str, directory: Path, insecure: bool = False, folders: tuple[str, ...] = ()) -> VCenterAccess:
     """A vCenter from a directory holding a mounted Secret: address, username, password, [ca.crt]."""
@@ -61,7 +53,6 @@ def load_vcenter(name: str, directory: Path, insecure: bool = False, folders: tu
     return VCenterAccess(name, address, directory / "username", directory / "password",
                          ca if ca.exists() else None, insecure, folders)
 
-
 # -- the facts we read, in the vSphere API's own field names (so fixtures can be recorded) -------
 def _get(obj: Any, name: str, default: Any = None) -> Any:
     """Attribute of a pyvmomi object or key of a dict (fixtures): same field names either way."""
@@ -69,16 +60,13 @@ def _get(obj: Any, name: str, default: Any = None) -> Any:
         return obj.get(name, default)
     return getattr(obj, name, default)
 
-
 def _moid(ref: Any) -> str:
     return ref if isinstance(ref, str) else str(getattr(ref, "_moId", ""))
-
 
 def _snapshots(tree: Any) -> Iterable[dict]:
     for node in tree or ():
         yield {"moid": _moid(_get(node, "snapshot")), "name": str(_get(node, "name", ""))}
         yield from _snapshots(_get(node, "childSnapshotList"))
-
 
 def vm_facts(moid: str, props: dict) -> dict:
     """The properties of one VM from RetrieveContents, as plain data."""
@@ -107,7 +95,6 @@ def vm_facts(moid: str, props: dict) -> dict:
         "snapshots": list(_snapshots(_get(snap, "rootSnapshotList"))),
     }
 
-
 @dataclass
 class _Layer:
     key: str              # its descriptor file's datastore path: the same layer seen from any VM
@@ -115,7 +102,6 @@ class _Layer:
     capacity: int
     parent: str = ""
     name: str = ""
-
 
 def build_volumes(vcenter: str, vms: list[dict]) -> dict[str, Volume]:
     layers: dict[str, _Layer] = {}
@@ -168,18 +154,7 @@ def build_volumes(vcenter: str, vms: list[dict]) -> dict[str, Volume]:
                                    parent_snapshot=parent_name.partition("@")[2])
     return volumes
 
-
 # -- talking to vCenter (blocking; run in a thread) ---------------------------------------------
-def _secret(path: Path, what: str) -> str:
-    try:
-        value = path.read_text().strip()
-    except OSError as exc:
-        raise BackendError(f"cannot read the {what} file {path}: {exc.strerror or exc}") from None
-    if not value:
-        raise BackendError(f"the {what} file {path} is empty")
-    return value
-
-
 def collect(access: VCenterAccess, timeout: float) -> list[dict]:
     from pyVim.connect import Disconnect, SmartConnect
     from pyVmomi import vim, vmodl
@@ -196,7 +171,7 @@ def collect(access: VCenterAccess, timeout: float) -> list[dict]:
             raise BackendError(f"cannot load the CA bundle {access.ca_file}: {exc}") from None
     try:
         si = SmartConnect(host=host, port=int(port) if port.isdigit() else 443,
-                          user=_secret(access.username_file, "username"), pwd=_secret(access.password_file, "password"),
+                          user=read_secret(access.username_file, "username"), pwd=read_secret(access.password_file, "password"),
                           sslContext=context, httpConnectionTimeout=timeout, connectionPoolTimeout=-1)
     except vim.fault.InvalidLogin:
         raise BackendError(f"{access.address}: login refused (InvalidLogin)") from None
@@ -243,7 +218,6 @@ def collect(access: VCenterAccess, timeout: float) -> list[dict]:
         except Exception:       # the session is gone with the connection anyway
             pass
 
-
 class VmwareBackend:
     name = NAME
 
@@ -273,19 +247,13 @@ class VmwareBackend:
                 tg.create_task(self._refresh_one(vc))
 
     async def _refresh_one(self, vc: VCenterAccess) -> None:
-        state = self._states[vc.name]
-        start = time.monotonic()
+        await record(NAME, self._states[vc.name], self._measure(vc))
+
+    async def _measure(self, vc: VCenterAccess) -> dict[str, Volume]:
         timeout = self.settings.timeout_seconds
         try:
-            try:
-                facts = await asyncio.wait_for(asyncio.to_thread(collect, vc, timeout), timeout)
-            except asyncio.TimeoutError:
-                # The thread ends on its own at the socket timeout; the refresh does not wait for it.
-                raise BackendError(f"{vc.address}: no answer within {timeout:g}s") from None
-            volumes = build_volumes(vc.name, facts)
-        except BackendError as exc:
-            news = state.failed(str(exc), time.monotonic() - start)
-            (log.error if news else log.debug)("backend_refresh_failed", backend=NAME, target=vc.name, error=str(exc))
-            return
-        if state.succeeded(volumes, time.monotonic() - start):
-            log.info("backend_recovered", backend=NAME, target=vc.name)
+            facts = await asyncio.wait_for(asyncio.to_thread(collect, vc, timeout), timeout)
+        except asyncio.TimeoutError:
+            # The thread ends on its own at the socket timeout; the refresh does not wait for it.
+            raise BackendError(f"{vc.address}: no answer within {timeout:g}s") from None
+        return build_volumes(vc.name, facts)

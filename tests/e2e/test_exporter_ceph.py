@@ -7,7 +7,6 @@ own arithmetic; allowed error ±2%.
 import gzip
 import re
 import subprocess
-import time
 from pathlib import Path
 
 import pytest

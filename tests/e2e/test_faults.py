@@ -1,7 +1,6 @@
 """Faults around the exporter process: a lying, failing or hanging rbd, no rbd at all, an
 unreachable Kubernetes API, SIGTERM in the middle of a refresh. Never a crash, never stale bytes."""
 
-import os
 import time
 from pathlib import Path
 

@@ -2,13 +2,10 @@
 middle of a refresh that hangs — and never put credentials in its logs or metrics."""
 
 import asyncio
-import io
 import subprocess
-import sys
 import threading
 import time
 
-import structlog
 import yaml
 
 from exporter.app import Exporter

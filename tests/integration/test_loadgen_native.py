@@ -3,10 +3,8 @@ local Ceph cluster. Expected bytes come from what was written, compared with wha
 reports through the exporter's backends."""
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 

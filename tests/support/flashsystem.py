@@ -25,7 +25,6 @@ import secrets
 import ssl
 import subprocess
 import threading
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
