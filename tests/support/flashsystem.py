@@ -101,6 +101,7 @@ class FlashSystemDouble:
         self.requests: list[str] = []           # commands served, in order
         self.auth_headers_seen: list[dict] = []
         self._next_ids: dict[str, int] = {}
+        self._index: tuple[dict, dict] | None = None
         self._lock = threading.Lock()
         self._ready = threading.Event()
         self.port = 0
@@ -156,10 +157,17 @@ class FlashSystemDouble:
         raise KeyError(name)
 
     def _feeding(self, vid: str) -> FcMap | None:
+        if self._index is not None:
+            return self._index[1].get(vid)
         for m in self.fcmaps.values():
             if m.target == vid and m.started:
                 return m
         return None
+
+    def _maps_of(self, vid: str) -> list[FcMap]:
+        if self._index is not None:
+            return self._index[0].get(vid, [])
+        return [m for m in self.fcmaps.values() if vid in (m.source, m.target)]
 
     def data_bytes(self, vid: str) -> int:
         """The data a host reads from the vdisk: its own writes over what it gets from a source."""
@@ -180,7 +188,7 @@ class FlashSystemDouble:
 
     # -- REST replies (strings everywhere, as the array sends them) ----------------------------
     def _vdisk_row(self, vd: VDisk) -> dict:
-        maps = [m for m in self.fcmaps.values() if vd.id in (m.source, m.target)]
+        maps = self._maps_of(vd.id)
         return {"id": vd.id, "name": vd.name, "IO_group_id": "0", "IO_group_name": "io_grp0",
                 "status": "online", "mdisk_grp_id": "0", "mdisk_grp_name": f"pool_{vd.pool}",
                 "capacity": str(vd.capacity), "type": "striped",
@@ -225,42 +233,56 @@ class FlashSystemDouble:
 
     def run(self, command: str, object_id: str, body: dict) -> tuple[int, object]:
         with self._lock:
-            if command == "lsvdisk" and object_id:
-                vd = self.vdisks.get(object_id)
-                if vd is None:
-                    return 500, "CMMVC5753E The specified object does not exist or is not a suitable candidate."
-                return 200, [self._vdisk_row(vd), self._copy_row(vd)]
-            if command == "lsvdisk":
-                rows = [self._vdisk_row(vd) for vd in self.vdisks.values()]
-                if self.faults.fields_missing:
-                    self.faults.fields_missing -= 1
-                    for r in rows:
-                        r.pop("capacity")
-                return 200, rows
-            if command == "lssevdiskcopy":
-                return 200, [self._sev_row(vd) for vd in self.vdisks.values() if vd.pool != "thick"]
-            if command == "lsfcmap":
-                return 200, [self._fcmap_row(m) for m in self.fcmaps.values()]
-            if command == "mkvdisk":
-                vid = self._new_id()
-                unit = {"b": 1, "kb": KiB, "mb": KiB**2, "gb": KiB**3}[body.get("unit", "mb")]
-                pool = str(body.get("mdiskgrp", "pool_thin")).removeprefix("pool_")
-                self.vdisks[vid] = VDisk(vid, body["name"], f"600507681081001D{int(vid):016X}",
-                                         int(body["size"]) * unit, pool)
-                return 200, {"id": vid, "message": f"Virtual Disk, id [{vid}], successfully created"}
-            if command == "mkfcmap":
-                src, tgt = self._by_name(body["source"]), self._by_name(body["target"])
-                if src.capacity != tgt.capacity:
-                    return 500, "CMMVC5924E The FlashCopy mapping was not created because the source and target virtual disks (VDisks) are different sizes."
-                mid = self._new_id("fcmap")
-                self.fcmaps[mid] = FcMap(mid, body.get("name", f"fcmap{mid}"), src.id, tgt.id,
-                                         int(body.get("copyrate", 50)), bool(body.get("autodelete")))
-                return 200, {"id": mid, "message": f"FlashCopy Mapping, id [{mid}], successfully created"}
-            if command == "startfcmap":
-                m = self.fcmaps.get(object_id) or next(m for m in self.fcmaps.values() if m.name == object_id)
-                m.status, m.started = "copying", True
-                return 200, ""
-            return 500, f"CMMVC5707E Required parameters are missing. ({command})"
+            if object_id or command not in ("lsvdisk", "lssevdiskcopy"):
+                return self._run(command, object_id, body)
+            # A listing: index the mappings once, so a big array answers in linear time.
+            maps_of: dict[str, list[FcMap]] = {}
+            for m in self.fcmaps.values():
+                maps_of.setdefault(m.source, []).append(m)
+                maps_of.setdefault(m.target, []).append(m)
+            self._index = (maps_of, {m.target: m for m in self.fcmaps.values() if m.started})
+            try:
+                return self._run(command, object_id, body)
+            finally:
+                self._index = None
+
+    def _run(self, command: str, object_id: str, body: dict) -> tuple[int, object]:
+        if command == "lsvdisk" and object_id:
+            vd = self.vdisks.get(object_id)
+            if vd is None:
+                return 500, "CMMVC5753E The specified object does not exist or is not a suitable candidate."
+            return 200, [self._vdisk_row(vd), self._copy_row(vd)]
+        if command == "lsvdisk":
+            rows = [self._vdisk_row(vd) for vd in self.vdisks.values()]
+            if self.faults.fields_missing:
+                self.faults.fields_missing -= 1
+                for r in rows:
+                    r.pop("capacity")
+            return 200, rows
+        if command == "lssevdiskcopy":
+            return 200, [self._sev_row(vd) for vd in self.vdisks.values() if vd.pool != "thick"]
+        if command == "lsfcmap":
+            return 200, [self._fcmap_row(m) for m in self.fcmaps.values()]
+        if command == "mkvdisk":
+            vid = self._new_id()
+            unit = {"b": 1, "kb": KiB, "mb": KiB**2, "gb": KiB**3}[body.get("unit", "mb")]
+            pool = str(body.get("mdiskgrp", "pool_thin")).removeprefix("pool_")
+            self.vdisks[vid] = VDisk(vid, body["name"], f"600507681081001D{int(vid):016X}",
+                                     int(body["size"]) * unit, pool)
+            return 200, {"id": vid, "message": f"Virtual Disk, id [{vid}], successfully created"}
+        if command == "mkfcmap":
+            src, tgt = self._by_name(body["source"]), self._by_name(body["target"])
+            if src.capacity != tgt.capacity:
+                return 500, "CMMVC5924E The FlashCopy mapping was not created because the source and target virtual disks (VDisks) are different sizes."
+            mid = self._new_id("fcmap")
+            self.fcmaps[mid] = FcMap(mid, body.get("name", f"fcmap{mid}"), src.id, tgt.id,
+                                     int(body.get("copyrate", 50)), bool(body.get("autodelete")))
+            return 200, {"id": mid, "message": f"FlashCopy Mapping, id [{mid}], successfully created"}
+        if command == "startfcmap":
+            m = self.fcmaps.get(object_id) or next(m for m in self.fcmaps.values() if m.name == object_id)
+            m.status, m.started = "copying", True
+            return 200, ""
+        return 500, f"CMMVC5707E Required parameters are missing. ({command})"
 
     # -- HTTP --------------------------------------------------------------------------------
     async def _auth(self, request: web.Request) -> web.Response:
