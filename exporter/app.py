@@ -10,6 +10,7 @@ import gc
 import gzip
 import threading
 import time
+from pathlib import Path
 
 import structlog
 from prometheus_client import CollectorRegistry, generate_latest
@@ -23,6 +24,7 @@ from .backends.qcow2 import Qcow2Backend, Qcow2Settings
 from .backends.rbd import RbdBackend, RbdSettings
 from .backends.vmware import VmwareBackend, VmwareSettings
 from .backends.vpc import VpcBackend
+from .backends.vpc_api import VpcApiAccess, VpcApiClient
 from .collectors.backend import BackendCollector
 from .collectors.flashcopy import FlashCopyCollector
 from .collectors.kubernetes import KubernetesCollector
@@ -82,7 +84,13 @@ class Exporter:
                 vcenters=vcenters(settings), timeout_seconds=settings.vmware_timeout,
                 refresh_interval_seconds=settings.vmware_refresh_interval)))
         if self.kubernetes and settings.vpc_enabled:
-            self.backends.append(VpcBackend())
+            api = None
+            if settings.vpc_api_url:
+                api = VpcApiClient(VpcApiAccess(
+                    url=settings.vpc_api_url, api_key_file=Path(settings.vpc_api_key_file),
+                    iam_url=settings.vpc_iam_url, ca_file=Path(settings.vpc_ca_file) if settings.vpc_ca_file else None),
+                    timeout_seconds=settings.vpc_timeout)
+            self.backends.append(VpcBackend(api, settings.vpc_refresh_interval if api else None))
         self.view = View()
         self.collectors = [PvcCollector(), SourceCollector(), StorageClassCollector(), VolumeCollector(),
                            FlashCopyCollector()]

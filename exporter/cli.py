@@ -35,6 +35,14 @@ OPTIONS = (
     Option("ceph.mon-host", "str", "", "monitor addresses, when there is no ceph.conf (as Rook's toolbox env gives)"),
     Option("vpc.enabled", "bool", True,
            "IBM Cloud VPC block/file PVs: full copies by design, consumed = provisioned capacity"),
+    Option("vpc.api-url", "str", "",
+           "IBM Cloud VPC regional API endpoint (e.g. https://us-south.iaas.cloud.ibm.com) to confirm each "
+           "VPC volume and the snapshot it was restored from; empty = PVs only"),
+    Option("vpc.api-key-file", "str", "", "file holding the IBM Cloud API key for the VPC API (a mounted Secret)"),
+    Option("vpc.iam-url", "str", "https://iam.cloud.ibm.com", "IBM Cloud IAM endpoint that turns the API key into tokens"),
+    Option("vpc.ca-file", "str", "", "CA bundle for the VPC and IAM endpoints (default: the system's)"),
+    Option("vpc.timeout", "float", 30.0, "seconds before a VPC API request is given up"),
+    Option("vpc.refresh-interval", "float", 300.0, "seconds between VPC API lookups (with --vpc.api-url)"),
     Option("flashsystem.arrays", "list", (),
            "IBM FlashSystem / Storage Virtualize arrays as NAME=DIR, DIR holding the array Secret's "
            "management_address, username, password (and optionally ca.crt)"),
@@ -73,12 +81,17 @@ def load(argv: Sequence[str] | None = None) -> Settings:
         raise ConfigError("log.format", f"expected one of {', '.join(FORMATS)}, got {settings.log_format!r}")
     parse_listen_address(settings.web_listen_address)
     for key in ("rbd.timeout", "rbd.refresh-interval", "kubernetes.read-timeout", "qcow2.refresh-interval",
-                "flashsystem.timeout", "flashsystem.refresh-interval", "vmware.timeout",
+                "flashsystem.timeout", "flashsystem.refresh-interval", "vmware.timeout", "vpc.timeout",
+                "vpc.refresh-interval",
                 "vmware.refresh-interval"):
         if getattr(settings, key.replace(".", "_").replace("-", "_")) <= 0:
             raise ConfigError(key, "must be greater than 0")
     flashsystem_arrays(settings)
     vcenters(settings)
+    if settings.vpc_api_url and not settings.vpc_api_key_file:
+        raise ConfigError("vpc.api-key-file", "is needed with vpc.api-url")
+    if settings.vpc_api_url and not settings.vpc_api_url.startswith("https://"):
+        raise ConfigError("vpc.api-url", f"expected an https:// URL, got {settings.vpc_api_url!r}")
     return settings
 
 

@@ -36,6 +36,7 @@ class Volume:
     parent: str = ""            # parent volume id, "" for an independent volume
     parent_snapshot: str = ""   # e.g. "base": the parent snapshot a clone hangs from
     copy: BackgroundCopy | None = None
+    origin: str = ""            # what an independent volume was made from (a snapshot it was restored from)
 
     @property
     def parent_share(self) -> float:

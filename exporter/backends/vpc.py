@@ -3,16 +3,21 @@
 The VPC CSI drivers cannot clone: a "clone" is a restore from a VolumeSnapshot, a new volume
 that holds a full, independent copy and is billed for its whole provisioned capacity. So each
 volume consumes its provisioned capacity and has no parent; families of such clones come out
-at efficiency 0, which is the point. (Confirming the restore relationship through the VPC API
-— `source_snapshot` of each volume — is a later step; the numbers do not depend on it.)
+at efficiency 0, which is the point.
+
+With the VPC API configured, each volume is also looked up there (`source_snapshot` confirms the
+restore relationship and becomes the volume's origin); a volume the API does not know is left
+out, and an API that cannot be reached takes the targets down. Bytes stay the PV's capacity:
+that is what the driver provisioned and what is billed.
 """
 
-import time
+import asyncio
 from typing import Iterable
 
 from ..classify import VolumeRef, get, text
 from ..quantity import parse_bytes
-from .base import TargetState, Volume
+from .base import TargetState, Volume, record
+from .vpc_api import VpcApiClient
 
 NAME = "vpc"
 DRIVERS = {"vpc.block.csi.ibm.io": "vpc-block", "vpc.file.csi.ibm.io": "vpc-file"}
@@ -20,9 +25,11 @@ DRIVERS = {"vpc.block.csi.ibm.io": "vpc-block", "vpc.file.csi.ibm.io": "vpc-file
 
 class VpcBackend:
     name = NAME
-    refresh_interval = 10.0      # no I/O: it only reads what the PVs say
 
-    def __init__(self) -> None:
+    def __init__(self, api: VpcApiClient | None = None, refresh_interval: float | None = None) -> None:
+        self.api = api
+        # Without the API nothing is fetched: only what the PVs say, so refresh often.
+        self.refresh_interval = refresh_interval or (300.0 if api else 10.0)
         self._states: dict[str, TargetState] = {}
         self._capacity: dict[tuple[str, str], int] = {}
 
@@ -51,12 +58,27 @@ class VpcBackend:
     def states(self) -> dict[str, TargetState]:
         return self._states
 
+    async def close(self) -> None:
+        if self.api is not None:
+            await self.api.close()
+
     async def refresh(self) -> None:
-        start = time.monotonic()
-        by_target: dict[str, dict[str, Volume]] = {t: {} for t in DRIVERS.values()}
+        by_target: dict[str, dict[str, int]] = {t: {} for t in DRIVERS.values()}
         for (target, volume), size in self._capacity.items():
-            by_target[target][volume] = Volume(volume=volume, target=target, consumed_bytes=size,
-                                               provisioned_bytes=size)
-        for target, volumes in by_target.items():
-            if volumes or target in self._states:
-                self._states.setdefault(target, TargetState(target)).succeeded(volumes, time.monotonic() - start)
+            by_target[target][volume] = size
+        for target, sizes in by_target.items():
+            if sizes or target in self._states:
+                await record(NAME, self._states.setdefault(target, TargetState(target)),
+                             self._measure(target, sizes))
+
+    async def _measure(self, target: str, sizes: dict[str, int]) -> dict[str, Volume]:
+        origins: dict[str, str | None] = {v: "" for v in sizes}
+        if self.api is not None:
+            found = await asyncio.gather(*(self.api.volume(v) for v in sizes), return_exceptions=True)
+            for volume, doc in zip(sizes, found):
+                if isinstance(doc, BaseException):
+                    raise doc           # one failure fails the target: no partial, silently thinner list
+                origins[volume] = None if doc is None else text(get(doc, "source_snapshot", "id"))
+        return {v: Volume(volume=v, target=target, consumed_bytes=size, provisioned_bytes=size,
+                          origin=origins[v] or "")
+                for v, size in sizes.items() if origins[v] is not None}

@@ -11,7 +11,10 @@ CONSUMED = MetricDef("clonewatch_volume_consumed_bytes", "gauge",
 PROVISIONED = MetricDef("clonewatch_volume_provisioned_bytes", "gauge", "Provisioned size of the volume.")
 DEPTH = MetricDef("clonewatch_volume_clone_depth", "gauge",
                   "Parents above this volume in its clone chain (0 for an independent volume).")
-DEFS = (INFO, CONSUMED, PROVISIONED, DEPTH)
+ORIGIN = MetricDef("clonewatch_volume_origin_info", "gauge",
+                   "What an independent volume was made from, as the backend says (IBM Cloud VPC: the snapshot "
+                   "it was restored from). Always 1; only for volumes whose backend names an origin.")
+DEFS = (INFO, CONSUMED, PROVISIONED, DEPTH, ORIGIN)
 
 
 def render(row: VolumeRow) -> Lines:
@@ -22,6 +25,7 @@ def render(row: VolumeRow) -> Lines:
         CONSUMED.name: [sample(CONSUMED.name, who, v.consumed_bytes)],
         PROVISIONED.name: [sample(PROVISIONED.name, who, v.provisioned_bytes)],
         DEPTH.name: [sample(DEPTH.name, who, row.depth)],
+        ORIGIN.name: [sample(ORIGIN.name, who + (("origin", v.origin),), 1)] if v.origin else [],
     }
 
 

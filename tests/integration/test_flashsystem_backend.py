@@ -182,3 +182,45 @@ async def test_data_reduction_volumes_get_a_detailed_look_only_when_used(array, 
         assert f"fs1/{drp.uid}" in st.volumes and f"fs1/{other.uid}" not in st.volumes
     finally:
         await b.close()
+
+
+def test_any_http_reply_leaves_the_array_up_or_cleanly_down(tmp_path):
+    """Hypothesis over the wire: whatever status and body the array sends to a command, the
+    refresh ends with the target up or down with an error, never an exception, never stale bytes."""
+    from hypothesis import given, settings, strategies as st
+    import asyncio
+    import json as jsonlib
+
+    fs = FlashSystemDouble(tmp_path)
+    fs.create_vdisk("golden", 64 * MiB)
+    fs.write("golden", 8 * MiB)
+    fs.clone_like_csi("golden", "vm-1")
+    b = make_backend(fs, tmp_path)
+    loop = asyncio.new_event_loop()
+    leaf = st.one_of(st.none(), st.booleans(), st.integers(-5, 2**40), st.text(max_size=6))
+    doc = st.recursive(leaf, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                     st.dictionaries(st.sampled_from(
+                                                         ["id", "vdisk_UID", "capacity", "progress", "copy_rate",
+                                                          "source_vdisk_id", "target_vdisk_id", "status",
+                                                          "vdisk_id", "used_capacity", "token"]), inner, max_size=6)),
+                       max_leaves=15)
+    body = st.one_of(doc.map(jsonlib.dumps), st.text(max_size=30))
+    status = st.sampled_from([200, 200, 200, 400, 401, 403, 404, 409, 429, 500, 502, 503])
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.lists(st.tuples(status, body), min_size=1, max_size=4))
+    def check(replies):
+        fs.faults.errors[:] = list(replies)
+        loop.run_until_complete(b.refresh())
+        st_ = b.states()["fs1"]
+        assert st_.up or (st_.error and st_.volumes == {})
+        fs.faults.errors.clear()
+
+    try:
+        check()
+        loop.run_until_complete(b.refresh())
+        assert b.states()["fs1"].up            # and it recovers once the array talks sense again
+    finally:
+        loop.run_until_complete(b.close())
+        loop.close()
+        fs.close()

@@ -1,0 +1,133 @@
+"""A small async client for the IBM Cloud VPC API: just enough to read a volume.
+
+IAM: `POST <iam>/identity/token` (form: grant_type=urn:ibm:params:oauth:grant-type:apikey,
+apikey=...) gives a bearer `access_token` with `expiration` (Unix time). VPC: `GET
+<region endpoint>/v1/volumes/<id>?version=YYYY-MM-DD&generation=2` gives the volume (`capacity`
+in GB, `source_snapshot` {id, name, crn, ...} when it was restored from one); errors come as
+`{"errors": [{"code", "message"}], "trace"}`. A 401 means the token expired: one new token.
+
+Written on aiohttp rather than the `ibm-vpc` SDK: that SDK pins python-dateutil below 3, which
+the `kubernetes` client we depend on requires at 3 or later, so the two cannot be installed together.
+"""
+
+import asyncio
+import json
+import ssl
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from .base import BackendError, read_secret
+
+API_VERSION = "2025-06-03"     # the VPC API's dated version we speak (its `version` query parameter)
+APIKEY_GRANT = "urn:ibm:params:oauth:grant-type:apikey"
+
+
+@dataclass(frozen=True)
+class VpcApiAccess:
+    url: str                        # regional endpoint, e.g. https://us-south.iaas.cloud.ibm.com
+    api_key_file: Path
+    iam_url: str = "https://iam.cloud.ibm.com"
+    ca_file: Path | None = None     # None: the system's CA bundle
+
+
+class VpcApiClient:
+    def __init__(self, access: VpcApiAccess, timeout_seconds: float = 30.0, concurrency: int = 4) -> None:
+        self.access = access
+        self.timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        self.sem = asyncio.Semaphore(max(1, concurrency))
+        self._session: aiohttp.ClientSession | None = None
+        self._token: tuple[str, float] | None = None      # (token, expires at)
+        self._token_lock = asyncio.Lock()
+        self.token_requests = 0
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            try:
+                ctx = ssl.create_default_context(cafile=str(self.access.ca_file) if self.access.ca_file else None)
+            except (OSError, ssl.SSLError) as exc:
+                raise BackendError(f"cannot load the CA bundle {self.access.ca_file}: {exc}") from None
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx, limit=8),
+                                                  timeout=self.timeout)
+        return self._session
+
+    async def volume(self, volume_id: str) -> dict | None:
+        """The volume, or None when the VPC API does not know it (404)."""
+        base = self.access.url.rstrip("/").removesuffix("/v1")
+        url = f"{base}/v1/volumes/{volume_id}"
+        async with self.sem:
+            token = None
+            for attempt in range(2):
+                token = await self._bearer(stale=token)
+                status, text = await self._request("GET", url, headers={"Authorization": f"Bearer {token}",
+                                                                        "Accept": "application/json"},
+                                                   params={"version": API_VERSION, "generation": "2"})
+                if status == 401 and attempt == 0:
+                    continue
+                break
+        if status == 404:
+            return None
+        if status != 200:
+            raise BackendError(f"VPC API volumes/{volume_id}: HTTP {status}: {_errors(text)}")
+        doc = _json(text, "VPC API volume")
+        if not isinstance(doc, dict):
+            raise BackendError("VPC API volume: reply is not an object")
+        return doc
+
+    async def _bearer(self, stale: str | None) -> str:
+        """The current token; a new one when it is about to expire or is the one just refused
+        (`stale`) — once for all the requests that were refused with it."""
+        async with self._token_lock:
+            if self._token and self._token[0] != stale and time.time() < self._token[1] - 60:
+                return self._token[0]
+            form = {"grant_type": APIKEY_GRANT, "apikey": read_secret(self.access.api_key_file, "API key")}
+            status, text = await self._request("POST", f"{self.access.iam_url.rstrip('/')}/identity/token",
+                                               headers={"Accept": "application/json"}, data=form)
+            if status != 200:
+                raise BackendError(f"IAM token: HTTP {status}: {_errors(text)}")
+            doc = _json(text, "IAM token")
+            token, expiration = (doc.get("access_token"), doc.get("expiration")) if isinstance(doc, dict) else (None, None)
+            if not isinstance(token, str) or not token or not isinstance(expiration, (int, float)):
+                raise BackendError("IAM token: reply without access_token/expiration")
+            self._token = (token, float(expiration))
+            self.token_requests += 1
+            return token
+
+    async def _request(self, method: str, url: str, **kw) -> tuple[int, str]:
+        try:
+            async with self._http().request(method, url, **kw) as resp:
+                return resp.status, await resp.text(errors="replace")
+        except asyncio.TimeoutError:
+            raise BackendError(f"{method} {url.split('?')[0]}: no answer within {self.timeout.total:g}s") from None
+        except aiohttp.ClientConnectorCertificateError as exc:
+            raise BackendError(f"{url.split('/v1')[0]}: TLS certificate not trusted ({exc.certificate_error})") from None
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            raise BackendError(f"{method} {url.split('?')[0]}: {type(exc).__name__}: {exc}") from None
+
+
+def _json(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise BackendError(f"{what}: reply is not JSON: {' '.join(text.split())[:120]}") from None
+
+
+def _errors(text: str) -> str:
+    """The API's own error codes and messages (IAM: errorCode/errorMessage; VPC: errors[])."""
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return " ".join(text.split())[:200] or "(empty)"
+    if isinstance(doc, dict) and isinstance(doc.get("errors"), list):
+        return "; ".join(f"{e.get('code')}: {e.get('message')}" for e in doc["errors"] if isinstance(e, dict))[:200]
+    if isinstance(doc, dict) and "errorCode" in doc:
+        return f"{doc.get('errorCode')}: {doc.get('errorMessage')}"[:200]
+    return str(doc)[:200]

@@ -1,0 +1,129 @@
+"""A test double of IBM Cloud IAM and the VPC API's volumes endpoint, over HTTPS, in its own thread.
+
+Shapes as IBM documents them (and as the `ibm-vpc` SDK's models read them):
+- `POST /identity/token`, form `grant_type=urn:ibm:params:oauth:grant-type:apikey&apikey=...` ->
+  `{"access_token", "refresh_token", "token_type": "Bearer", "expires_in", "expiration", "scope"}`;
+  an unknown key -> 400 `{"errorCode": "BXNIM0415E", "errorMessage": "Provided API key could not be found."}`.
+- `GET /v1/volumes/{id}?version=YYYY-MM-DD&generation=2` with `Authorization: Bearer ...` ->
+  the volume: id, crn, href, name, capacity (GB), iops, profile {name, href}, status, zone {name},
+  resource_type "volume", created_at, and `source_snapshot` {crn, href, id, name, resource_type}
+  when restored from a snapshot. Errors: `{"errors": [{"code", "message", "more_info"}], "trace",
+  "status_code"}` (404 not_found, 401 for a missing/expired token, 400 for a missing version).
+"""
+
+import asyncio
+import secrets
+import ssl
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from aiohttp import web
+
+from tests.support.flashsystem import make_tls
+
+REGION = "us-south"
+
+
+def volume_id() -> str:
+    return f"r006-{uuid.uuid4()}"
+
+
+class VpcApiDouble:
+    def __init__(self, tls_dir: Path, token_ttl: float = 3600.0) -> None:
+        self.api_key = secrets.token_urlsafe(24)
+        self.token_ttl = token_ttl
+        self.cert, self.key = make_tls(tls_dir)
+        self.volumes: dict[str, dict] = {}
+        self.tokens: dict[str, float] = {}       # token -> expires at (time.time())
+        self.token_grants = 0
+        self.volume_gets = 0
+        self.fail_next: list[int] = []           # statuses for the next volume GETs
+        self.delay = 0.0
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), name="vpc-api", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("VPC API double did not start")
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def add_volume(self, name: str, capacity_gb: int, source_snapshot: str | None = None) -> str:
+        vid = volume_id()
+        vol = {"id": vid, "crn": f"crn:v1:bluemix:public:is:{REGION}-1:a/123::volume:{vid}",
+               "href": f"{self.url}/v1/volumes/{vid}", "name": name, "capacity": capacity_gb, "iops": 3000,
+               "bandwidth": 393, "encryption": "provider_managed", "status": "available",
+               "profile": {"name": "general-purpose", "href": f"{self.url}/v1/volume/profiles/general-purpose"},
+               "zone": {"name": f"{REGION}-1", "href": f"{self.url}/v1/regions/{REGION}/zones/{REGION}-1"},
+               "resource_type": "volume", "created_at": "2026-11-25T10:00:00Z", "attachment_state": "attached"}
+        if source_snapshot:
+            vol["source_snapshot"] = {"crn": f"crn:v1:bluemix:public:is:{REGION}:a/123::snapshot:{source_snapshot}",
+                                      "href": f"{self.url}/v1/snapshots/{source_snapshot}", "id": source_snapshot,
+                                      "name": f"snap-{source_snapshot[-6:]}", "resource_type": "snapshot"}
+        self.volumes[vid] = vol
+        return vid
+
+    @staticmethod
+    def _error(status: int, code: str, message: str) -> web.Response:
+        return web.json_response({"errors": [{"code": code, "message": message,
+                                              "more_info": "https://cloud.ibm.com/docs/vpc?topic=vpc-rias-error-messages"}],
+                                  "trace": str(uuid.uuid4()), "status_code": status}, status=status)
+
+    async def _token(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        if form.get("grant_type") != "urn:ibm:params:oauth:grant-type:apikey" or form.get("apikey") != self.api_key:
+            return web.json_response({"errorCode": "BXNIM0415E", "errorMessage": "Provided API key could not be found.",
+                                      "context": {"requestId": str(uuid.uuid4())}}, status=400)
+        token = secrets.token_hex(32)
+        now = int(time.time())
+        self.tokens[token] = now + self.token_ttl
+        self.token_grants += 1
+        return web.json_response({"access_token": token, "refresh_token": "not_supported", "token_type": "Bearer",
+                                  "expires_in": int(self.token_ttl), "expiration": int(now + self.token_ttl),
+                                  "scope": "ibm openid"})
+
+    async def _volume(self, request: web.Request) -> web.Response:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        self.volume_gets += 1
+        auth = request.headers.get("Authorization", "")
+        expires = self.tokens.get(auth.removeprefix("Bearer "))
+        if not auth.startswith("Bearer ") or expires is None or time.time() >= expires:
+            return self._error(401, "not_authorized", "The request is not authorized: the token is missing or expired.")
+        if not request.query.get("version") or request.query.get("generation") != "2":
+            return self._error(400, "missing_version", "The version query parameter is required.")
+        if self.fail_next:
+            status = self.fail_next.pop(0)
+            return self._error(status, "internal_error", "Internal error, please retry.")
+        vol = self.volumes.get(request.match_info["id"])
+        if vol is None:
+            return self._error(404, "not_found", "Volume not found.")
+        return web.json_response(vol)
+
+    def expire_tokens(self) -> None:
+        for t in self.tokens:
+            self.tokens[t] = 0
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        app = web.Application()
+        app.router.add_post("/identity/token", self._token)
+        app.router.add_get("/v1/volumes/{id}", self._volume)
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(self.cert, self.key)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ctx)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]
+        self._ready.set()
+        await self._stop.wait()
+        await runner.cleanup()
+
+    def close(self) -> None:
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
