@@ -3,7 +3,7 @@ volumes, backend_up per vCenter, and the target going down (series gone) when vC
 
 import secrets
 
-from tests.support.flashsystem import make_tls
+from tests.support.https import make_tls
 from tests.support.process import ExporterProcess, one, pick
 from tests.support.vcsim import VCSim
 

@@ -7,7 +7,7 @@ import secrets
 import pytest
 
 from exporter.backends.vmware import VmwareBackend, VmwareSettings, load_vcenter
-from tests.support.flashsystem import make_tls
+from tests.support.https import make_tls
 from tests.support.vcsim import VCSim
 
 

@@ -22,13 +22,13 @@ expiry, HTTP errors (500, 429), slow replies, garbage bodies.
 import asyncio
 import json
 import secrets
-import ssl
-import subprocess
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
+
+from tests.support.https import HttpsServer
 
 KiB = 1024
 
@@ -37,15 +37,6 @@ def copy_rate_bytes_per_second(rate: int) -> int:
     if rate <= 0:
         return 0
     return 128 * KiB * 2 ** ((min(rate, 150) - 1) // 10)
-
-
-def make_tls(directory: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 (it is its own CA): (cert, key)."""
-    cert, key = directory / "array.crt", directory / "array.key"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
-    return cert, key
 
 
 @dataclass
@@ -92,7 +83,6 @@ class FlashSystemDouble:
         self.username = username
         self.password = password or secrets.token_urlsafe(12)
         self.token_ttl = token_ttl
-        self.cert, self.key = make_tls(tls_dir)
         self.now = 0.0                          # the array's clock, advanced by the test
         self.vdisks: dict[str, VDisk] = {}
         self.fcmaps: dict[str, FcMap] = {}
@@ -103,12 +93,8 @@ class FlashSystemDouble:
         self._next_ids: dict[str, int] = {}
         self._index: tuple[dict, dict] | None = None
         self._lock = threading.Lock()
-        self._ready = threading.Event()
-        self.port = 0
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), name="flashsystem", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("FlashSystem double did not start")
+        self._server = HttpsServer("flashsystem", tls_dir, self._routes)
+        self.cert, self.key = self._server.cert, self._server.key
 
     @property
     def address(self) -> str:
@@ -322,27 +308,17 @@ class FlashSystemDouble:
         if self.faults.delay:
             await asyncio.sleep(self.faults.delay)
 
-    async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        app = web.Application()
+    def _routes(self, app: web.Application) -> None:
         app.router.add_post("/rest/v1/auth", self._auth)
         app.router.add_post("/rest/v1/{command}", self._command)
         app.router.add_post("/rest/v1/{command}/{id}", self._command)
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ctx.load_cert_chain(self.cert, self.key)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ctx)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]
-        self._ready.set()
-        await self._stop.wait()
-        await runner.cleanup()
+
+    @property
+    def port(self) -> int:
+        return self._server.port
 
     def close(self) -> None:
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
+        self._server.close()
 
     # -- wiring for the exporter --------------------------------------------------------------
     def write_secret_dir(self, directory: Path, with_ca: bool = True, password: str | None = None) -> Path:

@@ -13,15 +13,13 @@ Shapes as IBM documents them (and as the `ibm-vpc` SDK's models read them):
 
 import asyncio
 import secrets
-import ssl
-import threading
 import time
 import uuid
 from pathlib import Path
 
 from aiohttp import web
 
-from tests.support.flashsystem import make_tls
+from tests.support.https import HttpsServer
 
 REGION = "us-south"
 
@@ -34,18 +32,14 @@ class VpcApiDouble:
     def __init__(self, tls_dir: Path, token_ttl: float = 3600.0) -> None:
         self.api_key = secrets.token_urlsafe(24)
         self.token_ttl = token_ttl
-        self.cert, self.key = make_tls(tls_dir)
         self.volumes: dict[str, dict] = {}
         self.tokens: dict[str, float] = {}       # token -> expires at (time.time())
         self.token_grants = 0
         self.volume_gets = 0
         self.fail_next: list[int] = []           # statuses for the next volume GETs
         self.delay = 0.0
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), name="vpc-api", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("VPC API double did not start")
+        self._server = HttpsServer("vpc-api", tls_dir, self._routes)
+        self.cert, self.key = self._server.cert, self._server.key
 
     @property
     def url(self) -> str:
@@ -107,23 +101,13 @@ class VpcApiDouble:
         for t in self.tokens:
             self.tokens[t] = 0
 
-    async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        app = web.Application()
+    def _routes(self, app: web.Application) -> None:
         app.router.add_post("/identity/token", self._token)
         app.router.add_get("/v1/volumes/{id}", self._volume)
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ctx.load_cert_chain(self.cert, self.key)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ctx)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]
-        self._ready.set()
-        await self._stop.wait()
-        await runner.cleanup()
+
+    @property
+    def port(self) -> int:
+        return self._server.port
 
     def close(self) -> None:
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
+        self._server.close()
