@@ -12,6 +12,7 @@ that is what the driver provisioned and what is billed.
 """
 
 import asyncio
+import time
 from typing import Iterable
 
 from ..classify import VolumeRef, get, text
@@ -20,6 +21,7 @@ from .base import TargetState, Volume, record
 from .vpc_api import VpcApiClient
 
 NAME = "vpc"
+RECHECK_SECONDS = 3600.0
 DRIVERS = {"vpc.block.csi.ibm.io": "vpc-block", "vpc.file.csi.ibm.io": "vpc-file"}
 
 
@@ -32,6 +34,10 @@ class VpcBackend:
         self.refresh_interval = refresh_interval or (300.0 if api else 10.0)
         self._states: dict[str, TargetState] = {}
         self._capacity: dict[tuple[str, str], int] = {}
+        # What the API said per volume (origin, or None: unknown there) and when: a volume's
+        # source snapshot never changes, so a known one is asked again only after RECHECK_SECONDS;
+        # one the API did not know is asked again every refresh.
+        self._looked_up: dict[str, tuple[str | None, float]] = {}
 
     def map_pv(self, pv: dict) -> VolumeRef | None:
         target = DRIVERS.get(text(get(pv, "spec", "csi", "driver")))
@@ -74,11 +80,24 @@ class VpcBackend:
     async def _measure(self, target: str, sizes: dict[str, int]) -> dict[str, Volume]:
         origins: dict[str, str | None] = {v: "" for v in sizes}
         if self.api is not None:
-            found = await asyncio.gather(*(self.api.volume(v) for v in sizes), return_exceptions=True)
-            for volume, doc in zip(sizes, found):
+            now = time.monotonic()
+            due = [v for v in sizes if v not in self._looked_up or self._looked_up[v][0] is None
+                   or now - self._looked_up[v][1] >= RECHECK_SECONDS]
+            if not due and sizes:
+                # Still ask about one (the longest unasked) each refresh: an API that went away shows.
+                due = [min(sizes, key=lambda v: self._looked_up[v][1])]
+            found = await asyncio.gather(*(self.api.volume(v) for v in due), return_exceptions=True)
+            for volume, doc in zip(due, found):
                 if isinstance(doc, BaseException):
                     raise doc           # one failure fails the target: no partial, silently thinner list
-                origins[volume] = None if doc is None else text(get(doc, "source_snapshot", "id"))
+                self._looked_up[volume] = (None if doc is None else text(get(doc, "source_snapshot", "id")), now)
+            known = self._capacity_ids()
+            for volume in [v for v in self._looked_up if v not in known]:
+                del self._looked_up[volume]         # its PV is gone
+            origins = {v: self._looked_up[v][0] for v in sizes}
         return {v: Volume(volume=v, target=target, consumed_bytes=size, provisioned_bytes=size,
                           origin=origins[v] or "")
                 for v, size in sizes.items() if origins[v] is not None}
+
+    def _capacity_ids(self) -> set[str]:
+        return {volume for _, volume in self._capacity}

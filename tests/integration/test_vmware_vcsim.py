@@ -82,3 +82,16 @@ async def test_vcenter_going_away_takes_the_target_down_then_back(vcsim, tls, tm
     vcsim.stop()
     st = await refreshed(b)
     assert not st.up and "cannot connect" in st.error and st.volumes == {}
+
+
+async def test_slow_vcenter_is_given_up_at_the_timeout(tls, tmp_path):
+    import time
+    sim = VCSim(*tls, username="u@vsphere.local", password="pw-" + secrets.token_hex(4), retrieve_delay_ms=3000)
+    try:
+        b = backend(sim, tmp_path, tls[0], timeout=1.0)
+        start = time.monotonic()
+        st = await refreshed(b)
+        assert time.monotonic() - start < 2.0
+        assert not st.up and "no answer within 1s" in st.error
+    finally:
+        sim.stop()

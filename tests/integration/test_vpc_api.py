@@ -44,9 +44,13 @@ async def test_restores_are_confirmed_and_unknown_volumes_left_out(api, tmp_path
         assert st.volumes[golden].origin == ""
         assert st.volumes[restored].consumed_bytes == 10 * GiB == st.volumes[restored].provisioned_bytes
         assert "r006-not-in-vpc" not in st.volumes           # the API does not know it: absent
-        assert api.token_grants == 1
+        assert api.token_grants == 1 and api.volume_gets == 3
         await b.refresh()
         assert api.token_grants == 1                          # the token is reused until it expires
+        assert api.volume_gets == 4      # known volumes are not asked again; the unknown one is
+        b.want([pv("pv-g", golden), pv("pv-1", restored)])
+        await b.refresh()
+        assert api.volume_gets == 5      # nothing due: one known volume is still asked, as a health check
         api.expire_tokens()
         await b.refresh()
         assert b.states()["vpc-block"].up and api.token_grants == 2

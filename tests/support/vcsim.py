@@ -30,10 +30,11 @@ def binary() -> Path:
 
 
 class VCSim:
-    def __init__(self, cert: Path, key: Path, username: str, password: str) -> None:
+    def __init__(self, cert: Path, key: Path, username: str, password: str, retrieve_delay_ms: int = 0) -> None:
         self.username, self.password = username, password
         self.proc = subprocess.Popen([str(binary()), "-cert", str(cert), "-key", str(key),
-                                      "-username", username, "-password", password],
+                                      "-username", username, "-password", password,
+                                      "-retrieve-delay-ms", str(retrieve_delay_ms)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         url = urlparse(self.proc.stdout.readline().strip())
         if not url.port:

@@ -26,10 +26,13 @@ func main() {
 	password := flag.String("password", "", "its password")
 	certFile := flag.String("cert", "", "TLS certificate (PEM)")
 	keyFile := flag.String("key", "", "TLS key (PEM)")
+	retrieveDelay := flag.Int("retrieve-delay-ms", 0, "delay every property retrieval by this much (a slow vCenter)")
 	flag.Parse()
 
 	model := simulator.VPX()
 	model.Machine = *vms
+	model.DelayConfig.MethodDelay = map[string]int{
+		"RetrieveProperties": *retrieveDelay, "RetrievePropertiesEx": *retrieveDelay}
 	if err := model.Create(); err != nil {
 		fmt.Fprintln(os.Stderr, "create:", err)
 		os.Exit(1)
