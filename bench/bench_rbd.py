@@ -31,8 +31,6 @@ def sh(*args):
     subprocess.run(args, check=True, capture_output=True)
 
 
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--images", type=int, default=1000)

@@ -26,12 +26,14 @@ NAME = "flashsystem"
 DRIVER = "block.csi.ibm.com"
 _RESTORE = "yes"       # lsfcmap `restoring`: the mapping copies back onto its source, not a clone
 
+
 @dataclass(frozen=True)
 class FlashSystemSettings:
     arrays: tuple[ArrayAccess, ...] = ()
     timeout_seconds: float = 30.0
     refresh_interval_seconds: float = 60.0
     concurrency: int = 2            # requests in flight per array (the array runs one CLI command at a time)
+
 
 def load_array(name: str, directory: Path, insecure: bool = False) -> ArrayAccess:
     """An array from a directory holding a mounted Secret: management_address, username,
@@ -49,6 +51,7 @@ def load_array(name: str, directory: Path, insecure: bool = False) -> ArrayAcces
                        password_file=directory / "password", ca_file=ca if ca.exists() else None,
                        insecure=insecure)
 
+
 def parse_volume_handle(handle: str) -> str | None:
     """The vdisk UID from `SVC:<uid>`, `SVC:<id>;<uid>` or `SVC:<system id>:<id>;<uid>`."""
     kind, sep, rest = handle.partition(":")
@@ -58,8 +61,10 @@ def parse_volume_handle(handle: str) -> str | None:
     uid = object_id.rsplit(";", 1)[-1]
     return uid.upper() if uid else None
 
+
 def volume_id(array: str, uid: str) -> str:
     return f"{array}/{uid.upper()}"
+
 
 def _host(address: str) -> str:
     a = address.strip().lower()
@@ -68,10 +73,13 @@ def _host(address: str) -> str:
     return a.partition(":")[0] if a.count(":") == 1 else a
 
 # -- parsing the array's replies (strings everywhere) -------------------------------------------
+
+
 def _rows(doc: Any, command: str) -> list[dict]:
     if not isinstance(doc, list) or not all(isinstance(r, dict) for r in doc):
         raise BackendError(f"{command}: reply is not a list of objects")
     return doc
+
 
 def _count(row: dict, key: str, command: str, blank_ok: bool = False) -> int | None:
     value = row.get(key)
@@ -82,11 +90,13 @@ def _count(row: dict, key: str, command: str, blank_ok: bool = False) -> int | N
                            f"(row id {str(row.get('id', row.get('vdisk_id')))[:40]!r})")
     return int(value)
 
+
 def _field(row: dict, key: str, command: str) -> str:
     value = row.get(key)
     if not isinstance(value, str) or not value:
         raise BackendError(f"{command}: row without {key}: {str(row)[:200]}")
     return value
+
 
 @dataclass(frozen=True)
 class VDisk:
@@ -95,6 +105,7 @@ class VDisk:
     uid: str
     capacity: int
     copies: int
+
 
 @dataclass(frozen=True)
 class FcMap:
@@ -107,6 +118,7 @@ class FcMap:
     copy_rate: int
     restoring: bool
 
+
 def parse_vdisks(doc: Any) -> dict[str, VDisk]:
     out = {}
     for row in _rows(doc, "lsvdisk"):
@@ -117,6 +129,7 @@ def parse_vdisks(doc: Any) -> dict[str, VDisk]:
                          copies=int(copies) if isinstance(copies, str) and _digits(copies) else 1)
     return out
 
+
 def parse_se_copies(doc: Any) -> dict[str, list[int | None]]:
     """vdisk id -> used capacity of each thin/compressed copy (None: blank, a data reduction pool)."""
     out: dict[str, list[int | None]] = {}
@@ -124,6 +137,7 @@ def parse_se_copies(doc: Any) -> dict[str, list[int | None]]:
         out.setdefault(_field(row, "vdisk_id", "lssevdiskcopy"), []).append(
             _count(row, "used_capacity", "lssevdiskcopy", blank_ok=True))
     return out
+
 
 def parse_fcmaps(doc: Any) -> list[FcMap]:
     out = []
@@ -138,6 +152,7 @@ def parse_fcmaps(doc: Any) -> list[FcMap]:
                          copy_rate=_count(row, "copy_rate", "lsfcmap"),
                          restoring=row.get("restoring") == _RESTORE))
     return out
+
 
 def parse_detail_used(doc: Any) -> int | None:
     """Used bytes of all copies from a detailed `lsvdisk <id>` ([vdisk, copy, copy, ...]).
@@ -156,6 +171,7 @@ def parse_detail_used(doc: Any) -> int | None:
             return None
         total += used
     return total
+
 
 def build_volumes(array: str, vdisks: dict[str, VDisk], se: dict[str, list[int | None]],
                   fcmaps: list[FcMap], detail: dict[str, int | None]) -> dict[str, Volume]:
@@ -178,17 +194,21 @@ def build_volumes(array: str, vdisks: dict[str, VDisk], se: dict[str, list[int |
                                  provisioned_bytes=vd.capacity, parent=parent, copy=copy)
     return volumes
 
+
 def _used(vd: VDisk, se_used: list[int | None], detail: int | None) -> int | None:
     if any(u is None for u in se_used):
         return detail
     fully_allocated = max(0, vd.copies - len(se_used))
     return sum(u for u in se_used if u is not None) + fully_allocated * vd.capacity
 
+
 def _digits(value: str) -> bool:
     return value.isascii() and value.isdigit()      # "²".isdigit() is True, int("²") is not
 
+
 def _num(value: str) -> int:
     return int(value) if _digits(value) else 1 << 62
+
 
 class FlashSystemBackend:
     name = NAME
@@ -255,21 +275,29 @@ class FlashSystemBackend:
         vdisks = parse_vdisks(await client.command("lsvdisk", {"bytes": True}))
         se = parse_se_copies(await client.command("lssevdiskcopy", {"bytes": True}))
         fcmaps = parse_fcmaps(await client.command("lsfcmap"))
+        wanted = self._wanted_ids(array, vdisks, fcmaps)
         blank = [vid for vid, used in se.items() if vid in vdisks and any(u is None for u in used)
-                 and self._wants(array, vdisks[vid], vdisks, fcmaps)]
+                 and (wanted is None or vid in wanted)]
         detail: dict[str, int | None] = {}
         if blank:
             replies = await asyncio.gather(*(client.command("lsvdisk", {"bytes": True}, vid) for vid in blank))
             detail = {vid: parse_detail_used(doc) for vid, doc in zip(blank, replies)}
         return build_volumes(array, vdisks, se, fcmaps, detail)
 
-    def _wants(self, array: str, vd: VDisk, vdisks: dict[str, VDisk], fcmaps: list[FcMap]) -> bool:
-        """Worth a detailed call: used by Kubernetes, or an ancestor/snapshot of such a volume."""
+    def _wanted_ids(self, array: str, vdisks: dict[str, VDisk], fcmaps: list[FcMap]) -> set[str] | None:
+        """vdisk ids worth a detailed call: those Kubernetes uses and every source they hang from
+        (a clone's logical size needs its whole chain). None: all (native mode)."""
         if self._wanted is None:
-            return True
-        if volume_id(array, vd.uid) in self._wanted:
-            return True
+            return None
+        sources: dict[str, list[str]] = {}
         for m in fcmaps:
-            if vd.id == m.source and m.target in vdisks and volume_id(array, vdisks[m.target].uid) in self._wanted:
-                return True
-        return False
+            if not m.restoring:
+                sources.setdefault(m.target, []).append(m.source)
+        todo = [vid for vid, vd in vdisks.items() if volume_id(array, vd.uid) in self._wanted]
+        seen: set[str] = set()
+        while todo:
+            vid = todo.pop()
+            if vid not in seen:
+                seen.add(vid)
+                todo.extend(sources.get(vid, ()))
+        return seen

@@ -25,6 +25,7 @@ from .base import BackendError, TargetState, Volume, read_secret, record
 NAME = "vmware"
 PROPERTIES = ["name", "config.template", "config.hardware.device", "layoutEx", "snapshot"]
 
+
 @dataclass(frozen=True)
 class VCenterAccess:
     name: str
@@ -35,11 +36,13 @@ class VCenterAccess:
     insecure: bool = False
     folders: tuple[str, ...] = ()   # inventory paths to look in, e.g. "DC0/vm/golden"; () = everything
 
+
 @dataclass(frozen=True)
 class VmwareSettings:
     vcenters: tuple[VCenterAccess, ...] = ()
     timeout_seconds: float = 60.0
     refresh_interval_seconds: float = 300.0
+
 
 def load_vcenter(name: str, directory: Path, insecure: bool = False, folders: tuple[str, ...] = ()) -> VCenterAccess:
     """A vCenter from a directory holding a mounted Secret: address, username, password, [ca.crt]."""
@@ -54,19 +57,24 @@ def load_vcenter(name: str, directory: Path, insecure: bool = False, folders: tu
                          ca if ca.exists() else None, insecure, folders)
 
 # -- the facts we read, in the vSphere API's own field names (so fixtures can be recorded) -------
+
+
 def _get(obj: Any, name: str, default: Any = None) -> Any:
     """Attribute of a pyvmomi object or key of a dict (fixtures): same field names either way."""
     if isinstance(obj, dict):
         return obj.get(name, default)
     return getattr(obj, name, default)
 
+
 def _moid(ref: Any) -> str:
     return ref if isinstance(ref, str) else str(getattr(ref, "_moId", ""))
+
 
 def _snapshots(tree: Any) -> Iterable[dict]:
     for node in tree or ():
         yield {"moid": _moid(_get(node, "snapshot")), "name": str(_get(node, "name", ""))}
         yield from _snapshots(_get(node, "childSnapshotList"))
+
 
 def vm_facts(moid: str, props: dict) -> dict:
     """The properties of one VM from RetrieveContents, as plain data."""
@@ -95,6 +103,7 @@ def vm_facts(moid: str, props: dict) -> dict:
         "snapshots": list(_snapshots(_get(snap, "rootSnapshotList"))),
     }
 
+
 @dataclass
 class _Layer:
     key: str              # its descriptor file's datastore path: the same layer seen from any VM
@@ -102,6 +111,7 @@ class _Layer:
     capacity: int
     parent: str = ""
     name: str = ""
+
 
 def build_volumes(vcenter: str, vms: list[dict]) -> dict[str, Volume]:
     layers: dict[str, _Layer] = {}
@@ -155,6 +165,8 @@ def build_volumes(vcenter: str, vms: list[dict]) -> dict[str, Volume]:
     return volumes
 
 # -- talking to vCenter (blocking; run in a thread) ---------------------------------------------
+
+
 def collect(access: VCenterAccess, timeout: float) -> list[dict]:
     from pyVim.connect import Disconnect, SmartConnect
     from pyVmomi import vim, vmodl
@@ -217,6 +229,7 @@ def collect(access: VCenterAccess, timeout: float) -> list[dict]:
             Disconnect(si)
         except Exception:       # the session is gone with the connection anyway
             pass
+
 
 class VmwareBackend:
     name = NAME

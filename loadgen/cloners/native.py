@@ -23,8 +23,6 @@ from .manifest import FileManifest, Manifest, RadosManifest
 from .native_run import run as _run
 
 
-
-
 @dataclass
 class Owned:
     name: str

@@ -180,6 +180,15 @@ async def test_data_reduction_volumes_get_a_detailed_look_only_when_used(array, 
         st = await refreshed(b)
         assert array.requests.count("lsvdisk") == 2                  # bulk + one detailed
         assert f"fs1/{drp.uid}" in st.volumes and f"fs1/{other.uid}" not in st.volumes
+        # A restore from a snapshot of the golden: the whole chain gets its detailed look.
+        snap = array.snapshot_like_csi("drp-golden", "drp-snap")
+        restored = array.clone_like_csi("drp-snap", "drp-restored")
+        b.want([pv_flashsystem("pv-2", array.handle(restored), "127.0.0.1")])
+        array.requests.clear()
+        st = await refreshed(b)
+        assert array.requests.count("lsvdisk") == 4                  # bulk + restored, snapshot, golden
+        assert {f"fs1/{v.uid}" for v in (drp, snap, restored)} <= set(st.volumes)
+        assert st.volumes[f"fs1/{restored.uid}"].parent == f"fs1/{snap.uid}"
     finally:
         await b.close()
 

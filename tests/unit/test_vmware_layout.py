@@ -87,6 +87,8 @@ def test_facts_from_pyvmomi_objects():
 
 
 sizes = st.one_of(st.none(), st.integers(-5, 2**40), st.text(max_size=3))
+
+
 @given(st.lists(st.tuples(st.integers(0, 5), st.sampled_from(["diskDescriptor", "diskExtent", "log"]), sizes),
                 max_size=6),
        st.lists(st.lists(st.lists(st.integers(0, 6), max_size=3), max_size=3), max_size=3))
