@@ -101,6 +101,12 @@ def fleet():
                f'group_left () (clonewatch_pvc_clone_fallback{{{J}}} == 1)', instant=True, fmt="table")], w=24,
             transformations=[{"id": "organize", "options": {"excludeByName": {"Time": True, "Value": True,
                                                                               "__name__": True}}}])
+    b.panel("bargauge", "Efficiency by platform (backend)",
+            [t(f"sum by (backend) (clonewatch_source_saved_bytes{{{J}}}) / "
+               f"sum by (backend) (clonewatch_source_full_copy_bytes{{{J}}})", "{{backend}}", instant=True)],
+            w=24, unit="percentunit", description="The same families measured on each storage platform: "
+            "copy-on-write platforms near 1, full copies (IBM Cloud VPC restores, finished FlashCopy clones) near 0.",
+            options={"orientation": "horizontal", "displayMode": "gradient"})
     b.panel("timeseries", "FlashCopy background copies: progress (savings erode as it reaches 100%)",
             [t(f"clonewatch_flashcopy_progress_ratio{{{J}}} and on (backend, target, volume) "
                f"clonewatch_flashcopy_copy_rate{{{J}}} > 0", "{{target}} {{volume}}")], w=24, unit="percentunit",
