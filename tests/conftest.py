@@ -21,6 +21,18 @@ async def no_task_leaks():
     assert not leaked, f"tasks left running: {[t.get_name() + ' ' + repr(t.get_coro()) for t in leaked]}"
 
 
+@pytest.fixture(autouse=True, scope="module")
+def no_exporter_left_behind():
+    """After each module, stop any exporter process it left running (a fixture whose set-up
+    failed never reaches its teardown), so one failure does not load the machine for the rest."""
+    yield
+    from tests.support.process import ExporterProcess
+    for proc in list(ExporterProcess.started):
+        if proc.proc.poll() is None:
+            proc.proc.kill()
+            proc.proc.wait()
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
         if inspect.iscoroutinefunction(getattr(item, "function", None)) and "no_task_leaks" not in item.fixturenames:

@@ -36,17 +36,32 @@ def substitute(expr: str) -> str:
 
 @pytest.fixture(scope="module")
 def stack(kube, pool, tmp_path_factory):
+    """Everything started goes into `cleanup`, which runs also when the set-up itself fails (a
+    half-started stack must not keep loading the machine for the tests after it)."""
     tmp = tmp_path_factory.mktemp("prom")
-    procs = []
+    procs, cleanup = [], []
+    try:
+        yield from _stack(kube, pool, tmp, procs, cleanup)
+    finally:
+        for undo in [p.stop for p in procs] + cleanup[::-1]:
+            try:
+                undo()
+            except Exception:       # keep undoing the rest
+                pass
+
+
+def _stack(kube, pool, tmp, procs, cleanup):
     # 1. The Kubernetes scenario of the exporter e2e test: CoW family, full-copy family with fallbacks, VPC copy.
     scenario.build_pool(pool)
     for obj in scenario.kubernetes_objects(pool.name):
         kube.create(obj)
     main = ExporterProcess([f"--kubeconfig={kube.write_kubeconfig(tmp / 'kubeconfig')}", f"--ceph.conf={pool.conf}",
-                            "--rbd.refresh-interval=1", "--kubernetes.read-timeout=5"], tmp / "main.log")
+                            "--rbd.refresh-interval=1", "--rbd.timeout=20", "--kubernetes.read-timeout=5"],
+                           tmp / "main.log")
     procs.append(main)
     # 2. Native mode on a pool with a 201-children golden and a 7-deep chain.
     big = Pool(ceph_conf(), prefix="prom")
+    cleanup.append(big.remove)
     big.golden("g", 4)
     for i in range(201):
         big.clone("g", f"c{i:03d}")
@@ -58,7 +73,7 @@ def stack(kube, pool, tmp_path_factory):
             big.rbd("snap", "protect", f"{big.spec(f'chain{depth}')}@base")
         parent = f"chain{depth}"
     native = ExporterProcess(["--no-kubernetes.enabled", f"--rbd.pools={big.name}", f"--ceph.conf={pool.conf}",
-                              "--rbd.refresh-interval=2"], tmp / "native.log")
+                              "--rbd.refresh-interval=2", "--rbd.timeout=20"], tmp / "native.log")
     procs.append(native)
     # 3. A broken exporter: nothing listens where its API should be, and its rbd does not exist.
     broken_kubeconfig = tmp / "broken-kubeconfig"
@@ -82,11 +97,14 @@ def stack(kube, pool, tmp_path_factory):
         "groups": [{"name": "cow", "method": "clone", "count": 3}, {"name": "full", "method": "full-copy", "count": 1}],
         "drift": {"levels": ["1MiB"]}, "schedule": {"interval": "1s"}, "retention": {"max_clones": 4, "max_age": "3s"}}))
     lg_log = open(tmp / "loadgen.log", "wb")
+    cleanup.append(lg_log.close)
     loadgen = subprocess.Popen([sys.executable, "-m", "loadgen", "run", "--scenario", str(tmp / "lg.yaml"),
                                 f"--web.listen-address=127.0.0.1:{lg_port}"], cwd=ROOT, stdout=lg_log,
                                stderr=subprocess.STDOUT)
+    cleanup.append(lambda: (loadgen.terminate(), loadgen.wait(10)))
     # 5. A FlashSystem array with a clone 60% through its background copy (native mode).
     array = FlashSystemDouble(tmp)
+    cleanup.append(array.close)
     array.create_vdisk("golden", 64 * 2**20)
     array.write("golden", 32 * 2**20)
     array.clone_like_csi("golden", "vm-eroding", copy_rate=50)
@@ -95,23 +113,18 @@ def stack(kube, pool, tmp_path_factory):
                              f"--flashsystem.arrays=fs1={array.write_secret_dir(tmp / 'fs1')}",
                              "--flashsystem.refresh-interval=1"], tmp / "flash.log")
     procs.append(flash)
-    main.wait_ready()
-    native.wait_ready()         # the broken one never becomes ready, by design
+    # A Ceph that stalls one call (seen once on a loaded machine) costs a 20 s rbd timeout and a retry.
+    main.wait_ready(timeout=120)
+    native.wait_ready(timeout=120)      # the broken one never becomes ready, by design
     flash.wait_ready()
     main.wait_for(lambda s: len(pick(s, "clonewatch_source_efficiency_ratio")) == 3, what="families measured")
     native.wait_for(lambda s: pick(s, "clonewatch_source_clones"), what="native family")
     prom = Prometheus(tmp, {
         "clonewatch-exporter": [f"127.0.0.1:{p.port}" for p in procs] + [f"127.0.0.1:{free_port()}"],
         "clonewatch-loadgen": [f"127.0.0.1:{lg_port}"]}, [str(ROOT / "deploy/rules/clonewatch.rules.yml")])
+    cleanup.append(prom.stop)
     time.sleep(25)      # enough samples for rate()/increase() over 15s windows and for `for: 1m` to be pending
     yield prom
-    prom.stop()
-    loadgen.terminate()
-    loadgen.wait(10)
-    for p in procs:
-        p.stop()
-    array.close()
-    big.remove()
 
 
 def dashboard_queries():

@@ -8,6 +8,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import weakref
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -22,6 +23,9 @@ def free_port() -> int:
 
 
 class ExporterProcess:
+    # Every one started, so a fixture whose set-up fails cannot leave one running (conftest).
+    started: "weakref.WeakSet[ExporterProcess]" = weakref.WeakSet()
+
     def __init__(self, args: list[str], log_path: Path, env: dict | None = None) -> None:
         self.port = free_port()
         self.log_path = log_path
@@ -29,6 +33,7 @@ class ExporterProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "exporter", f"--web.listen-address=127.0.0.1:{self.port}", *args],
             cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+        ExporterProcess.started.add(self)
 
     @property
     def url(self) -> str:
