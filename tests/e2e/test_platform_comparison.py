@@ -8,8 +8,8 @@ each measured by clonewatch's own backend and efficiency code, side by side in o
 - IBM Cloud VPC: PVs restored from a snapshot (the only "clone" there), measured from the PVs.
 - VMware: linked clones in the recorded layoutEx shape (vcsim reports no sizes).
 
-Set CLONEWATCH_COMPARISON_OUT=<file> to keep the markdown table (docs/platform-comparison.md
-is one such run).
+Set CLONEWATCH_COMPARISON_OUT=<file> to keep the markdown table, and CLONEWATCH_COMPARISON_CLONES
+for more clones than CI's 10 (docs/platform-comparison.md is a run with 100).
 """
 
 import asyncio
@@ -29,7 +29,7 @@ from tests.support.flashsystem import FlashSystemDouble, copy_rate_bytes_per_sec
 from tests.support.objects import pv_vpc
 
 MiB = 2**20
-N = 10                  # clones
+N = int(os.environ.get("CLONEWATCH_COMPARISON_CLONES", "10"))
 GOLDEN_MIB = 64         # written, = capacity
 DRIFT_MIB = 4           # per clone
 
