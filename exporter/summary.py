@@ -59,6 +59,13 @@ def render(m: dict[str, list[tuple[dict, float]]]) -> str:
     if vols and not clones:
         rows = [[b, v, l["parent"] or "-", human(used.get((b, v), 0))] for (b, v), l in sorted(vols.items())]
         parts.append(table(rows, ["backend", "volume", "parent", "consumed"]))
+    progress = {(l["backend"], l["volume"]): v for l, v in m.get("clonewatch_flashcopy_progress_ratio", [])}
+    rate = {(l["backend"], l["volume"]): v for l, v in m.get("clonewatch_flashcopy_copy_rate", [])}
+    copies = [[l["volume"], l["source_volume"], l["status"], f"{progress.get((l['backend'], l['volume']), 0):.0%}",
+               int(rate.get((l["backend"], l["volume"]), 0))]
+              for l, _ in sorted(m.get("clonewatch_flashcopy_info", []), key=lambda lv: lv[0]["volume"])]
+    if copies:
+        parts.append(table(copies, ["FlashCopy target", "source", "status", "copied", "copy rate"]))
     down = [f"{l['backend']}/{l['target']}" for l, v in m.get("clonewatch_backend_up", []) if v == 0]
     if down:
         parts.append("backends down: " + ", ".join(down))

@@ -3,12 +3,13 @@ exporter as a process. A csi-clone there is a FlashCopy mapping with a backgroun
 family's efficiency must be seen falling as the copy completes."""
 
 import subprocess
+import sys
 
 import pytest
 
 from tests.support.flashsystem import FlashSystemDouble, copy_rate_bytes_per_second
 from tests.support.objects import IBM_BLOCK, clone_annotations, datavolume, pv_flashsystem, pvc, storageclass
-from tests.support.process import ExporterProcess, one, pick
+from tests.support.process import ROOT, ExporterProcess, one, pick
 
 MiB = 2**20
 SC = "ibm-flashsystem-thin"
@@ -120,6 +121,12 @@ def test_efficiency_decays_as_background_copies_complete(exporter, array):
     assert one(s, "clonewatch_source_efficiency_ratio", **FAMILY) == 0
     assert one(s, "clonewatch_source_consumed_bytes", **FAMILY) == 172 * MiB
     assert len(pick(s, "clonewatch_flashcopy_info", status="idle_or_copied")) == 3
+    # The text summary for humans shows the same.
+    out = subprocess.run([sys.executable, "-m", "exporter.summary", exporter.url + "/metrics"], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout
+    assert "fs-images/rhel9" in out and "0.000" in out
+    copies = [line.split() for line in out.splitlines() if "idle_or_copied" in line]
+    assert len(copies) == 3 and all(c[3] == "100%" and c[4] == "50" for c in copies)
 
 
 def test_array_outage_takes_bytes_away_not_inventory(exporter, array):
