@@ -14,6 +14,7 @@ a deadline.
 """
 
 import asyncio
+import http.client
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,9 +172,10 @@ def collect(access: VCenterAccess, timeout: float) -> list[dict]:
     from pyVim.connect import Disconnect, SmartConnect
     from pyVmomi import vim, vmodl
 
-    host, _, port = access.address.rpartition(":") if access.address.count(":") == 1 else (access.address, "", "")
-    if not host:
-        host, port = access.address, ""
+    host, port = access.address, 443
+    name, _, number = access.address.rpartition(":")
+    if access.address.count(":") == 1 and name and number.isascii() and number.isdigit():
+        host, port = name, int(number)
     if access.insecure:
         context = ssl._create_unverified_context()
     else:
@@ -182,7 +184,7 @@ def collect(access: VCenterAccess, timeout: float) -> list[dict]:
         except (OSError, ssl.SSLError) as exc:
             raise BackendError(f"cannot load the CA bundle {access.ca_file}: {exc}") from None
     try:
-        si = SmartConnect(host=host, port=int(port) if port.isdigit() else 443,
+        si = SmartConnect(host=host, port=port,
                           user=read_secret(access.username_file, "username"), pwd=read_secret(access.password_file, "password"),
                           sslContext=context, httpConnectionTimeout=timeout, connectionPoolTimeout=-1)
     except vim.fault.InvalidLogin:
@@ -190,7 +192,7 @@ def collect(access: VCenterAccess, timeout: float) -> list[dict]:
     except ssl.SSLCertVerificationError as exc:
         raise BackendError(f"{access.address}: TLS certificate not trusted ({exc.verify_message}); "
                            "give the vCenter's CA bundle") from None
-    except (OSError, vmodl.MethodFault) as exc:
+    except (OSError, http.client.HTTPException, vmodl.MethodFault) as exc:
         raise BackendError(f"{access.address}: cannot connect: {type(exc).__name__}: {str(exc)[:200]}") from None
     try:
         content = si.RetrieveContent()
@@ -222,7 +224,7 @@ def collect(access: VCenterAccess, timeout: float) -> list[dict]:
         return facts
     except vmodl.MethodFault as exc:
         raise BackendError(f"{access.address}: {type(exc).__name__}: {str(getattr(exc, 'msg', exc))[:200]}") from None
-    except OSError as exc:
+    except (OSError, http.client.HTTPException) as exc:
         raise BackendError(f"{access.address}: {type(exc).__name__}: {exc}") from None
     finally:
         try:
