@@ -21,6 +21,7 @@ from typing import Any, Iterable
 from ..classify import VolumeRef, get, text
 from .base import BackendError, BackgroundCopy, TargetState, Volume, record
 from .svc_rest import ArrayAccess, SvcClient
+from .transport import host_port
 
 NAME = "flashsystem"
 DRIVER = "block.csi.ibm.com"
@@ -67,12 +68,7 @@ def volume_id(array: str, uid: str) -> str:
 
 
 def _host(address: str) -> str:
-    a = address.strip().lower()
-    if a.startswith("["):
-        return a[1:a.find("]")]
-    return a.partition(":")[0] if a.count(":") == 1 else a
-
-# -- parsing the array's replies (strings everywhere) -------------------------------------------
+    return host_port(address.strip().lower(), 0)[0]
 
 
 def _rows(doc: Any, command: str) -> list[dict]:

@@ -12,7 +12,6 @@ appear in a message or log line.
 
 import asyncio
 import json
-import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import aiohttp
 
 from .base import BackendError, read_secret
+from .transport import LazySession, host_port
 
 DEFAULT_PORT = 7443
 
@@ -35,27 +35,8 @@ class ArrayAccess:
 
 
 def base_url(address: str) -> str:
-    host, port = address, DEFAULT_PORT
-    if address.startswith("["):                          # [v6]:port
-        end = address.find("]")
-        host, rest = address[:end + 1], address[end + 1:]
-        port = int(rest[1:]) if rest.startswith(":") and rest[1:].isascii() and rest[1:].isdigit() else DEFAULT_PORT
-    elif address.count(":") == 1:
-        h, _, p = address.partition(":")
-        if p.isascii() and p.isdigit():
-            host, port = h, int(p)
-    elif address.count(":") > 1:
-        host = f"[{address}]"                             # bare IPv6
-    return f"https://{host}:{port}/rest/v1"
-
-
-def ssl_context(access: ArrayAccess) -> ssl.SSLContext | bool:
-    if access.insecure:
-        return False
-    try:
-        return ssl.create_default_context(cafile=str(access.ca_file) if access.ca_file else None)
-    except (OSError, ssl.SSLError) as exc:
-        raise BackendError(f"cannot load the CA bundle {access.ca_file}: {exc}") from None
+    host, port = host_port(address, DEFAULT_PORT)
+    return f"https://[{host}]:{port}/rest/v1" if ":" in host else f"https://{host}:{port}/rest/v1"
 
 
 class SvcClient:
@@ -65,22 +46,14 @@ class SvcClient:
         self.access = access
         self.timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self._sem = asyncio.Semaphore(max(1, concurrency))
-        self._session: aiohttp.ClientSession | None = None
+        self._http = LazySession(access.ca_file, access.insecure, self.timeout)
         self._token: str | None = None
         self._url: str | None = None            # the address that answered last
         self._login_lock = asyncio.Lock()
         self.logins = 0                         # for tests: how often we authenticated
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    def _ensure_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(ssl=ssl_context(self.access), limit=8)
-            self._session = aiohttp.ClientSession(connector=connector, timeout=self.timeout)
-        return self._session
+        await self._http.close()
 
     async def command(self, name: str, body: dict | None = None, object_id: str = "") -> Any:
         """Run one CLI command; its decoded JSON reply."""
@@ -123,7 +96,7 @@ class SvcClient:
             return token
 
     async def _post(self, path: str, headers: dict, body: dict | None) -> tuple[int, str]:
-        session = self._ensure_session()
+        session = self._http.get()
         urls = [self._url] if self._url else []
         urls += [base_url(a) for a in self.access.addresses if base_url(a) not in urls]
         last = ""

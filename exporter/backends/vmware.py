@@ -22,6 +22,7 @@ from typing import Any, Iterable
 
 from ..classify import VolumeRef
 from .base import BackendError, TargetState, Volume, read_secret, record
+from .transport import host_port, tls_context
 
 NAME = "vmware"
 PROPERTIES = ["name", "config.template", "config.hardware.device", "layoutEx", "snapshot"]
@@ -172,17 +173,8 @@ def collect(access: VCenterAccess, timeout: float) -> list[dict]:
     from pyVim.connect import Disconnect, SmartConnect
     from pyVmomi import vim, vmodl
 
-    host, port = access.address, 443
-    name, _, number = access.address.rpartition(":")
-    if access.address.count(":") == 1 and name and number.isascii() and number.isdigit():
-        host, port = name, int(number)
-    if access.insecure:
-        context = ssl._create_unverified_context()
-    else:
-        try:
-            context = ssl.create_default_context(cafile=str(access.ca_file) if access.ca_file else None)
-        except (OSError, ssl.SSLError) as exc:
-            raise BackendError(f"cannot load the CA bundle {access.ca_file}: {exc}") from None
+    host, port = host_port(access.address, 443)
+    context = tls_context(access.ca_file, access.insecure)
     try:
         si = SmartConnect(host=host, port=port,
                           user=read_secret(access.username_file, "username"), pwd=read_secret(access.password_file, "password"),
@@ -251,7 +243,7 @@ class VmwareBackend:
         return None
 
     def want(self, pvs: Iterable[dict]) -> None:
-        pass
+        pass                   # what to measure comes from vCenter, not from PVs
 
     def states(self) -> dict[str, TargetState]:
         return self._states

@@ -12,7 +12,6 @@ the `kubernetes` client we depend on requires at 3 or later, so the two cannot b
 
 import asyncio
 import json
-import ssl
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 import aiohttp
 
 from .base import BackendError, read_secret
+from .transport import LazySession
 
 API_VERSION = "2025-06-03"     # the VPC API's dated version we speak (its `version` query parameter)
 APIKEY_GRANT = "urn:ibm:params:oauth:grant-type:apikey"
@@ -39,25 +39,13 @@ class VpcApiClient:
         self.access = access
         self.timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self.sem = asyncio.Semaphore(max(1, concurrency))
-        self._session: aiohttp.ClientSession | None = None
+        self._http = LazySession(access.ca_file, False, self.timeout)
         self._token: tuple[str, float] | None = None      # (token, expires at)
         self._token_lock = asyncio.Lock()
         self.token_requests = 0
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            try:
-                ctx = ssl.create_default_context(cafile=str(self.access.ca_file) if self.access.ca_file else None)
-            except (OSError, ssl.SSLError) as exc:
-                raise BackendError(f"cannot load the CA bundle {self.access.ca_file}: {exc}") from None
-            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx, limit=8),
-                                                  timeout=self.timeout)
-        return self._session
+        await self._http.close()
 
     async def volume(self, volume_id: str) -> dict | None:
         """The volume, or None when the VPC API does not know it (404)."""
@@ -103,7 +91,7 @@ class VpcApiClient:
 
     async def _request(self, method: str, url: str, **kw) -> tuple[int, str]:
         try:
-            async with self._http().request(method, url, **kw) as resp:
+            async with self._http.get().request(method, url, **kw) as resp:
                 return resp.status, await resp.text(errors="replace")
         except asyncio.TimeoutError:
             raise BackendError(f"{method} {url.split('?')[0]}: no answer within {self.timeout.total:g}s") from None
