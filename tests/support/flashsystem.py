@@ -75,7 +75,7 @@ class Faults:
     fields_missing: int = 0                                          # next N lsvdisk replies lack capacity
 
 
-class FlashSystemDouble:
+class FlashSystemDouble(HttpsServer):
     """Runs in its own thread; .address is what goes into management_address."""
 
     def __init__(self, tls_dir: Path, username: str = "clonewatch", password: str | None = None,
@@ -93,8 +93,7 @@ class FlashSystemDouble:
         self._next_ids: dict[str, int] = {}
         self._index: tuple[dict, dict] | None = None
         self._lock = threading.Lock()
-        self._server = HttpsServer("flashsystem", tls_dir, self._routes)
-        self.cert, self.key = self._server.cert, self._server.key
+        super().__init__("flashsystem", tls_dir, self._routes)     # last: it starts serving
 
     @property
     def address(self) -> str:
@@ -313,12 +312,6 @@ class FlashSystemDouble:
         app.router.add_post("/rest/v1/{command}", self._command)
         app.router.add_post("/rest/v1/{command}/{id}", self._command)
 
-    @property
-    def port(self) -> int:
-        return self._server.port
-
-    def close(self) -> None:
-        self._server.close()
 
     # -- wiring for the exporter --------------------------------------------------------------
     def write_secret_dir(self, directory: Path, with_ca: bool = True, password: str | None = None) -> Path:

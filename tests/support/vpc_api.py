@@ -28,7 +28,7 @@ def volume_id() -> str:
     return f"r006-{uuid.uuid4()}"
 
 
-class VpcApiDouble:
+class VpcApiDouble(HttpsServer):
     def __init__(self, tls_dir: Path, token_ttl: float = 3600.0) -> None:
         self.api_key = secrets.token_urlsafe(24)
         self.token_ttl = token_ttl
@@ -38,8 +38,7 @@ class VpcApiDouble:
         self.volume_gets = 0
         self.fail_next: list[int] = []           # statuses for the next volume GETs
         self.delay = 0.0
-        self._server = HttpsServer("vpc-api", tls_dir, self._routes)
-        self.cert, self.key = self._server.cert, self._server.key
+        super().__init__("vpc-api", tls_dir, self._routes)     # last: it starts serving
 
     @property
     def url(self) -> str:
@@ -105,9 +104,3 @@ class VpcApiDouble:
         app.router.add_post("/identity/token", self._token)
         app.router.add_get("/v1/volumes/{id}", self._volume)
 
-    @property
-    def port(self) -> int:
-        return self._server.port
-
-    def close(self) -> None:
-        self._server.close()
