@@ -66,7 +66,7 @@ OPTIONS = (
 
 def parse_listen_address(value: str) -> tuple[str | None, int]:
     host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         raise ConfigError("web.listen-address", f"expected [host]:port, got {value!r}")
     host = host.strip("[]")
     return (host or None), int(port)

@@ -27,6 +27,7 @@ def test_precedence_flag_env_file(tmp_path, monkeypatch):
     ("kubernetes.enabled: maybe\n", "kubernetes.enabled"),
     ("rbd.pools: {a: 1}\n", "rbd.pools"),
     ("web.listen-address: nowhere\n", "web.listen-address"),
+    ("web.listen-address: ':²'\n", "web.listen-address"),       # a digit to str.isdigit, not to int()
     ("log.format: xml\n", "log.format"),
     ("- a list\n", "config.file"),
     ("a: [unclosed\n", "config.file"),
