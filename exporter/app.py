@@ -25,6 +25,7 @@ from .backends.rbd import RbdBackend, RbdSettings
 from .backends.vmware import VmwareBackend, VmwareSettings
 from .backends.vpc import VpcBackend
 from .backends.vpc_api import VpcApiAccess, VpcApiClient
+from .cli import flashsystem_arrays, vcenters
 from .collectors.backend import BackendCollector
 from .collectors.flashcopy import FlashCopyCollector
 from .collectors.kubernetes import KubernetesCollector
@@ -73,13 +74,11 @@ class Exporter:
             self.backends.append(Qcow2Backend(Qcow2Settings(
                 dirs=tuple(settings.qcow2_dirs), refresh_interval_seconds=settings.qcow2_refresh_interval)))
         if settings.flashsystem_arrays:
-            from .cli import flashsystem_arrays
             self.backends.append(FlashSystemBackend(FlashSystemSettings(
                 arrays=flashsystem_arrays(settings), timeout_seconds=settings.flashsystem_timeout,
                 refresh_interval_seconds=settings.flashsystem_refresh_interval,
                 concurrency=max(1, settings.flashsystem_concurrency))))
         if settings.vmware_vcenters:
-            from .cli import vcenters
             self.backends.append(VmwareBackend(VmwareSettings(
                 vcenters=vcenters(settings), timeout_seconds=settings.vmware_timeout,
                 refresh_interval_seconds=settings.vmware_refresh_interval)))

@@ -2,11 +2,14 @@
 
 import asyncio
 import sys
+from pathlib import Path
 from typing import Sequence
 
 import structlog
 
 from . import __version__
+from .backends.flashsystem import load_array
+from .backends.vmware import load_vcenter
 from .logging import FORMATS, LEVELS, configure
 from .settings import ConfigError, Option, Settings, parse
 
@@ -109,8 +112,6 @@ def _named_dirs(key: str, entries) -> list[tuple[str, str]]:
 
 
 def vcenters(settings: Settings):
-    from pathlib import Path
-    from .backends.vmware import load_vcenter
     out = []
     for name, directory in _named_dirs("vmware.vcenters", settings.vmware_vcenters):
         try:
@@ -123,8 +124,6 @@ def vcenters(settings: Settings):
 
 def flashsystem_arrays(settings: Settings):
     """The configured arrays, each read from its Secret directory (exit 2 naming the key if wrong)."""
-    from pathlib import Path
-    from .backends.flashsystem import load_array
     arrays = []
     for name, directory in _named_dirs("flashsystem.arrays", settings.flashsystem_arrays):
         try:
