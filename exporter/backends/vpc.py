@@ -60,6 +60,8 @@ class VpcBackend:
             if ref is not None and size is not None:
                 capacity[(ref.target, ref.volume)] = size
         self._capacity = capacity
+        volumes = {volume for _, volume in capacity}
+        self._looked_up = {v: seen for v, seen in self._looked_up.items() if v in volumes}   # PVs gone
 
     def states(self) -> dict[str, TargetState]:
         return self._states
@@ -91,13 +93,7 @@ class VpcBackend:
                 if isinstance(doc, BaseException):
                     raise doc           # one failure fails the target: no partial, silently thinner list
                 self._looked_up[volume] = (None if doc is None else text(get(doc, "source_snapshot", "id")), now)
-            known = self._capacity_ids()
-            for volume in [v for v in self._looked_up if v not in known]:
-                del self._looked_up[volume]         # its PV is gone
             origins = {v: self._looked_up[v][0] for v in sizes}
         return {v: Volume(volume=v, target=target, consumed_bytes=size, provisioned_bytes=size,
                           origin=origins[v] or "")
                 for v, size in sizes.items() if origins[v] is not None}
-
-    def _capacity_ids(self) -> set[str]:
-        return {volume for _, volume in self._capacity}
