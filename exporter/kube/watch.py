@@ -9,8 +9,9 @@ optional CRDs that answer 404 are marked absent and looked for again later.
 import asyncio
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import structlog
 
@@ -74,7 +75,6 @@ class Watcher(threading.Thread):
                     self._call(self._set_health, True)
                     self.stopping.wait(s.absent_recheck_seconds)
                     continue
-                self._call(self._set_health, True)
                 if not first:
                     self._log.info("kubernetes_relisted")
                 first = False
@@ -137,7 +137,9 @@ class Watcher(threading.Thread):
         return rv
 
     def _replace(self, items: list[Any]) -> None:
+        # Inventory and health change in one callback: nobody sees the new list with the old health.
         dropped = self.store.replace(self.resource.name, self.namespace, items)
+        self._set_health(True)
         if dropped:
             self._log.warning("kubernetes_objects_dropped", count=dropped, reason="not an object with a name")
 

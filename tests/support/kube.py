@@ -36,6 +36,7 @@ class Emulator(kmock.KubernetesEmulator):
         super().__attrs_post_init__()
         self.expire_watches: set[str] = set()
         self.garbage_watches: set[str] = set()     # next watch sends a line that is not JSON
+        self.garbage_served = 0                    # how many such lines went out (tests wait on it)
         self.list_delay = 0.0                      # seconds every list takes (a slow API server)
 
     async def _serve_list(self, request):
@@ -70,6 +71,7 @@ class Emulator(kmock.KubernetesEmulator):
             yield b""
             yield b'{"type": "ADDED", "object": {"metadata": {"name": "x"'     # cut off mid-object
             yield b'\n'
+            self.garbage_served += 1
             return
         if plural in self.expire_watches:
             self.expire_watches.discard(plural)
