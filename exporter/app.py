@@ -10,22 +10,15 @@ import gc
 import gzip
 import threading
 import time
-from pathlib import Path
 
 import structlog
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from . import __version__
-from .backends.flashsystem import FlashSystemBackend, FlashSystemSettings
-from .backends.qcow2 import Qcow2Backend, Qcow2Settings
-from .backends.rbd import RbdBackend, RbdSettings
-from .backends.vmware import VmwareBackend, VmwareSettings
-from .backends.vpc import VpcBackend
-from .backends.vpc_api import VpcApiAccess, VpcApiClient
-from .cli import flashsystem_arrays, vcenters
+from .backends import registry
+from .collectors import TextCollector
 from .collectors.backend import BackendCollector
 from .collectors.flashcopy import FlashCopyCollector
 from .collectors.kubernetes import KubernetesCollector
@@ -63,35 +56,9 @@ class Exporter:
         self.settings = settings
         self.kubernetes = bool(settings.kubernetes_enabled)
         self.store = Store(ALL)
-        self.backends = []
-        if settings.rbd_enabled:
-            self.backends.append(RbdBackend(RbdSettings(
-                binary=settings.rbd_binary, ceph_conf=settings.ceph_conf, ceph_id=settings.ceph_id,
-                keyring=settings.ceph_keyring, mon_host=settings.ceph_mon_host, pools=tuple(settings.rbd_pools),
-                timeout_seconds=settings.rbd_timeout, refresh_interval_seconds=settings.rbd_refresh_interval,
-                concurrency=max(1, settings.rbd_concurrency))))
-        if settings.qcow2_dirs:
-            self.backends.append(Qcow2Backend(Qcow2Settings(
-                dirs=tuple(settings.qcow2_dirs), refresh_interval_seconds=settings.qcow2_refresh_interval)))
-        if settings.flashsystem_arrays:
-            self.backends.append(FlashSystemBackend(FlashSystemSettings(
-                arrays=flashsystem_arrays(settings), timeout_seconds=settings.flashsystem_timeout,
-                refresh_interval_seconds=settings.flashsystem_refresh_interval,
-                concurrency=max(1, settings.flashsystem_concurrency))))
-        if settings.vmware_vcenters:
-            self.backends.append(VmwareBackend(VmwareSettings(
-                vcenters=vcenters(settings), timeout_seconds=settings.vmware_timeout,
-                refresh_interval_seconds=settings.vmware_refresh_interval)))
-        if self.kubernetes and settings.vpc_enabled:
-            api = None
-            if settings.vpc_api_url:
-                api = VpcApiClient(VpcApiAccess(
-                    url=settings.vpc_api_url, api_key_file=Path(settings.vpc_api_key_file),
-                    iam_url=settings.vpc_iam_url, ca_file=Path(settings.vpc_ca_file) if settings.vpc_ca_file else None),
-                    timeout_seconds=settings.vpc_timeout)
-            self.backends.append(VpcBackend(api, settings.vpc_refresh_interval if api else None))
+        self.backends = registry.build(settings)
         self.view = View()
-        self.collectors = [PvcCollector(), SourceCollector(), StorageClassCollector(), VolumeCollector(),
+        self.collectors: list[TextCollector] = [PvcCollector(), SourceCollector(), StorageClassCollector(), VolumeCollector(),
                            FlashCopyCollector()]
         self.body = b""
         self._body_gz = gzip.compress(b"")

@@ -5,9 +5,12 @@ Output: one CloneRecord per PVC. Nothing here raises on odd input: what cannot b
 `unknown` or empty.
 """
 
-from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
 
+from .backends.base import VolumeRef
+from .objects import annotations, get, text
 from .quantity import parse_bytes
 from .strategies import CLONE_TYPES, expected_clone_type
 
@@ -21,17 +24,10 @@ SNAPSHOT_KIND = "VolumeSnapshot"
 CLONE_SOURCE_KIND = "VolumeCloneSource"
 DATASOURCE_KIND = "DataSource"
 
-Objects = Mapping[str, Mapping[tuple[str, str], dict]]
+Objects = Mapping[str, Mapping[tuple[str, str], dict[str, Any]]]
 
 
-@dataclass(frozen=True)
-class VolumeRef:
-    backend: str
-    target: str
-    volume: str
-
-
-VolumeMapper = Callable[[dict], VolumeRef | None]
+VolumeMapper = Callable[[dict[str, Any]], VolumeRef | None]
 
 
 @dataclass(frozen=True)
@@ -61,31 +57,12 @@ class CloneRecord:
         return self.volume_ref.backend if self.volume_ref else "none"
 
 
-def get(obj: Any, *path: str) -> Any:
-    for part in path:
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(part)
-    return obj
-
-
-def text(value: Any) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def annotations(obj: Any) -> dict[str, str]:
-    ann = get(obj, "metadata", "annotations")
-    if not isinstance(ann, dict):
-        return {}
-    return {k: v for k, v in ann.items() if isinstance(k, str) and isinstance(v, str)}
-
-
-def _lookup(objs: Objects, resource: str, namespace: str, name: str) -> dict | None:
+def _lookup(objs: Objects, resource: str, namespace: str, name: str) -> dict[str, Any] | None:
     bucket = objs.get(resource)
     return bucket.get((namespace, name)) if bucket and name else None
 
 
-def find_datavolume(objs: Objects, pvc: dict, namespace: str, name: str) -> dict | None:
+def find_datavolume(objs: Objects, pvc: dict[str, Any], namespace: str, name: str) -> dict[str, Any] | None:
     """CDI names a DataVolume's PVC after it and makes the DataVolume its owner."""
     owners = get(pvc, "metadata", "ownerReferences")
     if isinstance(owners, list):
@@ -115,7 +92,7 @@ def _source_from_ref(objs: Objects, ref: Any, namespace: str) -> tuple[str, str,
     return None     # populators of other kinds (e.g. CDI import sources) are not clones
 
 
-def _source_from_datavolume(objs: Objects, dv: dict, namespace: str) -> tuple[str, str, str] | None:
+def _source_from_datavolume(objs: Objects, dv: dict[str, Any], namespace: str) -> tuple[str, str, str] | None:
     src = get(dv, "spec", "source")
     for field, kind in (("pvc", PVC_KIND), ("snapshot", SNAPSHOT_KIND)):
         ref = get(src, field)
@@ -133,7 +110,7 @@ def _source_from_datavolume(objs: Objects, dv: dict, namespace: str) -> tuple[st
     return None
 
 
-def declared_source(objs: Objects, pvc: dict, dv: dict | None, namespace: str) -> tuple[str, str, str] | None:
+def declared_source(objs: Objects, pvc: dict[str, Any], dv: dict[str, Any] | None, namespace: str) -> tuple[str, str, str] | None:
     if dv is not None:
         found = _source_from_datavolume(objs, dv, namespace)
         if found:
@@ -160,7 +137,7 @@ def family_of(objs: Objects, kind: str, namespace: str, name: str) -> tuple[str,
     return kind, namespace, name
 
 
-def provisioned_bytes(pvc: dict, pv: dict | None) -> int | None:
+def provisioned_bytes(pvc: dict[str, Any], pv: dict[str, Any] | None) -> int | None:
     for value in (get(pv, "spec", "capacity", "storage"), get(pvc, "status", "capacity", "storage"),
                   get(pvc, "spec", "resources", "requests", "storage")):
         parsed = parse_bytes(value)
@@ -169,7 +146,7 @@ def provisioned_bytes(pvc: dict, pv: dict | None) -> int | None:
     return None
 
 
-def classify(objs: Objects, pvc: dict, mapper: VolumeMapper) -> CloneRecord:
+def classify(objs: Objects, pvc: dict[str, Any], mapper: VolumeMapper) -> CloneRecord:
     namespace = text(get(pvc, "metadata", "namespace"))
     name = text(get(pvc, "metadata", "name"))
     pv_name = text(get(pvc, "spec", "volumeName"))
@@ -184,14 +161,14 @@ def classify(objs: Objects, pvc: dict, mapper: VolumeMapper) -> CloneRecord:
             volume_ref = mapper(pv)
         except Exception:     # a mapper must never take the whole inventory down
             volume_ref = None
-    base = dict(namespace=namespace, name=name, storageclass=sc_name, provisioner=provisioner,
-                volume=pv_name if pv is not None else "", volume_ref=volume_ref,
-                provisioned_bytes=provisioned_bytes(pvc, pv))
+    base = CloneRecord(namespace=namespace, name=name, storageclass=sc_name, provisioner=provisioner,
+                       volume=pv_name if pv is not None else "", volume_ref=volume_ref,
+                       provisioned_bytes=provisioned_bytes(pvc, pv), is_clone=False)
 
     dv = find_datavolume(objs, pvc, namespace, name)
     source = declared_source(objs, pvc, dv, namespace)
     if source is None:
-        return CloneRecord(is_clone=False, **base)
+        return base
     kind, src_ns, src_name = source
     fam_kind, fam_ns, fam_name = family_of(objs, kind, src_ns, src_name)
 
@@ -213,10 +190,10 @@ def classify(objs: Objects, pvc: dict, mapper: VolumeMapper) -> CloneRecord:
         expected, expected_from = expected_clone_type(
             provisioner, annotations(sc), get(profile, "status", "cloneStrategy"))
     fallback = bool(reason) or (clone_type == "copy" and expected in ("csi-clone", "snapshot"))
-    return CloneRecord(is_clone=True, source_kind=kind, source_namespace=src_ns, source_name=src_name,
-                       family_kind=fam_kind, family_namespace=fam_ns, family_name=fam_name,
-                       clone_type=clone_type, expected_clone_type=expected, expected_from=expected_from,
-                       fallback_reason=reason, fallback=fallback, **base)
+    return replace(base, is_clone=True, source_kind=kind, source_namespace=src_ns, source_name=src_name,
+                   family_kind=fam_kind, family_namespace=fam_ns, family_name=fam_name,
+                   clone_type=clone_type, expected_clone_type=expected, expected_from=expected_from,
+                   fallback_reason=reason, fallback=fallback)
 
 
 def classify_all(objs: Objects, mapper: VolumeMapper) -> dict[tuple[str, str], CloneRecord]:

@@ -8,8 +8,7 @@ from aiohttp import web
 
 from . import __version__
 from .app import Exporter
-from .cli import parse_listen_address
-from .settings import ConfigError
+from .settings import ConfigError, parse_listen_address
 
 log = structlog.get_logger("clonewatch")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -70,7 +69,7 @@ async def run(settings) -> int:
         await site.start()
     except OSError as exc:
         await runner.cleanup()
-        raise ConfigError("web.listen-address", f"cannot listen on {settings.web_listen_address}: {exc.strerror}")
+        raise ConfigError("web.listen-address", f"cannot listen on {settings.web_listen_address}: {exc.strerror}") from None
     await exporter.start(api)
     log.info("listening", address=settings.web_listen_address)
     stop = asyncio.Event()

@@ -8,8 +8,9 @@ Anything malformed raises ConfigError naming the key; the CLI exits 2 with it.
 
 import argparse
 import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, NoReturn
 
 import yaml
 
@@ -26,6 +27,8 @@ class Option:
     kind: str          # str | bool | float | int | list
     default: Any
     help: str
+    positive: bool = False      # a number that must be > 0 (intervals, timeouts, concurrency)
+    unit: str = ""              # what a number counts, e.g. "seconds": said in help and errors
 
     @property
     def env(self) -> str:
@@ -54,14 +57,16 @@ def _to_list(value: Any) -> tuple[str, ...]:
     raise ValueError(f"expected a list of strings or a comma-separated string, got {value!r}")
 
 
-def _to_number(cast: Callable[[Any], Any]) -> Callable[[Any], Any]:
+def _to_number(cast: Callable[[Any], Any], what: str) -> Callable[[Any], Any]:
     def convert(value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise ValueError(f"expected a number, got {value!r}")
+            raise ValueError(f"expected {what}, got {value!r}")
         try:
-            number = cast(value)
+            number = cast(value.strip() if isinstance(value, str) else value)
         except OverflowError:       # int(inf) from a YAML `.inf`
             raise ValueError(f"expected a finite number, got {value!r}") from None
+        except ValueError:          # not Python's wording ("invalid literal for int()...")
+            raise ValueError(f"expected {what}, got {value!r}") from None
         if number != number or number in (float("inf"), float("-inf")):
             raise ValueError(f"expected a finite number, got {value!r}")
         if number < 0:
@@ -76,9 +81,28 @@ def _to_str(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-CONVERT: Mapping[str, Callable[[Any], Any]] = {
-    "str": _to_str, "bool": _to_bool, "float": _to_number(float), "int": _to_number(int), "list": _to_list,
-}
+KINDS = ("str", "bool", "float", "int", "list")
+
+
+def converter(opt: Option) -> Callable[[Any], Any]:
+    """The function that turns a flag, environment or file value into the option's type."""
+    if opt.kind == "float":
+        return _to_number(float, f"a number of {opt.unit}" if opt.unit else "a number")
+    if opt.kind == "int":
+        return _to_number(int, f"a whole number of {opt.unit}" if opt.unit else "a whole number")
+    return {"str": _to_str, "bool": _to_bool, "list": _to_list}[opt.kind]
+
+
+def show_default(opt: Option) -> str:
+    """The default as a user would type it: 60 not 60.0, a,b not ('a', 'b'), none for empty."""
+    value = opt.default
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, (tuple, list)):
+        return ",".join(value) or "none"
+    return str(value) if value not in ("", None) else "none"
 
 
 class Settings:
@@ -106,6 +130,10 @@ def _flatten(doc: Mapping[str, Any], known: set[str], prefix: str = "") -> dict[
         full = f"{prefix}{key}"
         if isinstance(value, dict) and full not in known:
             out.update(_flatten(value, known, full + "."))
+        elif full not in known and any(k.startswith(full + ".") for k in known):
+            example = min(k for k in known if k.startswith(full + "."))
+            raise ConfigError(full, f"is a section: expected a mapping of its options (such as "
+                                    f"{example.removeprefix(full + '.')}), got {value!r}")
         else:
             out[full] = value
     return out
@@ -131,37 +159,64 @@ def load_file(path: str, options: Sequence[Option]) -> dict[str, Any]:
     return flat
 
 
+def parse_listen_address(value: str) -> tuple[str | None, int]:
+    """[host]:port as Prometheus exporters take it; host None = every address."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
+        raise ConfigError("web.listen-address", f"expected [host]:port, got {value!r}")
+    host = host.strip("[]")
+    return (host or None), int(port)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a mistake prints one line and a hint instead of the whole usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message}\nTry '{self.prog} --help' for the options.\n")
+
+
+def _metavar(opt: Option) -> str:
+    if opt.kind in ("float", "int"):
+        return opt.unit.upper() if opt.unit else ("N" if opt.kind == "int" else "NUMBER")
+    return {"list": "LIST", "str": "VALUE"}.get(opt.kind, "VALUE")
+
+
 def parse(argv: Sequence[str] | None, options: Sequence[Option], prog: str, description: str,
           environ: Mapping[str, str] | None = None) -> Settings:
     environ = os.environ if environ is None else environ
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser = _Parser(prog=prog, description=description,
+                     epilog="Every option is also an environment variable (shown) and a key of the "
+                            "--config.file YAML; precedence: flag, environment, file, default.")
     parser.add_argument("--config.file", dest="config_file", default=environ.get("CLONEWATCH_CONFIG_FILE", ""),
-                        help="YAML file with any of the options below (env CLONEWATCH_CONFIG_FILE)")
+                        metavar="FILE", help="YAML file with any of the options below [env CLONEWATCH_CONFIG_FILE]")
     for opt in options:
+        about = f"{opt.help} [default {show_default(opt)}; env {opt.env}]"
         if opt.kind == "bool":
             parser.add_argument(f"--{opt.key}", dest=opt.dest, default=None, nargs="?", const="true",
-                                metavar="BOOL", help=f"{opt.help} (default {opt.default}; env {opt.env})")
+                                metavar="BOOL", help=f"{about}; --no-{opt.key} to turn off")
             parser.add_argument(f"--no-{opt.key}", dest=opt.dest, action="store_const", const="false",
                                 help=argparse.SUPPRESS)
         else:
-            parser.add_argument(f"--{opt.key}", dest=opt.dest, default=None,
-                                help=f"{opt.help} (default {opt.default!r}; env {opt.env})")
+            parser.add_argument(f"--{opt.key}", dest=opt.dest, default=None, metavar=_metavar(opt), help=about)
     args = parser.parse_args(argv)
     from_file = load_file(args.config_file, options) if args.config_file else {}
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for opt in options:
-        for source, raw in (("flag", getattr(args, opt.dest)), ("env", environ.get(opt.env)),
+        for source, raw in (("flag", getattr(args, opt.dest)), ("env", environ.get(opt.env)),  # noqa: B007 (used after break)
                             ("file", from_file.get(opt.key, None) if opt.key in from_file else None)):
             if raw is not None:
                 break
         else:
             source, raw = "default", opt.default
+        where = {"flag": "", "env": f" (from {opt.env})", "file": f" (in {args.config_file})", "default": ""}[source]
         try:
-            values[opt.dest] = CONVERT[opt.kind](raw) if source != "default" else raw
+            value = converter(opt)(raw) if source != "default" else raw
         except (ValueError, TypeError) as exc:
-            where = {"flag": f"--{opt.key}", "env": opt.env, "file": opt.key}[source]
-            raise ConfigError(opt.key, f"{where}: {exc}") from None
+            raise ConfigError(opt.key, f"{exc}{where}") from None
+        if opt.positive and isinstance(value, (int, float)) and value <= 0:
+            raise ConfigError(opt.key, f"must be greater than 0, got {raw!r}{where}")
+        values[opt.dest] = value
         sources[opt.dest] = source
     values["config_file"] = args.config_file
     return Settings(values, sources)

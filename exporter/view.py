@@ -1,13 +1,17 @@
 """Join the classified PVCs with what the backends measured: the rows the collectors render (pure)."""
 
 from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Any
 
-from .backends.base import Backend, TargetState, Volume
-from .classify import PVC_KIND, SNAPSHOT_KIND, CloneRecord, Objects, VolumeRef, annotations, classify_all, get, text
+from .backends.base import Backend, TargetState, Volume, VolumeRef
+from .classify import PVC_KIND, SNAPSHOT_KIND, CloneRecord, Objects, VolumeMapper, classify_all
 from .efficiency import FamilyNumbers, chain_depth, family_numbers, logical_bytes, root_of
+from .objects import annotations, get, text
 from .strategies import expected_clone_type
+
+Usage = tuple[int, int | None] | None     # (own bytes, full-copy bytes) of a measured volume
 
 
 @dataclass(frozen=True)
@@ -49,8 +53,8 @@ class View:
     states: dict[tuple[str, str], TargetState] = field(default_factory=dict)
 
 
-def _mapper(backends: Sequence[Backend]):
-    def mapper(pv: dict) -> VolumeRef | None:
+def _mapper(backends: Sequence[Backend]) -> VolumeMapper:
+    def mapper(pv: dict[str, Any]) -> VolumeRef | None:
         for backend in backends:
             ref = backend.map_pv(pv)
             if ref is not None:
@@ -88,8 +92,10 @@ def build_view(objs: Objects, backends: Sequence[Backend], kubernetes: bool,
     for b, vols in volumes.items():
         view.volumes.extend(VolumeRow(b, vols[vid], depth[b][vid]) for vid in sorted(vols))
 
-    def usage(ref: VolumeRef | None) -> tuple[int, int | None] | None:
-        vol = volumes.get(ref.backend, {}).get(ref.volume) if ref else None
+    def usage(ref: VolumeRef | None) -> Usage:
+        if ref is None:
+            return None
+        vol = volumes.get(ref.backend, {}).get(ref.volume)
         return (vol.consumed_bytes, logical[ref.backend][ref.volume]) if vol else None
 
     if not kubernetes:
@@ -115,10 +121,10 @@ def build_view(objs: Objects, backends: Sequence[Backend], kubernetes: bool,
     for rec in records.values():
         if rec.is_clone:
             groups[(rec.family_kind, rec.family_namespace, rec.family_name, family_backend(rec))].append(rec)
-    for (kind, ns, name, backend), clones in sorted(groups.items()):
-        view.families.append(FamilyRow(ns, name, backend, len(clones),
+    for (kind, ns, name, backend_name), clones in sorted(groups.items()):
+        view.families.append(FamilyRow(ns, name, backend_name, len(clones),
                                        _family(objs, backends, records, volumes, usage, kind, ns, name,
-                                               backend, clones)))
+                                               backend_name, clones)))
 
     profiles = objs.get("storageprofiles") or {}
     for (_, sc_name), sc in sorted((objs.get("storageclasses") or {}).items()):
@@ -129,7 +135,9 @@ def build_view(objs: Objects, backends: Sequence[Backend], kubernetes: bool,
     return view
 
 
-def _family(objs, backends, records, volumes, usage, kind, ns, name, backend, clones) -> FamilyNumbers | None:
+def _family(objs: Objects, backends: Sequence[Backend], records: Mapping[tuple[str, str], CloneRecord],
+            volumes: Mapping[str, Mapping[str, Volume]], usage: Callable[[VolumeRef | None], Usage],
+            kind: str, ns: str, name: str, backend: str, clones: list[CloneRecord]) -> FamilyNumbers | None:
     if backend not in volumes:
         return None
     refs = [c.volume_ref for c in clones if c.volume_ref is not None]
@@ -156,14 +164,16 @@ def _family(objs, backends, records, volumes, usage, kind, ns, name, backend, cl
     return _measured([usage(source_ref)] + [usage(r) for r in refs if r.volume != source_ref.volume])
 
 
-def _measured(members: list[tuple[int, int | None] | None]) -> FamilyNumbers | None:
+def _measured(members: list[Usage]) -> FamilyNumbers | None:
     """Family numbers, or None when any member could not be measured: absent, not invented."""
-    if any(m is None or m[1] is None for m in members):
+    known = [(own, full) for own, full in (m or (0, None) for m in members) if full is not None]
+    if len(known) != len(members):
         return None
-    return family_numbers(members)
+    return family_numbers(known)
 
 
-def _native_families(volumes: Mapping[str, Mapping[str, Volume]], logical) -> list[FamilyRow]:
+def _native_families(volumes: Mapping[str, Mapping[str, Volume]],
+                     logical: Mapping[str, Mapping[str, int | None]]) -> list[FamilyRow]:
     rows = []
     for backend, vols in sorted(volumes.items()):
         members: dict[str, list[str]] = defaultdict(list)
@@ -174,9 +184,9 @@ def _native_families(volumes: Mapping[str, Mapping[str, Volume]], logical) -> li
             if root not in vols or vols[root].parent:
                 continue    # the root's own parent is not visible: no complete family to show
             member_ids = [root] + clones
-            if any(logical[backend].get(v) is None for v in member_ids):
-                numbers = None
-            else:
-                numbers = family_numbers((vols[v].consumed_bytes, logical[backend][v]) for v in member_ids)
+            fulls = [logical[backend].get(v) for v in member_ids]
+            numbers = None
+            if all(f is not None for f in fulls):
+                numbers = family_numbers((vols[v].consumed_bytes, f or 0) for v, f in zip(member_ids, fulls, strict=True))
             rows.append(FamilyRow("", root, backend, len(clones), numbers))
     return rows

@@ -2,32 +2,56 @@
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+from typing import NoReturn
 
-from exporter.logging import configure
+from exporter.public import configure_logging
 
 from .scenario import ScenarioError, load
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="clonewatch-loadgen",
-                                 description="Create clones of a golden image, drift them, measure, clean up.")
-    ap.add_argument("--log.level", dest="log_level", default="info", choices=["debug", "info", "warning", "error"])
-    ap.add_argument("--log.format", dest="log_format", default="console", choices=["json", "console"])
-    sub = ap.add_subparsers(dest="command", required=True)
+class _Parser(argparse.ArgumentParser):
+    """A mistake prints one line naming it and a hint, not the whole usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message}\nTry '{self.prog} --help' for the options.\n")
+
+
+SCENARIO_HELP = "scenario YAML: what to clone, how, how much drift (examples/*.yaml; docs/loadgen.md)"
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    ap = _Parser(prog="clonewatch-loadgen",
+                 description="Create clones of a golden image, drift them, measure, clean up.")
+    ap.add_argument("--log.level", dest="log_level", default="info", choices=["debug", "info", "warning", "error"],
+                    help="log level (default info)")
+    ap.add_argument("--log.format", dest="log_format", default="console", choices=["json", "console"],
+                    help="log format (default console)")
+    sub = ap.add_subparsers(dest="command", metavar="{harness,run,cleanup}", parser_class=_Parser)
     h = sub.add_parser("harness", help="baseline, clone, drift levels, measure each, write a report")
-    h.add_argument("--scenario", required=True)
-    h.add_argument("--out", required=True, help="directory for summary.csv, points/*.json, report.html")
+    h.add_argument("--scenario", required=True, metavar="FILE", help=SCENARIO_HELP)
+    h.add_argument("--out", required=True, metavar="DIR", help="directory for summary.csv, points/*.json, report.html")
     h.add_argument("--keep", action="store_true", help="leave the clones (and golden) in place afterwards")
     r = sub.add_parser("run", help="daemon: the cycle on the scenario's schedule, with /metrics and /healthz")
-    r.add_argument("--scenario", required=True)
-    r.add_argument("--web.listen-address", dest="listen", default=":9754")
+    r.add_argument("--scenario", required=True, metavar="FILE", help=SCENARIO_HELP)
+    r.add_argument("--web.listen-address", dest="listen", default=":9754", metavar="[HOST]:PORT",
+                   help="address to serve /metrics and /healthz on (default :9754)")
     c = sub.add_parser("cleanup", help="delete every clone this scenario created (nothing else)")
-    c.add_argument("--scenario", required=True)
+    c.add_argument("--scenario", required=True, metavar="FILE", help=SCENARIO_HELP)
     c.add_argument("--golden", action="store_true", help="also remove the golden if this scenario created it")
-    args = ap.parse_args(argv)
-    configure(args.log_level, args.log_format)
+    # Unknown options first, then the missing command: `--bogus` alone is about --bogus.
+    args, extra = ap.parse_known_args(argv)
+    if extra:
+        ap.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command is None:
+        ap.error("a command is needed: harness, run or cleanup")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    configure_logging(args.log_level, args.log_format)
     try:
         scenario = load(args.scenario)
     except ScenarioError as exc:
@@ -45,8 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             import asyncio
 
-            from exporter.cli import parse_listen_address
-            from exporter.settings import ConfigError
+            from exporter.public import ConfigError, parse_listen_address
 
             from .daemon import serve
             try:

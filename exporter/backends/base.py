@@ -5,13 +5,22 @@ refresh. The scrape only ever reads these results; refreshing happens in the bac
 """
 
 import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Awaitable, Iterable, Protocol
+from typing import Any, Protocol
 
 import structlog
 
-from ..classify import VolumeRef
+from ..settings import ConfigError, Option
+
+
+@dataclass(frozen=True)
+class VolumeRef:
+    """Where a backend knows a Kubernetes volume: which backend, which target, which volume."""
+    backend: str
+    target: str
+    volume: str
 
 
 @dataclass(frozen=True)
@@ -130,3 +139,32 @@ class Backend(Protocol):
 
     def states(self) -> dict[str, TargetState]:
         """Target -> state of the last refresh."""
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """What a backend module declares so the exporter can offer and build it without naming it.
+
+    Each backend module holds one `SPEC`; `registry.specs()` finds them. `check` validates the
+    settings (raises ConfigError naming the key, so the CLI exits 2 before anything starts);
+    `build` returns the backend, or None when the settings leave it off.
+    """
+    name: str
+    order: int                                          # where its options appear in --help
+    options: tuple[Option, ...]
+    build: Callable[[Any], Backend | None]
+    check: Callable[[Any], object] = lambda settings: None
+
+
+def named_dirs(key: str, entries: Sequence[str]) -> list[tuple[str, str]]:
+    """NAME=DIR entries of a list option, e.g. arrays or vCenters each in a mounted Secret."""
+    out, names = [], set()
+    for entry in entries:
+        name, sep, directory = entry.partition("=")
+        if not sep or not name or not directory:
+            raise ConfigError(key, f"expected NAME=DIR, got {entry!r}")
+        if name in names:
+            raise ConfigError(key, f"{name!r} is configured twice")
+        names.add(name)
+        out.append((name, directory))
+    return out

@@ -14,12 +14,14 @@ data reduction pools, where the bulk view leaves used capacity blank, get a deta
 """
 
 import asyncio
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from ..classify import VolumeRef, get, text
-from .base import BackendError, BackgroundCopy, TargetState, Volume, record
+from ..objects import get, text
+from ..settings import ConfigError, Option
+from .base import BackendError, BackendSpec, BackgroundCopy, TargetState, Volume, VolumeRef, named_dirs, record
 from .svc_rest import ArrayAccess, SvcClient
 from .transport import host_port
 
@@ -77,10 +79,13 @@ def _rows(doc: Any, command: str) -> list[dict]:
     return doc
 
 
-def _count(row: dict, key: str, command: str, blank_ok: bool = False) -> int | None:
+def _count_or_blank(row: dict, key: str, command: str) -> int | None:
+    """A count the array may leave blank (used capacity in data reduction pools)."""
+    return None if row.get(key) in ("", None) else _count(row, key, command)
+
+
+def _count(row: dict, key: str, command: str) -> int:
     value = row.get(key)
-    if blank_ok and value in ("", None):
-        return None
     if not isinstance(value, str) or not _digits(value):
         raise BackendError(f"{command}: field {key}={value!r} is not a byte count / number "
                            f"(row id {str(row.get('id', row.get('vdisk_id')))[:40]!r})")
@@ -131,7 +136,7 @@ def parse_se_copies(doc: Any) -> dict[str, list[int | None]]:
     out: dict[str, list[int | None]] = {}
     for row in _rows(doc, "lssevdiskcopy"):
         out.setdefault(_field(row, "vdisk_id", "lssevdiskcopy"), []).append(
-            _count(row, "used_capacity", "lssevdiskcopy", blank_ok=True))
+            _count_or_blank(row, "used_capacity", "lssevdiskcopy"))
     return out
 
 
@@ -160,9 +165,9 @@ def parse_detail_used(doc: Any) -> int | None:
         raise BackendError("lsvdisk <id>: detailed view without copies")
     total = 0
     for row in copies:
-        used = _count(row, "used_capacity", "lsvdisk <id>", blank_ok=True)
+        used = _count_or_blank(row, "used_capacity", "lsvdisk <id>")
         if used is None:
-            used = _count(row, "used_capacity_before_reduction", "lsvdisk <id>", blank_ok=True)
+            used = _count_or_blank(row, "used_capacity_before_reduction", "lsvdisk <id>")
         if used is None:
             return None
         total += used
@@ -181,10 +186,10 @@ def build_volumes(array: str, vdisks: dict[str, VDisk], se: dict[str, list[int |
         used = _used(vd, se.get(vid, []), detail.get(vid))
         if used is None:
             continue        # not measurable (data reduction pool, no detail yet): absent, not invented
-        m = feeding.get(vid)
-        parent = volume_id(array, vdisks[m.source].uid) if m else ""
-        copy = BackgroundCopy(mapping=m.name or m.id, status=m.status, progress_ratio=m.progress / 100,
-                              copy_rate=m.copy_rate) if m else None
+        feed = feeding.get(vid)
+        parent = volume_id(array, vdisks[feed.source].uid) if feed else ""
+        copy = BackgroundCopy(mapping=feed.name or feed.id, status=feed.status, progress_ratio=feed.progress / 100,
+                              copy_rate=feed.copy_rate) if feed else None
         vol_id = volume_id(array, vd.uid)
         volumes[vol_id] = Volume(volume=vol_id, target=array, consumed_bytes=used,
                                  provisioned_bytes=vd.capacity, parent=parent, copy=copy)
@@ -277,7 +282,7 @@ class FlashSystemBackend:
         detail: dict[str, int | None] = {}
         if blank:
             replies = await asyncio.gather(*(client.command("lsvdisk", {"bytes": True}, vid) for vid in blank))
-            detail = {vid: parse_detail_used(doc) for vid, doc in zip(blank, replies)}
+            detail = {vid: parse_detail_used(doc) for vid, doc in zip(blank, replies, strict=True)}
         return build_volumes(array, vdisks, se, fcmaps, detail)
 
     def _wanted_ids(self, array: str, vdisks: dict[str, VDisk], fcmaps: list[FcMap]) -> set[str] | None:
@@ -297,3 +302,39 @@ class FlashSystemBackend:
                 seen.add(vid)
                 todo.extend(sources.get(vid, ()))
         return seen
+
+
+# -- registration -------------------------------------------------------------------------------
+OPTIONS = (
+    Option("flashsystem.arrays", "list", (),
+           "IBM FlashSystem / Storage Virtualize arrays as NAME=DIR, DIR holding the array Secret's "
+           "management_address, username, password (and optionally ca.crt)"),
+    Option("flashsystem.insecure-skip-verify", "bool", False, "labs only: do not check the arrays' TLS certificates"),
+    Option("flashsystem.timeout", "float", 30.0, "seconds before a REST request to an array is given up",
+           positive=True, unit="seconds"),
+    Option("flashsystem.refresh-interval", "float", 60.0, "seconds between FlashSystem refreshes",
+           positive=True, unit="seconds"),
+    Option("flashsystem.concurrency", "int", 2, "REST requests in flight per array", positive=True),
+)
+
+
+def arrays_from(s) -> tuple[ArrayAccess, ...]:
+    """The configured arrays, each read from its Secret directory (ConfigError naming the key)."""
+    arrays = []
+    for name, directory in named_dirs("flashsystem.arrays", s.flashsystem_arrays):
+        try:
+            arrays.append(load_array(name, Path(directory), s.flashsystem_insecure_skip_verify))
+        except ValueError as exc:
+            raise ConfigError("flashsystem.arrays", f"array {name!r}: {exc}") from None
+    return tuple(arrays)
+
+
+def _build(s) -> FlashSystemBackend | None:
+    if not s.flashsystem_arrays:
+        return None
+    return FlashSystemBackend(FlashSystemSettings(
+        arrays=arrays_from(s), timeout_seconds=s.flashsystem_timeout,
+        refresh_interval_seconds=s.flashsystem_refresh_interval, concurrency=s.flashsystem_concurrency))
+
+
+SPEC = BackendSpec(NAME, 40, OPTIONS, _build, arrays_from)

@@ -10,13 +10,13 @@ the clusters written into it; a full copy (`qemu-img convert`) holds everything.
 import asyncio
 import os
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import structlog
 
-from ..classify import VolumeRef
-from .base import BackendError, TargetState, Volume, record
+from ..settings import Option
+from .base import BackendError, BackendSpec, TargetState, Volume, VolumeRef, record
 
 log = structlog.get_logger("clonewatch.qcow2")
 
@@ -96,6 +96,7 @@ class Qcow2Backend:
         self.settings = settings
         self.refresh_interval = settings.refresh_interval_seconds
         self._states: dict[str, TargetState] = {}
+        self._targets = [os.path.abspath(d) for d in settings.dirs]
 
     def map_pv(self, pv: dict) -> VolumeRef | None:
         return None          # qcow2 directories are measured natively, not through PVs
@@ -113,7 +114,23 @@ class Qcow2Backend:
         return self._states
 
     async def refresh(self) -> None:
-        for directory in self.settings.dirs:
-            target = os.path.abspath(directory)
+        for target in self._targets:
             state = self._states.setdefault(target, TargetState(target))
             await record(NAME, state, asyncio.to_thread(scan_dir, target, self.settings.suffixes))
+
+
+# -- registration -------------------------------------------------------------------------------
+OPTIONS = (
+    Option("qcow2.dirs", "list", (), "directories of qcow2 images to measure (linked clones via backing files)"),
+    Option("qcow2.refresh-interval", "float", 30.0, "seconds between scans of those directories",
+           positive=True, unit="seconds"),
+)
+
+
+def _build(s) -> Qcow2Backend | None:
+    if not s.qcow2_dirs:
+        return None
+    return Qcow2Backend(Qcow2Settings(dirs=tuple(s.qcow2_dirs), refresh_interval_seconds=s.qcow2_refresh_interval))
+
+
+SPEC = BackendSpec(NAME, 20, OPTIONS, _build)

@@ -13,13 +13,15 @@ import asyncio
 import json
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, TypeGuard
 
 import structlog
 
-from ..classify import VolumeRef, get, text
-from .base import BackendError, TargetState, Volume, record
+from ..objects import get, text
+from ..settings import Option
+from .base import BackendError, BackendSpec, TargetState, Volume, VolumeRef, record
 
 log = structlog.get_logger("clonewatch.rbd")
 
@@ -104,7 +106,7 @@ def build_volumes(target: str, du: dict[str, tuple[int, int]], ls: dict[str, dic
     return volumes
 
 
-def _is_count(value: Any) -> bool:
+def _is_count(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
@@ -233,7 +235,7 @@ class RbdBackend:
             raise BackendError(f"{what}: cannot start {self.settings.binary!r}: {exc.strerror or exc}") from None
         try:
             out, err = await asyncio.wait_for(proc.communicate(), self.settings.timeout_seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             proc.kill()
             await proc.wait()
             raise BackendError(f"{what}: no answer within {self.settings.timeout_seconds:g}s, killed") from None
@@ -248,3 +250,31 @@ class RbdBackend:
             return json.loads(out)
         except ValueError as exc:
             raise BackendError(f"{what}: output is not JSON ({exc})") from None
+
+
+# -- registration -------------------------------------------------------------------------------
+OPTIONS = (
+    Option("rbd.enabled", "bool", True, "measure Ceph RBD images"),
+    Option("rbd.pools", "list", (), "pools (or pool/namespace) to measure even without PVs in them"),
+    Option("rbd.binary", "str", "rbd", "the rbd command"),
+    Option("rbd.timeout", "float", 60.0, "seconds before a hanging rbd command is killed",
+           positive=True, unit="seconds"),
+    Option("rbd.refresh-interval", "float", 60.0, "seconds between RBD refreshes", positive=True, unit="seconds"),
+    Option("rbd.concurrency", "int", 4, "targets refreshed at once", positive=True),
+    Option("ceph.conf", "str", "", "ceph.conf for rbd (else $CEPH_CONF / rbd's default)"),
+    Option("ceph.id", "str", "", "Ceph client id, e.g. admin (as the Rook toolbox uses)"),
+    Option("ceph.keyring", "str", "", "keyring file for that client"),
+    Option("ceph.mon-host", "str", "", "monitor addresses, when there is no ceph.conf (as Rook's toolbox env gives)"),
+)
+
+
+def _build(s) -> RbdBackend | None:
+    if not s.rbd_enabled:
+        return None
+    return RbdBackend(RbdSettings(
+        binary=s.rbd_binary, ceph_conf=s.ceph_conf, ceph_id=s.ceph_id, keyring=s.ceph_keyring,
+        mon_host=s.ceph_mon_host, pools=tuple(s.rbd_pools), timeout_seconds=s.rbd_timeout,
+        refresh_interval_seconds=s.rbd_refresh_interval, concurrency=s.rbd_concurrency))
+
+
+SPEC = BackendSpec(NAME, 10, OPTIONS, _build)

@@ -106,7 +106,7 @@ class SvcClient:
                     text = await resp.text(errors="replace")
                     self._url = url
                     return resp.status, text
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise BackendError(f"{path.lstrip('/')}: no answer within {self.timeout.total:g}s "
                                    f"from {url}") from None
             except aiohttp.ClientConnectorCertificateError as exc:

@@ -16,12 +16,13 @@ a deadline.
 import asyncio
 import http.client
 import ssl
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from ..classify import VolumeRef
-from .base import BackendError, TargetState, Volume, read_secret, record
+from ..settings import ConfigError, Option
+from .base import BackendError, BackendSpec, TargetState, Volume, VolumeRef, named_dirs, read_secret, record
 from .transport import host_port, tls_context
 
 NAME = "vmware"
@@ -260,7 +261,42 @@ class VmwareBackend:
         timeout = self.settings.timeout_seconds
         try:
             facts = await asyncio.wait_for(asyncio.to_thread(collect, vc, timeout), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             # The thread ends on its own at the socket timeout; the refresh does not wait for it.
             raise BackendError(f"{vc.address}: no answer within {timeout:g}s") from None
         return build_volumes(vc.name, facts)
+
+
+# -- registration -------------------------------------------------------------------------------
+OPTIONS = (
+    Option("vmware.vcenters", "list", (),
+           "vCenters as NAME=DIR, DIR holding address, username, password (and optionally ca.crt): "
+           "linked clones outside Kubernetes"),
+    Option("vmware.folders", "list", (), "inventory paths to look in, e.g. DC0/vm/golden (default: every VM)"),
+    Option("vmware.insecure-skip-verify", "bool", False, "labs only: do not check the vCenters' TLS certificates"),
+    Option("vmware.timeout", "float", 60.0, "seconds before a vCenter refresh is given up",
+           positive=True, unit="seconds"),
+    Option("vmware.refresh-interval", "float", 300.0, "seconds between vCenter refreshes",
+           positive=True, unit="seconds"),
+)
+
+
+def vcenters_from(s) -> tuple[VCenterAccess, ...]:
+    """The configured vCenters, each read from its Secret directory (ConfigError naming the key)."""
+    out = []
+    for name, directory in named_dirs("vmware.vcenters", s.vmware_vcenters):
+        try:
+            out.append(load_vcenter(name, Path(directory), s.vmware_insecure_skip_verify, tuple(s.vmware_folders)))
+        except ValueError as exc:
+            raise ConfigError("vmware.vcenters", f"vCenter {name!r}: {exc}") from None
+    return tuple(out)
+
+
+def _build(s) -> VmwareBackend | None:
+    if not s.vmware_vcenters:
+        return None
+    return VmwareBackend(VmwareSettings(vcenters=vcenters_from(s), timeout_seconds=s.vmware_timeout,
+                                        refresh_interval_seconds=s.vmware_refresh_interval))
+
+
+SPEC = BackendSpec(NAME, 50, OPTIONS, _build, vcenters_from)

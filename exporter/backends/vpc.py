@@ -13,12 +13,14 @@ that is what the driver provisioned and what is billed.
 
 import asyncio
 import time
-from typing import Iterable
+from collections.abc import Iterable
+from pathlib import Path
 
-from ..classify import VolumeRef, get, text
+from ..objects import get, text
 from ..quantity import parse_bytes
-from .base import TargetState, Volume, record
-from .vpc_api import VpcApiClient
+from ..settings import ConfigError, Option
+from .base import BackendSpec, TargetState, Volume, VolumeRef, record
+from .vpc_api import VpcApiAccess, VpcApiClient
 
 NAME = "vpc"
 RECHECK_SECONDS = 3600.0
@@ -89,7 +91,7 @@ class VpcBackend:
                 # Still ask about one (the longest unasked) each refresh: an API that went away shows.
                 due = [min(sizes, key=lambda v: self._looked_up[v][1])]
             found = await asyncio.gather(*(self.api.volume(v) for v in due), return_exceptions=True)
-            for volume, doc in zip(due, found):
+            for volume, doc in zip(due, found, strict=True):
                 if isinstance(doc, BaseException):
                     raise doc           # one failure fails the target: no partial, silently thinner list
                 self._looked_up[volume] = (None if doc is None else text(get(doc, "source_snapshot", "id")), now)
@@ -97,3 +99,40 @@ class VpcBackend:
         return {v: Volume(volume=v, target=target, consumed_bytes=size, provisioned_bytes=size,
                           origin=origins[v] or "")
                 for v, size in sizes.items() if origins[v] is not None}
+
+
+# -- registration -------------------------------------------------------------------------------
+OPTIONS = (
+    Option("vpc.enabled", "bool", True,
+           "IBM Cloud VPC block/file PVs: full copies by design, consumed = provisioned capacity"),
+    Option("vpc.api-url", "str", "",
+           "IBM Cloud VPC regional API endpoint (e.g. https://us-south.iaas.cloud.ibm.com) to confirm each "
+           "VPC volume and the snapshot it was restored from; empty = PVs only"),
+    Option("vpc.api-key-file", "str", "", "file holding the IBM Cloud API key for the VPC API (a mounted Secret)"),
+    Option("vpc.iam-url", "str", "https://iam.cloud.ibm.com", "IBM Cloud IAM endpoint that turns the API key into tokens"),
+    Option("vpc.ca-file", "str", "", "CA bundle for the VPC and IAM endpoints (default: the system's)"),
+    Option("vpc.timeout", "float", 30.0, "seconds before a VPC API request is given up", positive=True, unit="seconds"),
+    Option("vpc.refresh-interval", "float", 300.0, "seconds between VPC API lookups (with --vpc.api-url)",
+           positive=True, unit="seconds"),
+)
+
+
+def _check(s) -> None:
+    if s.vpc_api_url and not s.vpc_api_key_file:
+        raise ConfigError("vpc.api-key-file", "is needed with vpc.api-url")
+    if s.vpc_api_url and not s.vpc_api_url.startswith("https://"):
+        raise ConfigError("vpc.api-url", f"expected an https:// URL, got {s.vpc_api_url!r}")
+
+
+def _build(s) -> VpcBackend | None:
+    if not (s.kubernetes_enabled and s.vpc_enabled):
+        return None         # VPC volumes are known only from their PVs
+    if not s.vpc_api_url:
+        return VpcBackend()
+    api = VpcApiClient(VpcApiAccess(url=s.vpc_api_url, api_key_file=Path(s.vpc_api_key_file), iam_url=s.vpc_iam_url,
+                                    ca_file=Path(s.vpc_ca_file) if s.vpc_ca_file else None),
+                       timeout_seconds=s.vpc_timeout)
+    return VpcBackend(api, s.vpc_refresh_interval)
+
+
+SPEC = BackendSpec(NAME, 30, OPTIONS, _build, _check)

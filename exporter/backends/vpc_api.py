@@ -93,7 +93,7 @@ class VpcApiClient:
         try:
             async with self._http.get().request(method, url, **kw) as resp:
                 return resp.status, await resp.text(errors="replace")
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise BackendError(f"{method} {url.split('?')[0]}: no answer within {self.timeout.total:g}s") from None
         except aiohttp.ClientConnectorCertificateError as exc:
             raise BackendError(f"{url.split('/v1')[0]}: TLS certificate not trusted ({exc.certificate_error})") from None

@@ -1,4 +1,7 @@
 import pytest
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from exporter.cli import load, main
 from exporter.settings import ConfigError
@@ -56,11 +59,12 @@ def test_array_and_vcenter_directories_load(tmp_path):
     vc.mkdir()
     (vc / "address").write_text("vcenter.example.com:8443\n")
     (vc / "ca.crt").write_text("pem")
-    from exporter.cli import flashsystem_arrays, vcenters
+    from exporter.backends.flashsystem import arrays_from
+    from exporter.backends.vmware import vcenters_from
     s = load([f"--flashsystem.arrays=fs1={fs}", f"--vmware.vcenters=vc1={vc}", "--vmware.folders=DC0/vm/golden"])
-    [array] = flashsystem_arrays(s)
+    [array] = arrays_from(s)
     assert array.addresses == ("10.0.0.5", "10.0.0.6") and array.ca_file is None and not array.insecure
-    [center] = vcenters(s)
+    [center] = vcenters_from(s)
     assert (center.address, center.ca_file, center.folders) == ("vcenter.example.com:8443", vc / "ca.crt",
                                                                 ("DC0/vm/golden",))
 
@@ -73,7 +77,60 @@ def test_main_exits_2_naming_the_key(tmp_path, capsys):
     assert main(["--config.file", str(tmp_path / "missing.yaml")]) == 2
 
 
-from hypothesis import given, settings as hsettings, strategies as st  # noqa: E402
+@pytest.mark.parametrize("argv,env,message", [
+    (["--rbd.timeout=abc"], {}, "rbd.timeout: expected a number of seconds, got 'abc'"),
+    (["--rbd.concurrency=two"], {}, "rbd.concurrency: expected a whole number, got 'two'"),
+    (["--rbd.concurrency=0"], {}, "rbd.concurrency: must be greater than 0, got '0'"),
+    (["--flashsystem.concurrency=0"], {}, "flashsystem.concurrency: must be greater than 0"),
+    ([], {"CLONEWATCH_RBD_TIMEOUT": "x"}, "rbd.timeout: expected a number of seconds, got 'x' "
+                                          "(from CLONEWATCH_RBD_TIMEOUT)"),
+])
+def test_errors_say_what_was_expected_once(argv, env, message, capsys, monkeypatch):
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    key = message.split(":")[0]
+    assert err.count(key) == 1 or key in env.get(key, ""), "the key is named once, not repeated"
+    assert "could not convert" not in err and "invalid literal" not in err
+
+
+def test_a_section_given_a_scalar_is_named_as_a_section(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("rbd: 5\n")
+    with pytest.raises(ConfigError) as err:
+        load(["--config.file", str(cfg)])
+    assert err.value.key == "rbd" and "is a section" in str(err.value) and "unknown" not in str(err.value)
+
+
+def test_an_unknown_flag_is_one_line_and_a_hint(capsys):
+    with pytest.raises(SystemExit) as exited:
+        load(["--bogus"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["clonewatch-exporter: unrecognized arguments: --bogus",
+                   "Try 'clonewatch-exporter --help' for the options."]
+
+
+def test_help_shows_defaults_as_typed_and_the_no_form(capsys):
+    with pytest.raises(SystemExit):
+        load(["--help"])
+    out = " ".join(capsys.readouterr().out.split())     # argparse wraps lines
+    assert "[default 60; env CLONEWATCH_RBD_TIMEOUT]" in out
+    assert "[default none; env CLONEWATCH_RBD_POOLS]" in out
+    assert "--no-rbd.enabled to turn off" in out
+    assert "()" not in out and "60.0" not in out and "default ''" not in out
+
+
+def test_readme_documents_every_option():
+    from pathlib import Path
+
+    from exporter.cli import options
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    missing = [o.key for o in options() if f"--{o.key}" not in readme]
+    assert not missing, f"README's option table lacks {missing}"
+
 
 yaml_scalars = st.one_of(st.none(), st.booleans(), st.integers(-10, 10**6), st.floats(allow_nan=False),
                          st.text(max_size=8))
