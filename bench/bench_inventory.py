@@ -24,17 +24,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from prometheus_client import CollectorRegistry, generate_latest                # noqa: E402
-from prometheus_client.core import GaugeMetricFamily                           # noqa: E402
-from prometheus_client.parser import text_string_to_metric_families            # noqa: E402
+from prometheus_client import CollectorRegistry, generate_latest  # noqa: E402
+from prometheus_client.core import GaugeMetricFamily  # noqa: E402
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
-from exporter.kube.resources import PVC                                        # noqa: E402
-from exporter.kube.store import Store                                          # noqa: E402
-from exporter.kube.watch import Watcher, WatchSettings                         # noqa: E402
-from tests.support.kube import KubeAPI                                         # noqa: E402
-from tests.support.objects import (ODF_RBD, clone_annotations, datavolume, pv_rbd, pvc,  # noqa: E402
-                                   storageclass, storageprofile)
-from tests.support.process import ExporterProcess                              # noqa: E402
+from exporter.kube.resources import PVC  # noqa: E402
+from exporter.kube.store import Store  # noqa: E402
+from exporter.kube.watch import Watcher, WatchSettings  # noqa: E402
+from tests.support.kube import KubeAPI  # noqa: E402
+from tests.support.objects import ODF_RBD, clone_annotations, datavolume, pv_rbd, pvc, storageclass, storageprofile  # noqa: E402
+from tests.support.process import ExporterProcess  # noqa: E402
 
 
 def seed(kube: KubeAPI, n: int, g: int) -> None:
@@ -74,7 +73,7 @@ def timed_get(url: str, headers: dict) -> tuple[float, bytes]:
 
 def pct(values, p):
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
 def ingest_rate(n: int) -> float:

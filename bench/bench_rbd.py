@@ -21,10 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from exporter.backends.rbd import RbdBackend, RbdSettings     # noqa: E402
-from loadgen.cloners.native import RbdCloner                  # noqa: E402
-from loadgen.scenario import parse                            # noqa: E402
-from bench.timing import median_seconds                       # noqa: E402
+from bench.timing import median_seconds
+from exporter.backends.rbd import RbdBackend, RbdSettings
+from loadgen.cloners.native import RbdCloner
+from loadgen.scenario import parse
 
 
 def sh(*args):

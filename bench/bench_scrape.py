@@ -16,21 +16,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from prometheus_client import CollectorRegistry, generate_latest           # noqa: E402
-from prometheus_client.core import GaugeMetricFamily                      # noqa: E402
-from prometheus_client.parser import text_string_to_metric_families       # noqa: E402
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.backends.base import TargetState, Volume                   # noqa: E402
-from exporter.backends.rbd import RbdBackend, RbdSettings                # noqa: E402
-from exporter.collectors.pvc import PvcCollector                         # noqa: E402
-from exporter.collectors.source import SourceCollector                   # noqa: E402
-from exporter.collectors.storageclass import StorageClassCollector       # noqa: E402
-from exporter.collectors.volume import VolumeCollector                   # noqa: E402
-from exporter.kube.store import Store                                    # noqa: E402
-from exporter.view import build_view                                     # noqa: E402
-from bench.timing import median_seconds                                  # noqa: E402
-from tests.support.objects import (ODF_RBD, clone_annotations, datavolume, pv_rbd, pvc,  # noqa: E402
-                                   storageclass, storageprofile)
+from bench.timing import median_seconds
+from exporter.backends.base import TargetState, Volume
+from exporter.backends.rbd import RbdBackend, RbdSettings
+from exporter.collectors.pvc import PvcCollector
+from exporter.collectors.source import SourceCollector
+from exporter.collectors.storageclass import StorageClassCollector
+from exporter.collectors.volume import VolumeCollector
+from exporter.kube.store import Store
+from exporter.view import build_view
+from tests.support.objects import ODF_RBD, clone_annotations, datavolume, pv_rbd, pvc, storageclass, storageprofile
 
 MiB = 2**20
 
@@ -99,7 +98,7 @@ def main():
 
     class Naive:
         def collect(self):
-            for name, typ, doc, ss in samples:
+            for name, _typ, doc, ss in samples:
                 fam = GaugeMetricFamily(name, doc, labels=list(ss[0][1]) if ss else [])
                 for _, labels, value in ss:
                     fam.add_metric(list(labels.values()), value)

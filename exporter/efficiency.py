@@ -11,13 +11,17 @@ Family (a source volume and every clone of it):
   saved = full copy - consumed;  efficiency ratio = saved / full copy, in [0, 1].
 """
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Protocol
+from typing import Protocol
 
 
 class HasParent(Protocol):
-    consumed_bytes: int
-    parent: str
+    """What the arithmetic reads of a volume (read-only, so frozen dataclasses qualify)."""
+    @property
+    def consumed_bytes(self) -> int: ...
+    @property
+    def parent(self) -> str: ...
 
 
 def _walk(volumes: Mapping[str, HasParent], vid: str) -> list[str]:

@@ -7,8 +7,9 @@ serves the joined bytes.
 """
 
 import math
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Generic, Hashable, Iterable, TypeVar
+from typing import Generic, TypeVar
 
 Row = TypeVar("Row", bound=Hashable)
 
@@ -52,7 +53,7 @@ Renderer = Callable[[Row], Lines]
 class RowCache(Generic[Row]):
     """Rendered lines per row key, reused while the row compares equal to the cached one."""
 
-    def __init__(self, render: Renderer) -> None:
+    def __init__(self, render: Renderer[Row]) -> None:
         self._render = render
         self._cache: dict[Hashable, tuple[Row, Lines]] = {}
         self.rendered = 0       # rows rendered on the last update (for tests and benchmarks)

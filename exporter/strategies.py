@@ -6,7 +6,7 @@ profile's spec and the StorageClass annotation), else the StorageClass annotatio
 (pkg/storagecapabilities), else CDI's default ``snapshot``.
 """
 
-from typing import Mapping
+from collections.abc import Mapping
 
 CLONE_TYPES = ("csi-clone", "snapshot", "copy")
 SC_STRATEGY_ANNOTATION = "cdi.kubevirt.io/clone-strategy"

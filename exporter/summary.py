@@ -1,6 +1,5 @@
 """Print what a running exporter sees, as tables: `python -m exporter.summary [URL]`."""
 
-import sys
 import urllib.request
 from collections import defaultdict
 
@@ -25,7 +24,7 @@ def fetch(url: str) -> dict[str, list[tuple[dict, float]]]:
 
 def table(rows: list[list[str]], header: list[str]) -> str:
     widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
-    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=False)).rstrip()  # noqa: E731
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
@@ -47,37 +46,26 @@ def render(m: dict[str, list[tuple[dict, float]]]) -> str:
                      f"{v['efficiency_ratio']:.3f}" if measured else "unmeasured"])
     if rows:
         parts.append(table(rows, ["source", "backend", "clones", "consumed", "as full copies", "saved", "efficiency"]))
-    clones = {(l["namespace"], l["persistentvolumeclaim"]): l for l, _ in m.get("clonewatch_pvc_clone_info", [])}
-    consumed = {(l["namespace"], l["persistentvolumeclaim"]): v for l, v in m.get("clonewatch_pvc_consumed_bytes", [])}
+    clones = {(lb["namespace"], lb["persistentvolumeclaim"]): lb for lb, _ in m.get("clonewatch_pvc_clone_info", [])}
+    consumed = {(lb["namespace"], lb["persistentvolumeclaim"]): v for lb, v in m.get("clonewatch_pvc_consumed_bytes", [])}
     if clones:
-        rows = [[f"{k[0]}/{k[1]}", f"{l['source_namespace']}/{l['source_name']}", l["clone_type"],
-                 l["expected_clone_type"], l["fallback_reason"] or "-",
-                 human(consumed[k]) if k in consumed else "-"] for k, l in sorted(clones.items())]
+        rows = [[f"{k[0]}/{k[1]}", f"{lb['source_namespace']}/{lb['source_name']}", lb["clone_type"],
+                 lb["expected_clone_type"], lb["fallback_reason"] or "-",
+                 human(consumed[k]) if k in consumed else "-"] for k, lb in sorted(clones.items())]
         parts.append(table(rows, ["clone", "source", "clone type", "expected", "fallback reason", "consumed"]))
-    vols = {(l["backend"], l["volume"]): l for l, _ in m.get("clonewatch_volume_info", [])}
-    used = {(l["backend"], l["volume"]): v for l, v in m.get("clonewatch_volume_consumed_bytes", [])}
+    vols = {(lb["backend"], lb["volume"]): lb for lb, _ in m.get("clonewatch_volume_info", [])}
+    used = {(lb["backend"], lb["volume"]): v for lb, v in m.get("clonewatch_volume_consumed_bytes", [])}
     if vols and not clones:
-        rows = [[b, v, l["parent"] or "-", human(used.get((b, v), 0))] for (b, v), l in sorted(vols.items())]
+        rows = [[b, v, lb["parent"] or "-", human(used.get((b, v), 0))] for (b, v), lb in sorted(vols.items())]
         parts.append(table(rows, ["backend", "volume", "parent", "consumed"]))
-    progress = {(l["backend"], l["volume"]): v for l, v in m.get("clonewatch_flashcopy_progress_ratio", [])}
-    rate = {(l["backend"], l["volume"]): v for l, v in m.get("clonewatch_flashcopy_copy_rate", [])}
-    copies = [[l["volume"], l["source_volume"], l["status"], f"{progress.get((l['backend'], l['volume']), 0):.0%}",
-               int(rate.get((l["backend"], l["volume"]), 0))]
-              for l, _ in sorted(m.get("clonewatch_flashcopy_info", []), key=lambda lv: lv[0]["volume"])]
+    progress = {(lb["backend"], lb["volume"]): v for lb, v in m.get("clonewatch_flashcopy_progress_ratio", [])}
+    rate = {(lb["backend"], lb["volume"]): v for lb, v in m.get("clonewatch_flashcopy_copy_rate", [])}
+    copies = [[lb["volume"], lb["source_volume"], lb["status"], f"{progress.get((lb['backend'], lb['volume']), 0):.0%}",
+               int(rate.get((lb["backend"], lb["volume"]), 0))]
+              for lb, _ in sorted(m.get("clonewatch_flashcopy_info", []), key=lambda lv: lv[0]["volume"])]
     if copies:
         parts.append(table(copies, ["FlashCopy target", "source", "status", "copied", "copy rate"]))
-    down = [f"{l['backend']}/{l['target']}" for l, v in m.get("clonewatch_backend_up", []) if v == 0]
+    down = [f"{lb['backend']}/{lb['target']}" for lb, v in m.get("clonewatch_backend_up", []) if v == 0]
     if down:
         parts.append("backends down: " + ", ".join(down))
     return "\n\n".join(parts) if parts else "(no clone families or volumes seen yet)"
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    url = argv[0] if argv else "http://127.0.0.1:9753/metrics"
-    print(render(fetch(url)))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -16,7 +16,8 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from .cloners import CloneFailed, NotOwned, parse_name, volume_name
-from .cloners.native import Owned, make_cloner
+from .cloners.base import Owned
+from .cloners.factory import make_cloner
 from .cloners.native_run import terminate_all
 from .harness import new_run_id, projected_bytes
 from .measure import measure
@@ -102,7 +103,7 @@ class Daemon:
             for _ in range(max(0, room)):
                 self._seq += 1
                 jobs.append((volume_name(self.sc.name, g.name, self._seq), g.name, g.method))
-            if jobs and hasattr(self.cloner, "reserve"):
+            if jobs:
                 self.cloner.reserve(jobs)          # one ownership write for the batch
             for name, _, _ in jobs:
                 if self.stopping.is_set():
@@ -115,7 +116,7 @@ class Daemon:
                     log.error("clone_failed", name=name, error=str(exc))
                     continue
                 # In Kubernetes mode the clone type is what CDI recorded (csi-clone, snapshot, copy).
-                clone_type = getattr(self.cloner, "clone_types_seen", {}).get(name, g.method)
+                clone_type = self.cloner.clone_type(name, g.method)
                 self.metrics.duration.labels(clone_type).observe(time.monotonic() - t)
                 self.metrics.created.labels(clone_type).inc()
                 self.alive[name] = Owned(name, g.name, g.method, time.time(), self.run)
@@ -135,9 +136,9 @@ class Daemon:
             self.metrics.drift.inc(written)
         members = {g.name: [o.name for o in self.alive.values() if o.group == g.name] for g in self.sc.groups}
         point = measure(self.cloner, "cycle", members, {g.name: g.method for g in self.sc.groups}, top)
-        for g, n in point.groups.items():
-            self.metrics.alive.labels(g).set(n.clones)
-            self.metrics.efficiency.labels(g).set(n.efficiency_ratio)
+        for group, n in point.groups.items():
+            self.metrics.alive.labels(group).set(n.clones)
+            self.metrics.efficiency.labels(group).set(n.efficiency_ratio)
         self.metrics.cycles.inc()
         self.metrics.last_cycle.set(time.time())
         log.info("cycle_done", alive=len(self.alive), efficiency={g: round(n.efficiency_ratio, 4)
@@ -203,13 +204,13 @@ async def serve(scenario: Scenario, host: str | None, port: int) -> int:
     rc = 0
     try:
         await asyncio.wait_for(asyncio.shield(finished.wait()), 1.0)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         # A long storage command (a big drift write) is running: stop it rather than wait.
         stopped = terminate_all()
         log.info("loadgen_stopping_commands", commands=stopped)
     try:
         await asyncio.wait_for(finished.wait(), 3.5)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         log.warning("loadgen_stop_slow", note="an operation is still running; exiting anyway")
     if outcome and isinstance(outcome[0], ScenarioError):
         log.error("bad_scenario", error=str(outcome[0]))

@@ -12,7 +12,7 @@ from pathlib import Path
 import structlog
 
 from .cloners import CloneFailed, NotOwned, volume_name
-from .cloners.native import make_cloner
+from .cloners.factory import make_cloner
 from .measure import Point, measure
 from .progress import Progress
 from .report import write_all
@@ -124,10 +124,10 @@ class Harness:
             log.info("golden_ready", created=golden_created, seconds=round(time.monotonic() - t, 2))
             self._point("baseline", 0)
             jobs = [(volume_name(sc.name, g.name, i + 1), g.name, g.method) for g in sc.groups for i in range(g.count)]
-            self._parallel("cloning", jobs, self._create, getattr(self.cloner, "reserve", None))
+            self._parallel("cloning", jobs, self._create, self.cloner.reserve)
             self._point("cloned", 0)
             previous = 0
-            for level, label in zip(sc.drift_levels, sc.drift_labels):
+            for level, label in zip(sc.drift_levels, sc.drift_labels, strict=True):
                 names = [n for names in self.members.values() for n in names]
                 self._parallel(f"drift {label}", [(n, previous, level) for n in names], self._drift)
                 previous = level

@@ -4,7 +4,9 @@ through the exporter's own backend code and efficiency arithmetic."""
 import time
 from dataclasses import asdict, dataclass, field
 
-from exporter.efficiency import family_numbers, logical_bytes
+from exporter.public import family_numbers, logical_bytes
+
+from .cloners.base import Cloner
 
 
 @dataclass
@@ -39,18 +41,18 @@ class Point:
         return asdict(self)
 
 
-def measure(cloner, label: str, members: dict[str, list[str]], methods: dict[str, str], drift: int) -> Point:
+def measure(cloner: Cloner, label: str, members: dict[str, list[str]], methods: dict[str, str], drift: int) -> Point:
     volumes = cloner.measure()
     logical = logical_bytes(volumes)
     golden = cloner.golden_id()
     missing: list[str] = []
 
     def pair(vid: str) -> tuple[int, int] | None:
-        vol = volumes.get(vid)
-        if vol is None or logical.get(vid) is None:
+        vol, full = volumes.get(vid), logical.get(vid)
+        if vol is None or full is None:
             missing.append(vid)
             return None
-        return vol.consumed_bytes, logical[vid]
+        return vol.consumed_bytes, full
 
     g = pair(golden)
     base = [g] if g else []
@@ -68,9 +70,8 @@ def measure(cloner, label: str, members: dict[str, list[str]], methods: dict[str
                  provisioned_bytes=sum(v.provisioned_bytes for v in present), consumed_bytes=total.consumed_bytes,
                  full_copy_bytes=total.full_copy_bytes, saved_bytes=total.saved_bytes,
                  efficiency_ratio=total.efficiency_ratio,
-                 clone_types=(cloner.clone_types([n for names in members.values() for n in names])
-                              if hasattr(cloner, "clone_types") else
-                              sorted({methods[gname] for gname, names in members.items() if names})),
+                 clone_types=cloner.clone_types([n for names in members.values() for n in names],
+                                                [methods[g] for g, names in members.items() for _ in names]),
                  groups=groups, missing=sorted(set(missing)),
                  volume_detail={v.volume: {"consumed_bytes": v.consumed_bytes, "provisioned_bytes": v.provisioned_bytes,
                                            "parent": v.parent} for v in present})

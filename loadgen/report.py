@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from exporter.summary import human
+from exporter.public import human
 
 from .measure import Point
 
@@ -128,5 +128,5 @@ def table(points: list[Point]) -> str:
     rows = [[p.label, human(p.drift_bytes_per_clone), human(p.consumed_bytes), human(p.full_copy_bytes),
              f"{p.efficiency_ratio:.3f}"] + [f"{p.groups[g].efficiency_ratio:.3f}" for g in groups] for p in points]
     widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
-    fmt = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    fmt = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip()  # noqa: E731
     return "\n".join([fmt(head), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])

@@ -10,8 +10,7 @@ from typing import Any
 
 import yaml
 
-from exporter.quantity import parse_bytes
-from exporter.settings import ConfigError
+from exporter.public import ConfigError, parse_bytes
 
 BACKENDS = ("qcow2", "rbd", "kubernetes")
 METHODS = ("clone", "full-copy")
@@ -122,7 +121,8 @@ class _Reader:
             doc = {}
         if not isinstance(doc, dict):
             raise ScenarioError(prefix.rstrip(".") or "scenario", "must be a mapping")
-        self.doc, self.prefix, self.seen = doc, prefix, set()
+        self.doc, self.prefix = doc, prefix
+        self.seen: set[str] = set()
 
     def key(self, k: str) -> str:
         return self.prefix + k
@@ -131,7 +131,7 @@ class _Reader:
         self.seen.add(k)
         return self.doc.get(k, default)
 
-    def str(self, k: str, default: str | None = None, choices: tuple[str, ...] = ()) -> str:
+    def text(self, k: str, default: str | None = None, choices: tuple[str, ...] = ()) -> str:
         v = self.raw(k, default)
         if v is None:
             raise ScenarioError(self.key(k), "is required")
@@ -141,19 +141,19 @@ class _Reader:
             raise ScenarioError(self.key(k), f"must be one of {', '.join(choices)}, got {v!r}")
         return v
 
-    def int(self, k: str, default: int, minimum: int = 0) -> int:
+    def whole(self, k: str, default: int, minimum: int = 0) -> int:
         v = self.raw(k, default)
         if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
             raise ScenarioError(self.key(k), f"must be a whole number >= {minimum}, got {v!r}")
         return v
 
-    def float(self, k: str, default: float, lo: float, hi: float) -> float:
+    def number(self, k: str, default: float, lo: float, hi: float) -> float:
         v = self.raw(k, default)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
             raise ScenarioError(self.key(k), f"must be a number in [{lo}, {hi}], got {v!r}")
         return float(v)
 
-    def bool(self, k: str, default: bool) -> bool:
+    def flag(self, k: str, default: bool) -> bool:
         v = self.raw(k, default)
         if not isinstance(v, bool):
             raise ScenarioError(self.key(k), f"must be true or false, got {v!r}")
@@ -170,20 +170,20 @@ class _Reader:
 
 def parse(doc: Any, base_dir: Path | None = None) -> Scenario:
     top = _Reader(doc, "")
-    name = top.str("name", "scenario")
+    name = top.text("name", "scenario")
     if not _NAME.match(name):
         raise ScenarioError("name", "lower-case letters, digits and '-', at most 32 characters")
-    backend = top.str("backend", choices=BACKENDS)
+    backend = top.text("backend", choices=BACKENDS)
 
     q = top.sub("qcow2")
-    qdir = q.str("dir", "")
+    qdir = q.text("dir", "")
     q.done()
     if backend == "qcow2" and not qdir:
         raise ScenarioError("qcow2.dir", "is required for backend qcow2")
     if qdir and base_dir is not None and not Path(qdir).is_absolute():
         qdir = str((base_dir / qdir).resolve())
     r = top.sub("rbd")
-    pool, conf, cid = r.str("pool", ""), r.str("ceph_conf", ""), r.str("ceph_id", "")
+    pool, conf, cid = r.text("pool", ""), r.text("ceph_conf", ""), r.text("ceph_id", "")
     r.done()
     if backend == "rbd" and not pool:
         raise ScenarioError("rbd.pool", "is required for backend rbd")
@@ -192,10 +192,10 @@ def parse(doc: Any, base_dir: Path | None = None) -> Scenario:
     if backend == "kubernetes":
         kg = k.sub("golden")
         kube = KubeSettings(
-            namespace=k.str("namespace"), golden_namespace=kg.str("namespace"), golden_name=kg.str("name"),
-            storage_class=k.str("storage_class", ""), volume_mode=k.str("volume_mode", "Block", choices=VOLUME_MODES),
-            size=k.str("size", ""), drift_image=k.str("drift_image", "registry.k8s.io/e2e-test-images/busybox:1.36.1-1"),
-            exporter_url=k.str("exporter_url"), kubeconfig=k.str("kubeconfig", ""),
+            namespace=k.text("namespace"), golden_namespace=kg.text("namespace"), golden_name=kg.text("name"),
+            storage_class=k.text("storage_class", ""), volume_mode=k.text("volume_mode", "Block", choices=VOLUME_MODES),
+            size=k.text("size", ""), drift_image=k.text("drift_image", "registry.k8s.io/e2e-test-images/busybox:1.36.1-1"),
+            exporter_url=k.text("exporter_url"), kubeconfig=k.text("kubeconfig", ""),
             timeout_seconds=parse_duration("kubernetes.timeout", k.raw("timeout", "10m")),
             poll_seconds=parse_duration("kubernetes.poll", k.raw("poll", "0.5s")))
         kg.done()
@@ -204,7 +204,7 @@ def parse(doc: Any, base_dir: Path | None = None) -> Scenario:
     k.done()
 
     g = top.sub("golden")
-    golden_name = g.str("name", "golden")
+    golden_name = g.text("name", "golden")
     if not _NAME.match(golden_name):
         raise ScenarioError("golden.name", "lower-case letters, digits and '-', at most 32 characters")
     size = parse_size("golden.size", g.raw("size", "1GiB"))
@@ -213,7 +213,7 @@ def parse(doc: Any, base_dir: Path | None = None) -> Scenario:
     fill = parse_size("golden.fill", g.raw("fill", "100%"), of=size)
     if fill > size:
         raise ScenarioError("golden.fill", "cannot be more than golden.size")
-    create, snapshot = g.bool("create", True), g.str("snapshot", "base")
+    create, snapshot = g.flag("create", True), g.text("snapshot", "base")
     g.done()
 
     raw_groups = top.raw("groups")
@@ -222,13 +222,13 @@ def parse(doc: Any, base_dir: Path | None = None) -> Scenario:
     groups, names = [], set()
     for i, item in enumerate(raw_groups):
         gr = _Reader(item, f"groups[{i}].")
-        gname = gr.str("name")
+        gname = gr.text("name")
         if not _NAME.match(gname) or gname in names:
             raise ScenarioError(f"groups[{i}].name", f"must be a unique short name, got {gname!r}")
         names.add(gname)
         methods = KUBE_METHODS if backend == "kubernetes" else METHODS
-        groups.append(Group(gname, gr.str("method", choices=methods), gr.int("count", 1, minimum=1),
-                            gr.str("storage_class", "") if backend == "kubernetes" else ""))
+        groups.append(Group(gname, gr.text("method", choices=methods), gr.whole("count", 1, minimum=1),
+                            gr.text("storage_class", "") if backend == "kubernetes" else ""))
         gr.done()
 
     d = top.sub("drift")
@@ -238,22 +238,22 @@ def parse(doc: Any, base_dir: Path | None = None) -> Scenario:
     levels = tuple(parse_size(f"drift.levels[{i}]", v, of=size) for i, v in enumerate(raw_levels))
     if list(levels) != sorted(levels) or any(v > size for v in levels):
         raise ScenarioError("drift.levels", "must be cumulative (increasing) and at most the disk size")
-    pattern = d.str("pattern", "sequential", choices=PATTERNS)
-    compressible = d.float("compressible", 0.0, 0.0, 1.0)
-    seed = d.int("seed", 42)
+    pattern = d.text("pattern", "sequential", choices=PATTERNS)
+    compressible = d.number("compressible", 0.0, 0.0, 1.0)
+    seed = d.whole("seed", 42)
     d.done()
 
-    batch_size = top.int("batch_size", 10, minimum=1)
-    concurrency = top.int("concurrency", 4, minimum=1)
+    batch_size = top.whole("batch_size", 10, minimum=1)
+    concurrency = top.whole("concurrency", 4, minimum=1)
     s = top.sub("schedule")
     interval = parse_duration("schedule.interval", s.raw("interval", 0))
     s.done()
     ret = top.sub("retention")
-    max_alive = ret.int("max_clones", sum(gp.count for gp in groups), minimum=1)
+    max_alive = ret.whole("max_clones", sum(gp.count for gp in groups), minimum=1)
     max_age = parse_duration("retention.max_age", ret.raw("max_age", 0))
     ret.done()
     lim = top.sub("limits")
-    limit_clones = lim.int("max_clones", 1000, minimum=1)
+    limit_clones = lim.whole("max_clones", 1000, minimum=1)
     limit_bytes = parse_size("limits.max_bytes", lim.raw("max_bytes", "100GiB"))
     lim.done()
     top.done()

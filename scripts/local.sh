@@ -26,7 +26,7 @@ echo "local default: $scenario -> images in $images, exporter on http://127.0.0.
 sleep 2.5     # one more exporter refresh of the directory
 echo
 echo "The exporter's view of the same directory:"
-.venv/bin/python -m exporter.summary "http://127.0.0.1:$port/metrics" | sed -n '1,4p'
+.venv/bin/python -m exporter.summarize "http://127.0.0.1:$port/metrics" | sed -n '1,4p'
 .venv/bin/python -m loadgen cleanup --scenario "$scenario" --golden >/dev/null
 echo
 echo "report: $out/report.html  (summary.csv and points/*.json beside it)"

@@ -1,7 +1,7 @@
 """Backend health: an up gauge per target instead of failing the scrape (built fresh each scrape)."""
 
 import time
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector

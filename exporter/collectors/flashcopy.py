@@ -19,6 +19,8 @@ DEFS = (INFO, PROGRESS, RATE)
 
 def render(row: VolumeRow) -> Lines:
     v, c = row.volume, row.volume.copy
+    if c is None:
+        return {}           # only volumes with a background copy are handed here
     who = (("backend", row.backend), ("target", v.target), ("volume", v.volume))
     return {
         INFO.name: [sample(INFO.name, who + (("source_volume", v.parent), ("mapping", c.mapping),

@@ -6,7 +6,8 @@ so the rebuild knows whether there is anything new to render.
 """
 
 import asyncio
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from .resources import ALL, Resource
 
@@ -32,9 +33,9 @@ ANNOTATIONS_READ = ("cdi.kubevirt.io/cloneType", "cdi.kubevirt.io/cloneFallbackR
 CDI_PREFIX = "cdi.kubevirt.io/"
 
 
-def _slim_annotations(ann: Any) -> dict | None:
+def _slim_annotations(ann: Any) -> dict[str, Any] | None:
     if not isinstance(ann, dict):
-        return ann      # odd types stay odd: classification copes
+        return ann      # type: ignore[no-any-return]  # odd types stay odd: classification copes
     out = {k: ann[k] for k in ANNOTATIONS_READ if k in ann}
     if not any(k.startswith(CDI_PREFIX) for k in out):
         # Whether CDI touched the object matters, not which of its many annotations it wrote.
@@ -44,7 +45,7 @@ def _slim_annotations(ann: Any) -> dict | None:
     return out
 
 
-def slim(obj: Any, resource: str | None = None) -> dict | None:
+def slim(obj: Any, resource: str | None = None) -> dict[str, Any] | None:
     """The parts of an object classification reads; None for something that is not an object."""
     if not isinstance(obj, dict):
         return None
@@ -76,7 +77,7 @@ def slim(obj: Any, resource: str | None = None) -> dict | None:
     return out
 
 
-def key_of(obj: dict) -> Key:
+def key_of(obj: dict[str, Any]) -> Key:
     meta = obj["metadata"]
     ns = meta.get("namespace")
     return (ns if isinstance(ns, str) else "", meta["name"])
@@ -85,7 +86,7 @@ def key_of(obj: dict) -> Key:
 class Store:
     def __init__(self, resources: Iterable[Resource] = ALL) -> None:
         self.resources = tuple(resources)
-        self.objects: dict[str, dict[Key, dict]] = {r.name: {} for r in self.resources}
+        self.objects: dict[str, dict[Key, dict[str, Any]]] = {r.name: {} for r in self.resources}
         self.present: dict[str, bool] = {r.name: False for r in self.resources}
         self.synced: dict[str, bool] = {r.name: False for r in self.resources}
         self.restarts: dict[str, int] = {r.name: 0 for r in self.resources}
@@ -104,7 +105,7 @@ class Store:
         Returns how many items were not objects and were dropped.
         """
         bucket = self.objects[resource]
-        fresh: dict[Key, dict] = {}
+        fresh: dict[Key, dict[str, Any]] = {}
         dropped = 0
         for item in items:
             obj = slim(item, resource)
@@ -171,8 +172,8 @@ class Store:
     def ready(self) -> bool:
         return all(self.synced.values())
 
-    def get(self, resource: str, namespace: str, name: str) -> dict | None:
+    def get(self, resource: str, namespace: str, name: str) -> dict[str, Any] | None:
         return self.objects[resource].get((namespace, name))
 
-    def items(self, resource: str) -> dict[Key, dict]:
+    def items(self, resource: str) -> dict[Key, dict[str, Any]]:
         return self.objects[resource]

@@ -128,7 +128,8 @@ class Watcher(threading.Thread):
             page = doc.get("items")
             if isinstance(page, list):
                 items.extend(page)
-            meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+            raw_meta = doc.get("metadata")
+            meta = raw_meta if isinstance(raw_meta, dict) else {}
             rv = str(meta.get("resourceVersion") or "")
             cont = meta.get("continue") or None
             if not cont:
@@ -179,7 +180,7 @@ class Watcher(threading.Thread):
                 return rv
             buffer += chunk
             *lines, buffer = buffer.split(b"\n")
-            batch: list[tuple[str, Any]] = []
+            batch: list[tuple[Any, Any]] = []     # (type, object) as sent: the store checks both
             for line in lines:
                 if not line.strip():
                     continue
@@ -201,7 +202,7 @@ class Watcher(threading.Thread):
                 self._call(self._apply, batch)
         return rv
 
-    def _apply(self, batch: list[tuple[str, Any]]) -> None:
+    def _apply(self, batch: list[tuple[Any, Any]]) -> None:
         bad = self.store.apply(self.resource.name, batch)
         if bad:
             self._log.warning("kubernetes_events_dropped", count=bad, reason="malformed watch event")

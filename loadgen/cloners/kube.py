@@ -8,15 +8,14 @@ The golden PVC is never modified.
 
 import threading
 import time
+from typing import Any
 
-from exporter.backends.base import Volume
-from exporter.kube.client import load_api_client, request_json
-from exporter.summary import fetch
+from exporter.public import Volume, fetch_metrics, load_api_client, request_json
 
 from ..drift import compressible, plan
 from ..scenario import Scenario
 from . import OWNER, CloneFailed, NotOwned, parse_name
-from .native import Owned
+from .base import Cloner, Owned
 
 CDI = "/apis/cdi.kubevirt.io/v1beta1"
 MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -49,11 +48,13 @@ def _phase(done: str, broken: str):
     return verdict
 
 
-class KubeCloner:
+class KubeCloner(Cloner):
     backend = "kubernetes"
 
     def __init__(self, scenario: Scenario, run: str, api=None) -> None:
         self.sc, self.run = scenario, run
+        if scenario.kube is None:
+            raise ValueError("a Kubernetes cloner needs the scenario's kubernetes section")
         self.k = scenario.kube
         self.api = api or load_api_client(self.k.kubeconfig or None)
         self.ns = self.k.namespace
@@ -61,6 +62,7 @@ class KubeCloner:
         self._lock = threading.Lock()
         self.clone_types_seen: dict[str, str] = {}
         self._golden: dict | None = None
+        self._pvc_volume: dict[tuple[str, str], str] = {}     # from the exporter, at each measure()
 
     # -- helpers --------------------------------------------------------------------------------
     def _req(self, method: str, path: str, body=None, ok=(200, 201, 202), content_type="application/json"):
@@ -135,7 +137,7 @@ class KubeCloner:
         return storage
 
     def create(self, name: str, group: str, method: str) -> None:
-        meta = {"name": name, "namespace": self.ns, "labels": self._labels(group, "clone"),
+        meta: dict[str, Any] = {"name": name, "namespace": self.ns, "labels": self._labels(group, "clone"),
                 "annotations": {A_CREATED: f"{time.time():.3f}", A_METHOD: method}}
         storage = self._storage(group)
         self._touch()
@@ -247,7 +249,7 @@ class KubeCloner:
     def owned(self) -> list[Owned]:
         found: dict[str, Owned] = {}
         for path in (f"{CDI}/namespaces/{self.ns}/datavolumes", f"/api/v1/namespaces/{self.ns}/persistentvolumeclaims"):
-            status, doc = self._req("GET", path + f"?labelSelector={L_SCENARIO}%3D{self.sc.name}", ok=(200, 404))
+            _status, doc = self._req("GET", path + f"?labelSelector={L_SCENARIO}%3D{self.sc.name}", ok=(200, 404))
             for obj in (doc or {}).get("items") or []:
                 meta = obj.get("metadata") or {}
                 labels, ann = meta.get("labels") or {}, meta.get("annotations") or {}
@@ -270,7 +272,7 @@ class KubeCloner:
         deadline = time.monotonic() + self.k.timeout_seconds
         while True:
             try:
-                m = fetch(self.k.exporter_url)
+                m = fetch_metrics(self.k.exporter_url)
             except OSError as exc:
                 if time.monotonic() > deadline:
                     raise CloneFailed(f"exporter {self.k.exporter_url} unreachable: {exc}") from None
@@ -279,27 +281,28 @@ class KubeCloner:
             if self._fresh(m) or time.monotonic() > deadline:
                 break
             time.sleep(self.k.poll_seconds)
-        consumed = {l["volume"]: v for l, v in m.get("clonewatch_volume_consumed_bytes", [])}
-        provisioned = {l["volume"]: v for l, v in m.get("clonewatch_volume_provisioned_bytes", [])}
+        consumed = {lb["volume"]: v for lb, v in m.get("clonewatch_volume_consumed_bytes", [])}
+        provisioned = {lb["volume"]: v for lb, v in m.get("clonewatch_volume_provisioned_bytes", [])}
         volumes = {}
         for labels, _ in m.get("clonewatch_volume_info", []):
             vid = labels["volume"]
             if vid in consumed:
                 volumes[vid] = Volume(vid, labels.get("target", ""), int(consumed[vid]), int(provisioned.get(vid, 0)),
                                       labels.get("parent", ""))
-        self._pvc_volume = {(l["namespace"], l["persistentvolumeclaim"]): l["backend_volume"]
-                            for l, _ in m.get("clonewatch_pvc_volume_info", [])}
+        self._pvc_volume = {(lb["namespace"], lb["persistentvolumeclaim"]): lb["backend_volume"]
+                            for lb, _ in m.get("clonewatch_pvc_volume_info", [])}
         for labels, _ in m.get("clonewatch_pvc_clone_info", []):
             if labels.get("namespace") == self.ns:
                 self.clone_types_seen[labels["persistentvolumeclaim"]] = labels.get("clone_type", "unknown")
         return volumes
 
     def volume_id(self, name: str) -> str:
-        return getattr(self, "_pvc_volume", {}).get((self.ns, name), f"pvc:{self.ns}/{name}")
+        return self._pvc_volume.get((self.ns, name), f"pvc:{self.ns}/{name}")
 
     def golden_id(self) -> str:
-        return getattr(self, "_pvc_volume", {}).get((self.k.golden_namespace, self.k.golden_name),
-                                                    f"pvc:{self.k.golden_namespace}/{self.k.golden_name}")
+        return self._pvc_volume.get((self.k.golden_namespace, self.k.golden_name),
+                                    f"pvc:{self.k.golden_namespace}/{self.k.golden_name}")
 
-    def clone_types(self, names: list[str]) -> list[str]:
-        return sorted({self.clone_types_seen.get(n, "unknown") for n in names})
+    def clone_type(self, name: str, method: str) -> str:
+        """What CDI recorded (csi-clone, snapshot, copy); unknown until it was seen."""
+        return self.clone_types_seen.get(name, "unknown")

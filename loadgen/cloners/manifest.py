@@ -7,10 +7,10 @@ of something that may be missing, never an unrecorded volume of ours), a whole b
 
 import json
 import os
-from abc import ABC, abstractmethod
 import subprocess
 import tempfile
 import threading
+from abc import ABC, abstractmethod
 from pathlib import Path
 
 from . import OWNER, CloneFailed

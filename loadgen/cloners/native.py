@@ -9,35 +9,35 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import dataclass
+from abc import abstractmethod
 from pathlib import Path
 
-from exporter.backends.base import Volume
-from exporter.backends.qcow2 import scan_dir
-from exporter.backends.rbd import build_volumes, parse_du, parse_ls, volume_id
+from exporter.public import Volume, parse_rbd_du, parse_rbd_ls, rbd_volume_id, rbd_volumes, scan_dir
 
 from ..drift import compressible, plan
 from ..scenario import Scenario
 from . import CloneFailed, NotOwned, parse_name
+from .base import Cloner, Owned
 from .manifest import FileManifest, Manifest, RadosManifest
 from .native_run import run as _run
 
 
-@dataclass
-class Owned:
-    name: str
-    group: str
-    method: str
-    created: float
-    run: str
-    drift_bytes: int = 0
-
-
-class _Native:
+class _Native(Cloner):
     """What both native cloners share: the manifest and the verbs built on it."""
 
     backend = ""
     manifest: Manifest
+
+    # -- what each medium provides ------------------------------------------------------------
+    @abstractmethod
+    def _existing(self) -> set[str]:
+        """Names of the clones present on the medium now (ours or not)."""
+
+    @abstractmethod
+    def _remove(self, name: str) -> None: ...
+
+    @abstractmethod
+    def _remove_golden(self) -> None: ...
 
     def __init__(self, scenario: Scenario, run: str) -> None:
         self.sc, self.run = scenario, run
@@ -108,7 +108,7 @@ class Qcow2Cloner(_Native):
         self.dir = Path(scenario.qcow2_dir)
         self.golden_file = f"{scenario.golden_name}.qcow2"
         self.manifest = FileManifest(self.dir, scenario.name, run)
-        self._pattern_file = None
+        self._pattern_file: str | None = None
 
     def _key(self, name: str) -> str:
         return f"{name}.qcow2"
@@ -273,16 +273,9 @@ class RbdCloner(_Native):
         self._rbd("rm", "--no-progress", self.spec(name))
 
     def volume_id(self, name: str) -> str:
-        return volume_id(self.pool, "", name)
+        return rbd_volume_id(self.pool, "", name)
 
     def measure(self) -> dict[str, Volume]:
         du = json.loads(self._rbd("du", "-p", self.pool, "--format", "json"))
         ls = json.loads(self._rbd("ls", "-l", "-p", self.pool, "--format", "json"))
-        return build_volumes(self.pool, parse_du(du), parse_ls(ls))
-
-
-def make_cloner(scenario: Scenario, run: str):
-    if scenario.backend == "kubernetes":
-        from .kube import KubeCloner
-        return KubeCloner(scenario, run)
-    return Qcow2Cloner(scenario, run) if scenario.backend == "qcow2" else RbdCloner(scenario, run)
+        return rbd_volumes(self.pool, parse_rbd_du(du), parse_rbd_ls(ls))

@@ -12,8 +12,17 @@ ODF/CDI (and, for comparison, the IBM VPC driver) would have created for them.
   vms/pending-1     DataVolume csi-clone not bound yet
 """
 
-from tests.support.objects import (ODF_RBD, VPC_BLOCK, clone_annotations, datavolume, pv_rbd, pv_vpc, pvc,
-                                   storageclass, storageprofile)
+from tests.support.objects import (
+    ODF_RBD,
+    VPC_BLOCK,
+    clone_annotations,
+    datavolume,
+    pv_rbd,
+    pv_vpc,
+    pvc,
+    storageclass,
+    storageprofile,
+)
 
 RBD_SC = "ocs-storagecluster-ceph-rbd"
 VPC_SC = "ibmc-vpc-block-10iops-tier"

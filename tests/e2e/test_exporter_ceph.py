@@ -124,8 +124,8 @@ def test_gzip_scrape_decodes_to_the_same_samples(exporter):
 
 def stable_lines(text: str) -> str:
     return "".join(line + "\n" for line in text.splitlines()
-                   if line.startswith("#") and not VOLATILE.match(line.split(" ", 3)[2])
-                   or not line.startswith("#") and not VOLATILE.match(line))
+                   if (line.startswith("#") and not VOLATILE.match(line.split(" ", 3)[2]))
+                   or (not line.startswith("#") and not VOLATILE.match(line)))
 
 
 def test_golden_file_and_promtool(exporter, pool, request, tmp_path):

@@ -63,7 +63,7 @@ def ours(kube, plural):
 
 
 def test_kubernetes_harness_measures_through_the_exporter_and_cleans_up(cluster, tmp_path):
-    kube, pool, fake, exporter, tmp = cluster
+    kube, _pool, _fake, exporter, tmp = cluster
     harness = Harness(scenario(exporter, tmp), tmp_path / "out")
     points = harness.run_all()
     assert harness.failures == 0
@@ -87,7 +87,7 @@ def test_kubernetes_harness_measures_through_the_exporter_and_cleans_up(cluster,
 
 
 def test_restart_adopts_leftovers_without_touching_foreign_objects(cluster, tmp_path):
-    kube, pool, fake, exporter, tmp = cluster
+    kube, _pool, _fake, exporter, tmp = cluster
     sc = scenario(exporter, tmp)
     first = Harness(sc, tmp_path / "o1", keep=True)
     first.run_all()

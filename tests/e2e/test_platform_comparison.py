@@ -174,7 +174,7 @@ def test_platforms_side_by_side(pool, tmp_path):
              "| platform | how a clone is made | CoW | stored at creation | efficiency at creation | "
              "efficiency after drift | after background copy | measured on |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for (name, how, cow, where), (creation, drift, copied) in zip(PLATFORMS, rows):
+    for (name, how, cow, where), (creation, drift, copied) in zip(PLATFORMS, rows, strict=True):
         lines.append(f"| {name} | {how} | {cow} | {mib(creation)} | {pct(creation)} | {pct(drift)} | "
                      f"{pct(copied)} | {where} |")
     table = "\n".join(lines) + "\n"
@@ -182,7 +182,7 @@ def test_platforms_side_by_side(pool, tmp_path):
     if os.environ.get("CLONEWATCH_COMPARISON_OUT"):
         Path(os.environ["CLONEWATCH_COMPARISON_OUT"]).write_text(table)
 
-    (rbd_c, rbd_d, _), (q_c, q_d, _), (fs_c, fs_d, fs_full), (vpc_c, vpc_d, _), (vm_c, vm_d, _) = rows
+    (rbd_c, rbd_d, _), (q_c, q_d, _), (fs_c, fs_d, fs_full), (vpc_c, _vpc_d, _), (vm_c, vm_d, _) = rows
     cow_at_creation = 1 - 1 / (N + 1)                       # only the golden is stored
     cow_after_drift = 1 - (GOLDEN_MIB + N * DRIFT_MIB) / (GOLDEN_MIB + N * (GOLDEN_MIB + DRIFT_MIB))
     assert rbd_c.efficiency_ratio == pytest.approx(cow_at_creation, abs=0.005)

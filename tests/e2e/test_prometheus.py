@@ -10,10 +10,10 @@ import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
-from pathlib import Path
 
 from tests.e2e import scenario
 from tests.support.ceph import Pool, ceph_conf

@@ -196,9 +196,11 @@ async def test_data_reduction_volumes_get_a_detailed_look_only_when_used(array, 
 def test_any_http_reply_leaves_the_array_up_or_cleanly_down(tmp_path):
     """Hypothesis over the wire: whatever status and body the array sends to a command, the
     refresh ends with the target up or down with an error, never an exception, never stale bytes."""
-    from hypothesis import given, settings, strategies as st
     import asyncio
     import json as jsonlib
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
 
     fs = FlashSystemDouble(tmp_path)
     fs.create_vdisk("golden", 64 * MiB)

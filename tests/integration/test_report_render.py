@@ -14,7 +14,7 @@ BLUE, RED = (0x1F, 0x77, 0xB4), (0xD6, 0x27, 0x28)
 
 def count(img, colour, tol=6):
     return sum(n for n, px in img.getcolors(maxcolors=1 << 24)
-               if all(abs(a - b) <= tol for a, b in zip(px, colour)))
+               if all(abs(a - b) <= tol for a, b in zip(px, colour, strict=False)))
 
 
 def test_report_renders_with_charts(tmp_path):

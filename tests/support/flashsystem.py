@@ -258,7 +258,8 @@ class FlashSystemDouble(HttpsServer):
         if command == "mkfcmap":
             src, tgt = self._by_name(body["source"]), self._by_name(body["target"])
             if src.capacity != tgt.capacity:
-                return 500, "CMMVC5924E The FlashCopy mapping was not created because the source and target virtual disks (VDisks) are different sizes."
+                return 500, ("CMMVC5924E The FlashCopy mapping was not created because the source and target "
+                             "virtual disks (VDisks) are different sizes.")
             mid = self._new_id("fcmap")
             self.fcmaps[mid] = FcMap(mid, body.get("name", f"fcmap{mid}"), src.id, tgt.id,
                                      int(body.get("copyrate", 50)), bool(body.get("autodelete")))

@@ -6,8 +6,8 @@ import asyncio
 import ssl
 import subprocess
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from aiohttp import web
 

@@ -10,6 +10,7 @@ import urllib.error
 import urllib.request
 import weakref
 from pathlib import Path
+from typing import ClassVar
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -24,7 +25,7 @@ def free_port() -> int:
 
 class ExporterProcess:
     # Every one started, so a fixture whose set-up fails cannot leave one running (conftest).
-    started: "weakref.WeakSet[ExporterProcess]" = weakref.WeakSet()
+    started: ClassVar["weakref.WeakSet[ExporterProcess]"] = weakref.WeakSet()
 
     def __init__(self, args: list[str], log_path: Path, env: dict | None = None) -> None:
         self.port = free_port()
@@ -102,7 +103,7 @@ class ExporterProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-            raise AssertionError(f"exporter did not stop within {timeout}s of SIGTERM")
+            raise AssertionError(f"exporter did not stop within {timeout}s of SIGTERM") from None
         finally:
             self._log.close()
         return time.monotonic() - start

@@ -64,6 +64,7 @@ class VCSim:
 
     def connect(self, ca: Path):
         import ssl
+
         from pyVim.connect import SmartConnect
         host, port = self.address.split(":")
         return SmartConnect(host=host, port=int(port), user=self.username, pwd=self.password,

@@ -3,8 +3,17 @@ import pytest
 from exporter.backends.rbd import RbdBackend, RbdSettings
 from exporter.classify import classify, classify_all
 from tests.support.inventory import objects
-from tests.support.objects import (ODF_RBD, VPC_BLOCK, clone_annotations, datavolume, pv_rbd, pv_vpc, pvc,
-                                   storageclass, storageprofile)
+from tests.support.objects import (
+    ODF_RBD,
+    VPC_BLOCK,
+    clone_annotations,
+    datavolume,
+    pv_rbd,
+    pv_vpc,
+    pvc,
+    storageclass,
+    storageprofile,
+)
 
 RBD_SC = "ocs-storagecluster-ceph-rbd"
 VPC_SC = "ibmc-vpc-block-10iops-tier"

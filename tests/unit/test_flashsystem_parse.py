@@ -2,11 +2,20 @@
 to a family's efficiency (pure; the REST path is tested against the double in integration)."""
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from exporter.backends.base import BackendError
-from exporter.backends.flashsystem import (FlashSystemBackend, FlashSystemSettings, build_volumes, parse_detail_used,
-                                           parse_fcmaps, parse_se_copies, parse_vdisks, parse_volume_handle)
+from exporter.backends.flashsystem import (
+    FlashSystemBackend,
+    FlashSystemSettings,
+    build_volumes,
+    parse_detail_used,
+    parse_fcmaps,
+    parse_se_copies,
+    parse_vdisks,
+    parse_volume_handle,
+)
 from exporter.backends.svc_rest import ArrayAccess, base_url
 from exporter.efficiency import family_numbers, logical_bytes
 from tests.support.objects import pv_flashsystem

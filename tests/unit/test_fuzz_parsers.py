@@ -1,6 +1,7 @@
 """Hypothesis: malformed objects and backend output never raise anything but a clean error."""
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from exporter.backends.base import BackendError
 from exporter.backends.rbd import RbdBackend, RbdSettings, build_volumes, parse_du, parse_ls
@@ -65,7 +66,7 @@ def test_store_survives_any_watch_event(events):
     store = Store()
     bad = store.apply("persistentvolumeclaims", events)
     assert 0 <= bad <= len(events)
-    for (ns, name), obj in store.objects["persistentvolumeclaims"].items():
+    for (_ns, name), obj in store.objects["persistentvolumeclaims"].items():
         assert isinstance(name, str) and name and obj["metadata"]["name"] == name
 
 

@@ -3,7 +3,8 @@ import sys
 
 import pytest
 import yaml
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from loadgen.drift import plan
 from loadgen.harness import projected_bytes

@@ -1,0 +1,23 @@
+"""What the companion daemon (loadgen) may use of the exporter, and nothing more.
+
+loadgen measures its clones with the exporter's own parsers and arithmetic, so both agree to the
+byte; an import-linter contract (pyproject.toml) keeps it to this module.
+"""
+
+from .backends.base import Volume
+from .backends.qcow2 import scan_dir
+from .backends.rbd import build_volumes as rbd_volumes
+from .backends.rbd import parse_du as parse_rbd_du
+from .backends.rbd import parse_ls as parse_rbd_ls
+from .backends.rbd import volume_id as rbd_volume_id
+from .efficiency import family_numbers, logical_bytes
+from .kube.client import load_api_client, request_json
+from .logs import configure as configure_logging
+from .quantity import parse_bytes
+from .settings import ConfigError, parse_listen_address
+from .summary import fetch as fetch_metrics
+from .summary import human
+
+__all__ = ["ConfigError", "Volume", "configure_logging", "family_numbers", "fetch_metrics", "human",
+           "load_api_client", "logical_bytes", "parse_bytes", "parse_listen_address", "parse_rbd_du",
+           "parse_rbd_ls", "rbd_volume_id", "rbd_volumes", "request_json", "scan_dir"]
