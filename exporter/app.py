@@ -13,7 +13,7 @@ import time
 
 import structlog
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from . import __version__
@@ -48,7 +48,11 @@ class _SelfCollector(Collector):
         last = GaugeMetricFamily("clonewatch_last_rebuild_timestamp_seconds",
                                  "Unix time the served object metrics were last rendered.")
         last.add_metric([], e.rebuilt_at)
-        return [info, rebuild, last]
+        failures = CounterMetricFamily("clonewatch_rebuild_failures",
+                                       "Rebuilds of the object metrics that failed (a bug: the last good "
+                                       "metrics keep being served; see the log's rebuild_failed).")
+        failures.add_metric([], e.rebuild_failures)
+        return [info, rebuild, last, failures]
 
 
 class Exporter:
@@ -63,6 +67,7 @@ class Exporter:
         self.body = b""
         self._body_gz = gzip.compress(b"")
         self.rebuild_seconds = 0.0
+        self.rebuild_failures = 0
         self.rebuilt_at = 0.0
         self.refreshed: dict[str, int] = {b.name: 0 for b in self.backends}
         self.registry = CollectorRegistry(auto_describe=False)
@@ -173,6 +178,7 @@ class Exporter:
             try:
                 await asyncio.to_thread(self._rebuild, objs, states)
             except Exception:
+                self.rebuild_failures += 1
                 log.exception("rebuild_failed")
                 await asyncio.sleep(1)
                 continue

@@ -11,6 +11,11 @@ settings.register_profile("dev", max_examples=100, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
+def pytest_addoption(parser):
+    parser.addoption("--update-golden", action="store_true",
+                     help="rewrite the golden files of /metrics (tests/fixtures/metrics*.golden.prom) from this run")
+
+
 @pytest.fixture
 async def no_task_leaks():
     """Fails an async test that leaves asyncio tasks running behind it."""

@@ -4,11 +4,6 @@ from tests.support.ceph import Pool, ceph_conf
 from tests.support.kube import KubeAPI
 
 
-def pytest_addoption(parser):
-    parser.addoption("--update-golden", action="store_true",
-                     help="rewrite tests/fixtures/metrics.golden.prom from this run")
-
-
 @pytest.fixture(scope="module")
 def kube():
     api = KubeAPI()
