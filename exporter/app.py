@@ -68,6 +68,7 @@ class Exporter:
         self._body_gz = gzip.compress(b"")
         self.rebuild_seconds = 0.0
         self.rebuild_failures = 0
+        self._broken: dict[tuple[str, str], tuple[str, str]] = {}
         self.rebuilt_at = 0.0
         self.refreshed: dict[str, int] = {b.name: 0 for b in self.backends}
         self.registry = CollectorRegistry(auto_describe=False)
@@ -194,6 +195,10 @@ class Exporter:
         body = "".join(c.text(view) for c in self.collectors).encode()
         # Compressed here, off the event loop: Prometheus asks for gzip on every scrape.
         self.view, self.body, self._body_gz = view, body, gzip.compress(body, 6)
+        broken = {(r.backend, r.volume.volume): (r.volume.parent, r.broken) for r in view.volumes if r.broken}
+        for (backend, volume), (parent, reason) in sorted(broken.items() - self._broken.items()):
+            log.warning("volume_chain_broken", backend=backend, volume=volume, parent=parent, reason=reason)
+        self._broken = broken       # logged once when it breaks, again only if it breaks anew
         self.rebuild_seconds = time.perf_counter() - start
         self.rebuilt_at = time.time()
 

@@ -42,6 +42,7 @@ class VolumeRow:
     backend: str
     volume: Volume
     depth: int
+    broken: str = ""        # why the volume's parent chain cannot be followed; "" when it can
 
 
 @dataclass
@@ -90,7 +91,7 @@ def build_view(objs: Objects, backends: Sequence[Backend], kubernetes: bool,
     logical = {b: logical_bytes(v) for b, v in volumes.items()}
     depth = {b: chain_depth(v) for b, v in volumes.items()}
     for b, vols in volumes.items():
-        view.volumes.extend(VolumeRow(b, vols[vid], depth[b][vid]) for vid in sorted(vols))
+        view.volumes.extend(VolumeRow(b, vols[vid], depth[b][vid], _broken(vols, vols[vid])) for vid in sorted(vols))
 
     def usage(ref: VolumeRef | None) -> Usage:
         if ref is None:
@@ -162,6 +163,15 @@ def _family(objs: Objects, backends: Sequence[Backend], records: Mapping[tuple[s
             return None
         source_ref = VolumeRef(backend, "", root)
     return _measured([usage(source_ref)] + [usage(r) for r in refs if r.volume != source_ref.volume])
+
+
+def _broken(vols: Mapping[str, Volume], vol: Volume) -> str:
+    """Why this volume's parent cannot be followed: the backend's own reason (a backing file that
+    does not exist, a FlashCopy source the array no longer lists), else that the parent is not
+    among what was measured (another pool, a target that is down)."""
+    if not vol.parent or vol.parent in vols:
+        return ""
+    return vol.parent_problem or "parent-not-measured"
 
 
 def _measured(members: list[Usage]) -> FamilyNumbers | None:

@@ -46,6 +46,7 @@ class Volume:
     parent_snapshot: str = ""   # e.g. "base": the parent snapshot a clone hangs from
     copy: BackgroundCopy | None = None
     origin: str = ""            # what an independent volume was made from (a snapshot it was restored from)
+    parent_problem: str = ""    # why the backend knows `parent` cannot be found, e.g. backing-file-missing
 
     @property
     def parent_share(self) -> float:

@@ -179,7 +179,7 @@ def build_volumes(array: str, vdisks: dict[str, VDisk], se: dict[str, list[int |
     # The mapping each target hangs from: active ones before finished ones, then by id.
     feeding: dict[str, FcMap] = {}
     for m in sorted(fcmaps, key=lambda m: (m.status == "idle_or_copied", _num(m.id))):
-        if not m.restoring and m.source in vdisks and m.target in vdisks:
+        if not m.restoring and m.target in vdisks:
             feeding.setdefault(m.target, m)
     volumes = {}
     for vid, vd in vdisks.items():
@@ -187,12 +187,18 @@ def build_volumes(array: str, vdisks: dict[str, VDisk], se: dict[str, list[int |
         if used is None:
             continue        # not measurable (data reduction pool, no detail yet): absent, not invented
         feed = feeding.get(vid)
-        parent = volume_id(array, vdisks[feed.source].uid) if feed else ""
+        parent, problem = "", ""
+        if feed and feed.source in vdisks:
+            parent = volume_id(array, vdisks[feed.source].uid)
+        elif feed:
+            # The mapping names a source vdisk the array no longer lists: the target still reads
+            # through it for whatever was not copied, but we cannot see or count that.
+            parent, problem = f"{array}/vdisk-id:{feed.source}", "flashcopy-source-missing"
         copy = BackgroundCopy(mapping=feed.name or feed.id, status=feed.status, progress_ratio=feed.progress / 100,
                               copy_rate=feed.copy_rate) if feed else None
         vol_id = volume_id(array, vd.uid)
         volumes[vol_id] = Volume(volume=vol_id, target=array, consumed_bytes=used,
-                                 provisioned_bytes=vd.capacity, parent=parent, copy=copy)
+                                 provisioned_bytes=vd.capacity, parent=parent, copy=copy, parent_problem=problem)
     return volumes
 
 

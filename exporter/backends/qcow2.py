@@ -81,11 +81,13 @@ def scan_dir(directory: str, suffixes: Iterable[str]) -> dict[str, Volume]:
         except BackendError as exc:
             log.debug("qcow2_skipped", path=path, reason=str(exc))
             continue
-        parent = ""
+        parent, problem = "", ""
         if backing:
             parent = backing if os.path.isabs(backing) else os.path.normpath(os.path.join(directory, backing))
+            # qemu resolves a relative backing name against the overlay's directory, as we do.
+            problem = "" if os.path.exists(parent) else "backing-file-missing"
         volumes[path] = Volume(volume=path, target=directory, consumed_bytes=st.st_blocks * 512,
-                               provisioned_bytes=size, parent=parent)
+                               provisioned_bytes=size, parent=parent, parent_problem=problem)
     return volumes
 
 

@@ -114,6 +114,7 @@ class _Layer:
     capacity: int
     parent: str = ""
     name: str = ""
+    parent_problem: str = ""
 
 
 def build_volumes(vcenter: str, vms: list[dict]) -> dict[str, Volume]:
@@ -122,20 +123,24 @@ def build_volumes(vcenter: str, vms: list[dict]) -> dict[str, Volume]:
 
     def layer_keys(vm: dict, chain: list[dict], capacity: int) -> list[str]:
         files = {f["key"]: f for f in vm["file"]}
-        keys, parent = [], ""
+        keys, parent, problem = [], "", ""
         for link in chain:
             members = [files[k] for k in link["fileKey"] if k in files]
             if not members:
-                raise BackendError(f"{vm['name']}: disk chain names files the layout does not list")
+                # A link whose files the layout does not list (deleted or unreadable delta/base):
+                # the layer above hangs from something we cannot see. Keep the rest of the VM.
+                parent = f"<missing file keys {','.join(str(k) for k in link['fileKey'])}>"
+                problem = "parent-file-missing"
+                continue
             desc = [f for f in members if f["type"] == "diskDescriptor"] or members
             key = str(desc[0]["name"])
             sizes = [f["size"] for f in members]
             size = sum(sizes) if all(isinstance(s, int) and s >= 0 for s in sizes) else None
-            layer = layers.setdefault(key, _Layer(key, size, capacity, parent))
+            layer = layers.setdefault(key, _Layer(key, size, capacity, parent, parent_problem=problem))
             if parent and not layer.parent:
-                layer.parent = parent
+                layer.parent, layer.parent_problem = parent, problem
             keys.append(key)
-            parent = key
+            parent, problem = key, ""
         return keys
 
     for vm in vms:
@@ -164,7 +169,8 @@ def build_volumes(vcenter: str, vms: list[dict]) -> dict[str, Volume]:
         volumes[vid(key)] = Volume(volume=vid(key), target=vcenter, consumed_bytes=layer.size,
                                    provisioned_bytes=layer.capacity,
                                    parent=vid(layer.parent) if layer.parent else "",
-                                   parent_snapshot=parent_name.partition("@")[2])
+                                   parent_snapshot=parent_name.partition("@")[2],
+                                   parent_problem=layer.parent_problem)
     return volumes
 
 # -- talking to vCenter (blocking; run in a thread) ---------------------------------------------

@@ -14,7 +14,11 @@ DEPTH = MetricDef("clonewatch_volume_clone_depth", "gauge",
 ORIGIN = MetricDef("clonewatch_volume_origin_info", "gauge",
                    "What an independent volume was made from, as the backend says (IBM Cloud VPC: the snapshot "
                    "it was restored from). Always 1; only for volumes whose backend names an origin.")
-DEFS = (INFO, CONSUMED, PROVISIONED, DEPTH, ORIGIN)
+BROKEN = MetricDef("clonewatch_volume_chain_broken_info", "gauge",
+                   "A volume whose parent cannot be followed, and why (backing-file-missing, "
+                   "flashcopy-source-missing, parent-file-missing, parent-not-measured). Its family's bytes "
+                   "are absent meanwhile. Always 1; only for such volumes.")
+DEFS = (INFO, CONSUMED, PROVISIONED, DEPTH, ORIGIN, BROKEN)
 
 
 def render(row: VolumeRow) -> Lines:
@@ -26,6 +30,7 @@ def render(row: VolumeRow) -> Lines:
         PROVISIONED.name: [sample(PROVISIONED.name, who, v.provisioned_bytes)],
         DEPTH.name: [sample(DEPTH.name, who, row.depth)],
         ORIGIN.name: [sample(ORIGIN.name, who + (("origin", v.origin),), 1)] if v.origin else [],
+        BROKEN.name: [sample(BROKEN.name, who + (("parent", v.parent), ("reason", row.broken)), 1)] if row.broken else [],
     }
 
 

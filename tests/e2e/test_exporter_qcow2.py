@@ -47,8 +47,42 @@ def test_qcow2_directory_volumes_parents_and_family(tmp_path):
         assert abs(ratio - (1 - 38 / 102)) < 0.02, ratio      # (32+2+4) actual vs (32+34+36) as copies
         assert one(s, "clonewatch_backend_up", backend="qcow2", target=str(d)) == 1
         assert one(s, "clonewatch_backend_up", backend="qcow2", target=str(missing)) == 0
+        assert not pick(s, "clonewatch_volume_chain_broken_info")
         missing.mkdir()
         proc.wait_for(lambda s: one(s, "clonewatch_backend_up", backend="qcow2", target=str(missing)) == 1,
                       what="directory appears")
+    finally:
+        proc.stop()
+
+
+def test_an_overlay_whose_backing_file_is_gone_is_reported_once(tmp_path):
+    d = tmp_path / "images"
+    d.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    qemu("qemu-img", "create", "-q", "-f", "qcow2", str(elsewhere / "base.qcow2"), "8M")
+    qemu("qemu-img", "create", "-q", "-f", "qcow2", "-b", str(elsewhere / "base.qcow2"), "-F", "qcow2",
+         str(d / "orphan.qcow2"))
+    qemu("qemu-img", "create", "-q", "-f", "qcow2", "-b", str(elsewhere / "base.qcow2"), "-F", "qcow2",
+         str(d / "outside.qcow2"))
+    (elsewhere / "base.qcow2").rename(elsewhere / "kept.qcow2")
+    qemu("qemu-img", "rebase", "-u", "-f", "qcow2", "-b", str(elsewhere / "kept.qcow2"), "-F", "qcow2",
+         str(d / "outside.qcow2"))                       # its backing file exists, outside the directory
+    log = tmp_path / "log"
+    proc = ExporterProcess(["--no-kubernetes.enabled", "--no-rbd.enabled", f"--qcow2.dirs={d}",
+                            "--qcow2.refresh-interval=0.3", "--log.format=json"], log)
+    try:
+        proc.wait_ready()
+        proc.wait_for(lambda s: len(pick(s, "clonewatch_volume_chain_broken_info")) == 2, what="two broken chains")
+        s = proc.samples()
+        assert one(s, "clonewatch_volume_chain_broken_info", volume=str(d / "orphan.qcow2"),
+                   parent=str(elsewhere / "base.qcow2"), reason="backing-file-missing") == 1
+        assert one(s, "clonewatch_volume_chain_broken_info", volume=str(d / "outside.qcow2"),
+                   reason="parent-not-measured") == 1
+        import time
+        time.sleep(1.0)                                  # several refreshes and rebuilds later
+        lines = [json.loads(x) for x in log.read_text().splitlines() if "volume_chain_broken" in x]
+        assert sorted(x["volume"] for x in lines) == [str(d / "orphan.qcow2"), str(d / "outside.qcow2")], \
+            "logged once each, not on every refresh"
     finally:
         proc.stop()

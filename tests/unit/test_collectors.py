@@ -76,10 +76,18 @@ def test_volume_rows_with_and_without_origin():
                    "clonewatch_volume_consumed_bytes": f"clonewatch_volume_consumed_bytes{{{who}}} 10\n",
                    "clonewatch_volume_provisioned_bytes": f"clonewatch_volume_provisioned_bytes{{{who}}} 10\n",
                    "clonewatch_volume_clone_depth": f"clonewatch_volume_clone_depth{{{who}}} 0\n",
-                   "clonewatch_volume_origin_info": f'clonewatch_volume_origin_info{{{who},origin="snap-1"}} 1\n'}
+                   "clonewatch_volume_origin_info": f'clonewatch_volume_origin_info{{{who},origin="snap-1"}} 1\n',
+                   "clonewatch_volume_chain_broken_info": ""}
     plain = lines(volume.render(VolumeRow("rbd", Volume("p/c", "p", 4, 8, parent="p/g"), 1)))
     assert plain["clonewatch_volume_origin_info"] == ""
     assert plain["clonewatch_volume_info"] == 'clonewatch_volume_info{backend="rbd",target="p",volume="p/c",parent="p/g"} 1\n'
+
+
+def test_volume_row_with_a_broken_chain():
+    row = VolumeRow("qcow2", Volume("/d/c.qcow2", "/d", 4, 8, parent="/gone/g.qcow2"), 1, broken="backing-file-missing")
+    assert lines(volume.render(row))["clonewatch_volume_chain_broken_info"] == (
+        'clonewatch_volume_chain_broken_info{backend="qcow2",target="/d",volume="/d/c.qcow2",parent="/gone/g.qcow2",'
+        'reason="backing-file-missing"} 1\n')
 
 
 def test_flashcopy_row():

@@ -150,6 +150,13 @@ def test_snapshot_mapping_stays_copy_on_write_and_restores_are_not_parents():
     assert vols["fs/G"].parent == ""             # the restore mapping does not make R its parent
 
 
+def test_a_mapping_whose_source_vdisk_is_gone_says_so():
+    vdisks = parse_vdisks([vdisk("2", "T", MiB)])
+    vols = build_volumes("fs", vdisks, {}, parse_fcmaps([fcmap("0", "7", "2", 40, 50)]), {})
+    assert (vols["fs/T"].parent, vols["fs/T"].parent_problem) == ("fs/vdisk-id:7", "flashcopy-source-missing")
+    assert logical_bytes(vols)["fs/T"] is None, "what it still reads through the source cannot be counted"
+
+
 def test_an_active_mapping_wins_over_a_finished_one_for_the_same_target():
     vdisks = parse_vdisks([vdisk("0", "A", MiB), vdisk("1", "B", MiB), vdisk("2", "T", MiB)])
     maps = parse_fcmaps([fcmap("0", "0", "2", 100, 50, status="idle_or_copied"), fcmap("1", "1", "2", 20, 50)])

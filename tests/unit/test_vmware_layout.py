@@ -53,14 +53,20 @@ def test_linked_clone_family_efficiency_against_full_clones():
     assert (fam.source_name, fam.clones, fam.numbers.consumed_bytes) == ("vc1/rhel9-template@base", 3, BASE + deltas)
 
 
-def test_unknown_sizes_leave_the_layer_out_and_broken_chains_are_errors():
+def test_unknown_sizes_leave_the_layer_out_and_a_missing_parent_file_breaks_only_that_chain():
     vms = copy.deepcopy(FIXTURE["vms"])
     vms[1]["file"][4]["size"] = None
     assert "vc1/vm-linked-1" not in build_volumes("vc1", vms)
     vms = copy.deepcopy(FIXTURE["vms"])
-    vms[2]["disk"][0]["chain"][1]["fileKey"] = [99]
-    with pytest.raises(BackendError, match="vm-linked-2"):
-        build_volumes("vc1", vms)
+    vms[2]["disk"][0]["chain"][0]["fileKey"] = [99]     # vm-linked-2's base disk files are not listed
+    vols = build_volumes("vc1", vms)
+    broken = vols["vc1/vm-linked-2"]
+    assert (broken.parent, broken.parent_problem) == ("vc1/<missing file keys 99>", "parent-file-missing")
+    assert logical_bytes(vols)["vc1/vm-linked-2"] is None, "its full-copy size is unknown, not guessed"
+    assert vols["vc1/vm-linked-1"].parent == "vc1/rhel9-template@base", "the other VMs are kept"
+    view = build_view({}, [type("B", (), {"name": "vmware"})()], False,
+                      {"vmware": {"vc1": type("S", (), {"volumes": vols, "target": "vc1"})()}})
+    assert {r.volume.volume: r.broken for r in view.volumes if r.broken} == {"vc1/vm-linked-2": "parent-file-missing"}
 
 
 def test_several_disks_get_their_key_in_the_name():
