@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "cleanup":
             from .harness import Harness
             harness = Harness(scenario, Path("."))
-            removed = harness.adopt_leftovers()
+            removed = harness.remove_owned("cleanup command")
             if args.golden:
                 harness.cleanup(golden_created=True)
             print(f"removed {removed} clones of scenario {scenario.name}")

@@ -103,21 +103,21 @@ class Harness:
                  **{f"efficiency_{g}": round(n.efficiency_ratio, 4) for g, n in p.groups.items()})
         return p
 
-    def adopt_leftovers(self) -> int:
-        """Clones of this scenario left by an earlier run that died: ours, so remove them first."""
+    def remove_owned(self, why: str) -> int:
+        """Remove every clone of this scenario that carries our mark (and nothing else)."""
         removed = 0
         for o in self.cloner.owned():
             self.cloner.delete(o.name)
             removed += 1
         if removed:
-            log.info("adopted_leftovers", removed=removed)
+            log.info("owned_clones_removed", removed=removed, why=why)
         return removed
 
     def run_all(self) -> list[Point]:
         sc = self.sc
         golden_created = False
         try:
-            self.adopt_leftovers()
+            self.remove_owned("left by an earlier run that did not finish")
             self._check_caps(self.cloner.golden_exists())
             t = time.monotonic()
             golden_created = self.cloner.ensure_golden()

@@ -4,7 +4,9 @@ self-contained HTML report with SVG charts (no scripts, no network)."""
 import csv
 import html
 import json
+import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from exporter.public import human
@@ -35,22 +37,42 @@ def write_points(points: list[Point], directory: Path) -> None:
         (directory / f"{i:02d}-{p.label}.json").write_text(json.dumps(p.to_json(), indent=1, sort_keys=True))
 
 
+def nice_ticks(peak: float, about: int = 4) -> list[float]:
+    """Round axis ticks from 0 past `peak`: steps of 1, 2, 2.5 or 5 times a power of ten."""
+    if peak <= 0:
+        return [0.0, 1.0]
+    raw = peak / about
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    return [i * step for i in range(math.ceil(peak / step - 1e-9) + 1)]
+
+
+def byte_axis(peak: float) -> tuple[list[float], Callable[[float], str]]:
+    """Ticks in bytes and their labels, all in one unit chosen by the peak (0 GiB, 10 GiB, ...)."""
+    unit, name = next(((u, n) for u, n in ((2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB"))
+                       if peak >= u), (1, "B"))
+    ticks = [t * unit for t in nice_ticks(peak / unit)]
+    return ticks, lambda v: f"{v / unit:g} {name}"
+
+
 def _bars(title: str, categories: list[str], series: list[tuple[str, list[float]]], fmt, y_max: float | None = None,
-          chart_id: str = "") -> str:
-    """A grouped bar chart as inline SVG."""
+          chart_id: str = "", axis: tuple[list[float], Callable[[float], str]] | None = None) -> str:
+    """A grouped bar chart as inline SVG; `axis` gives round ticks and their labels."""
     width, height, left, bottom, top = 760, 300, 80, 60, 30
     plot_w, plot_h = width - left - 20, height - bottom - top
     peak = y_max if y_max is not None else max([v for _, vals in series for v in vals] + [1])
+    ticks, tick_label = axis if axis else ([peak * i / 4 for i in range(5)], fmt)
+    peak = ticks[-1] or peak
     n_cat, n_ser = max(1, len(categories)), max(1, len(series))
     slot = plot_w / n_cat
     bar_w = slot * 0.8 / n_ser
     out = [f'<svg id="{chart_id}" class="chart" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'role="img" aria-label="{html.escape(title)}">',
            f'<text x="{width / 2}" y="18" text-anchor="middle" font-weight="bold">{html.escape(title)}</text>']
-    for i in range(5):
-        y = top + plot_h - plot_h * i / 4
+    for tick in ticks:
+        y = top + plot_h - plot_h * (tick / peak if peak else 0)
         out.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>')
-        out.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11">{html.escape(fmt(peak * i / 4))}</text>')
+        out.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11">{html.escape(tick_label(tick))}</text>')
     for ci, cat in enumerate(categories):
         x0 = left + slot * ci + slot * 0.1
         for si, (_, vals) in enumerate(series):
@@ -75,17 +97,20 @@ def render_html(scenario, points: list[Point], durations: dict[str, list[float]]
     charts = [
         _bars("Actual vs full-copy bytes per phase (golden + all clones)", labels,
               [("consumed (measured)", [p.consumed_bytes for p in points]),
-               ("as full copies", [p.full_copy_bytes for p in points])], human, chart_id="bytes-per-phase"),
+               ("as full copies", [p.full_copy_bytes for p in points])], human, chart_id="bytes-per-phase",
+              axis=byte_axis(max([p.full_copy_bytes for p in points] + [1]))),
         _bars("Efficiency per phase and group (saved / full-copy)", labels,
               [(g, [p.groups[g].efficiency_ratio if g in p.groups else 0 for p in points]) for g in groups],
-              lambda v: f"{v:.2f}", y_max=1.0, chart_id="efficiency-per-phase"),
+              lambda v: f"{v:.2f}", y_max=1.0, chart_id="efficiency-per-phase",
+              axis=([0.0, 0.25, 0.5, 0.75, 1.0], lambda v: f"{v:.2f}")),
     ]
     if points:
         last = points[-1]
         charts.append(_bars(f"Side by side at '{last.label}': each group with its golden", groups,
                             [("consumed (measured)", [last.groups[g].consumed_bytes for g in groups]),
                              ("as full copies", [last.groups[g].full_copy_bytes for g in groups])],
-                            human, chart_id="groups-side-by-side"))
+                            human, chart_id="groups-side-by-side",
+                            axis=byte_axis(max([last.groups[g].full_copy_bytes for g in groups] + [1]))))
     rows = "".join(
         f"<tr><td>{html.escape(p.label)}</td><td>{human(p.drift_bytes_per_clone)}</td><td>{p.volumes}</td>"
         f"<td>{human(p.consumed_bytes)}</td><td>{human(p.full_copy_bytes)}</td><td>{human(p.saved_bytes)}</td>"

@@ -24,11 +24,15 @@ python=${PYTHON:-python3}
 "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
   || { echo "setup: clonewatch needs Python >= 3.11 ($python is $("$python" -V 2>&1))" >&2; exit 1; }
 if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating the virtualenv in .venv" >&2
   "$python" -m venv .venv
 fi
 stamp=.venv/.clonewatch-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "setup: installing clonewatch and its Python dependencies into .venv (about a minute the first time)" >&2
+  start=$(date +%s)
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
   .venv/bin/python -m pip install -q -e '.[test]'
   touch "$stamp"
+  echo "setup: Python dependencies ready in $(( $(date +%s) - start ))s" >&2
 fi

@@ -94,7 +94,7 @@ def test_restart_adopts_leftovers_without_touching_foreign_objects(cluster, tmp_
     assert first.failures == 0
     assert len(ours(kube, "datavolumes")) == 5
     second = Harness(sc, tmp_path / "o2")
-    assert second.adopt_leftovers() == 5
+    assert second.remove_owned("test") == 5
     assert ours(kube, "datavolumes") == [] and ours(kube, "persistentvolumeclaims") == []
     dvs = kube.custom.list_namespaced_custom_object("cdi.kubevirt.io", "v1beta1", NS, "datavolumes")["items"]
     assert [d["metadata"]["name"] for d in dvs] == ["cwlg-kt-cow-00007"]
