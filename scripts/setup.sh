@@ -32,7 +32,8 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "setup: installing clonewatch and its Python dependencies into .venv (about a minute the first time)" >&2
   start=$(date +%s)
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-  .venv/bin/python -m pip install -q -e '.[test]'
+  # setuptools' notes about editable installs are not for our users: keep the output to what matters.
+  PYTHONWARNINGS=ignore .venv/bin/python -m pip install -q -e '.[test]'
   touch "$stamp"
   echo "setup: Python dependencies ready in $(( $(date +%s) - start ))s" >&2
 fi
