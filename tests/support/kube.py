@@ -26,6 +26,7 @@ DECLARED = {
     "cdi.kubevirt.io/v1beta1/datasources": True,
     "snapshot.storage.k8s.io/v1/volumesnapshots": True,
     "snapshot.storage.k8s.io/v1/volumesnapshotcontents": False,
+    "cdi.kubevirt.io/v1beta1/cdis": False,
     "batch/v1/jobs": True,
     # volumeclonesources deliberately undeclared: the API answers 404, as for a missing CRD.
 }
@@ -37,6 +38,7 @@ class Emulator(kmock.KubernetesEmulator):
         self.expire_watches: set[str] = set()
         self.garbage_watches: set[str] = set()     # next watch sends a line that is not JSON
         self.garbage_served = 0                    # how many such lines went out (tests wait on it)
+        self.expired_served = 0                    # how many 410s went out
         self.list_delay = 0.0                      # seconds every list takes (a slow API server)
 
     async def _serve_list(self, request):
@@ -79,6 +81,7 @@ class Emulator(kmock.KubernetesEmulator):
             yield {"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "status": "Failure",
                                                "reason": "Expired", "code": 410,
                                                "message": "too old resource version"}}
+            self.expired_served += 1
             return
         async for item in super()._serve_watch(request):
             yield item
