@@ -20,6 +20,7 @@ from . import __version__
 from .backends import registry
 from .collectors import TextCollector
 from .collectors.backend import BackendCollector
+from .collectors.duration import DurationCollector
 from .collectors.flashcopy import FlashCopyCollector
 from .collectors.kubernetes import KubernetesCollector
 from .collectors.pvc import PvcCollector
@@ -63,7 +64,7 @@ class Exporter:
         self.backends = registry.build(settings)
         self.view = View()
         self.collectors: list[TextCollector] = [PvcCollector(), SourceCollector(), StorageClassCollector(), VolumeCollector(),
-                           FlashCopyCollector()]
+                                                FlashCopyCollector(), DurationCollector()]
         self.body = b""
         self._body_gz = gzip.compress(b"")
         self.rebuild_seconds = 0.0

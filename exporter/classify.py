@@ -7,17 +7,20 @@ Output: one CloneRecord per PVC. Nothing here raises on odd input: what cannot b
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from .backends.base import VolumeRef
 from .objects import annotations, get, text
 from .quantity import parse_bytes
-from .strategies import CLONE_TYPES, expected_clone_type
+from .strategies import CLONE_TYPES, cdi_override, expected_clone_type
 
 ANN_CLONE_TYPE = "cdi.kubevirt.io/cloneType"
 ANN_FALLBACK_REASON = "cdi.kubevirt.io/cloneFallbackReason"
 ANN_CLONE_REQUEST = "k8s.io/CloneRequest"   # "namespace/name" of the source PVC (host-assisted)
 ANN_CLONE_OF = "k8s.io/CloneOf"             # "true" once a host-assisted clone completed
+ANN_CLONE_PHASE = "cdi.kubevirt.io/clonePhase"   # the clone populator's phase on the target PVC
+ANN_RUNNING_REASON = "cdi.kubevirt.io/storage.condition.running.reason"
 
 PVC_KIND = "PersistentVolumeClaim"
 SNAPSHOT_KIND = "VolumeSnapshot"
@@ -51,6 +54,11 @@ class CloneRecord:
     expected_from: str = ""
     fallback_reason: str = ""
     fallback: bool = False
+    complete: bool = True            # clones: CDI (or the binder) finished; False while in flight or stuck
+    phase: str = ""                  # clones in flight: DataVolume phase, else clonePhase, else PVC phase
+    phase_reason: str = ""           # the Running condition's reason (CDI's running-reason annotation)
+    pending_since: float | None = None   # in flight: Unix time the DataVolume (else PVC) was created
+    duration_seconds: float | None = None  # done DataVolumes: creation -> Ready turned True
 
     @property
     def backend(self) -> str:
@@ -72,6 +80,49 @@ def find_datavolume(objs: Objects, pvc: dict[str, Any], namespace: str, name: st
                 if dv is not None:
                     return dv
     return _lookup(objs, "datavolumes", namespace, name)
+
+
+def _timestamp(value: Any) -> float | None:
+    """Unix time of a Kubernetes RFC 3339 timestamp, None when absent or malformed."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _condition(obj: Any, kind: str) -> dict[str, Any] | None:
+    conditions = get(obj, "status", "conditions")
+    if isinstance(conditions, list):
+        for c in conditions:
+            if isinstance(c, dict) and c.get("type") == kind:
+                return c
+    return None
+
+
+def clone_progress(pvc: dict[str, Any], dv: dict[str, Any] | None) -> dict[str, Any]:
+    """Whether a clone is done, and if not, in which phase, why and since when; how long a done
+    DataVolume took. CDI stamps the Ready condition's lastTransitionTime when the DataVolume turns
+    Succeeded (pkg/controller/datavolume/conditions.go), which makes creation -> Ready the clone's
+    duration. Without a DataVolume, a Bound PVC whose clonePhase (if any) is Succeeded is done."""
+    if dv is not None:
+        phase = text(get(dv, "status", "phase")) or "Unknown"
+        running, ready = _condition(dv, "Running"), _condition(dv, "Ready")
+        reason = text(get(running, "reason")) or text(get(ready, "reason"))
+        created = _timestamp(get(dv, "metadata", "creationTimestamp"))
+        if phase != "Succeeded":
+            return {"complete": False, "phase": phase, "phase_reason": reason, "pending_since": created}
+        done = _timestamp(get(ready, "lastTransitionTime")) if get(ready, "status") == "True" else None
+        took = done - created if done is not None and created is not None and done >= created else None
+        return {"duration_seconds": took}
+    ann = annotations(pvc)
+    clone_phase = ann.get(ANN_CLONE_PHASE, "")
+    pvc_phase = text(get(pvc, "status", "phase")) or "Pending"
+    if pvc_phase == "Bound" and clone_phase in ("", "Succeeded"):
+        return {}
+    return {"complete": False, "phase": clone_phase or pvc_phase, "phase_reason": ann.get(ANN_RUNNING_REASON, ""),
+            "pending_since": _timestamp(get(pvc, "metadata", "creationTimestamp"))}
 
 
 def _source_from_ref(objs: Objects, ref: Any, namespace: str) -> tuple[str, str, str] | None:
@@ -187,13 +238,15 @@ def classify(objs: Objects, pvc: dict[str, Any], mapper: VolumeMapper) -> CloneR
         expected, expected_from = "snapshot", "source-kind"
     else:
         profile = _lookup(objs, "storageprofiles", "", sc_name)
+        # The CDI override governs CDI's clones only; a CSI clone without CDI is the driver's own.
+        override = cdi_override((objs.get("cdis") or {}).values()) if cdi_involved else None
         expected, expected_from = expected_clone_type(
-            provisioner, annotations(sc), get(profile, "status", "cloneStrategy"))
+            provisioner, annotations(sc), get(profile, "status", "cloneStrategy"), override)
     fallback = bool(reason) or (clone_type == "copy" and expected in ("csi-clone", "snapshot"))
     return replace(base, is_clone=True, source_kind=kind, source_namespace=src_ns, source_name=src_name,
                    family_kind=fam_kind, family_namespace=fam_ns, family_name=fam_name,
                    clone_type=clone_type, expected_clone_type=expected, expected_from=expected_from,
-                   fallback_reason=reason, fallback=fallback)
+                   fallback_reason=reason, fallback=fallback, **clone_progress(pvc, dv))
 
 
 def classify_all(objs: Objects, mapper: VolumeMapper) -> dict[tuple[str, str], CloneRecord]:

@@ -1,12 +1,15 @@
 """Which clone type CDI should deliver for a StorageClass, as data.
 
-Order of precedence follows CDI: StorageProfile ``status.cloneStrategy`` (it already folds in the
-profile's spec and the StorageClass annotation), else the StorageClass annotation
-``cdi.kubevirt.io/clone-strategy``, else CDI's per-provisioner capabilities table
-(pkg/storagecapabilities), else CDI's default ``snapshot``.
+Order of precedence follows CDI's clone planner (pkg/controller/clone/planner.go,
+computeStrategyForSourcePVC): the CDI CR's ``spec.cloneStrategyOverride``, else the target's
+StorageProfile ``status.cloneStrategy`` (it already folds in the profile's spec, the StorageClass
+annotation ``cdi.kubevirt.io/clone-strategy`` and CDI's per-provisioner capabilities table), else
+``snapshot``. Where no StorageProfile was seen we fall back to the annotation and the table
+ourselves. A snapshot source is always restored from the snapshot, whatever the override says.
 """
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 CLONE_TYPES = ("csi-clone", "snapshot", "copy")
 SC_STRATEGY_ANNOTATION = "cdi.kubevirt.io/clone-strategy"
@@ -31,14 +34,28 @@ PROVISIONER_DEFAULTS: Mapping[str, str] = {
 CDI_DEFAULT = "snapshot"
 
 
+def cdi_override(cdis: Iterable[Mapping[str, Any]]) -> str | None:
+    """CDI CR `spec.cloneStrategyOverride`, read from the active CDI CR as CDI does
+    (pkg/controller/common/util.go GetActiveCDI): the only one, else the only one whose
+    status.phase is not Error; with none or several active, CDI plans no clone and neither do we."""
+    crs = list(cdis)
+    if len(crs) > 1:
+        crs = [cr for cr in crs if (cr.get("status") or {}).get("phase") != "Error"]
+    if len(crs) != 1:
+        return None
+    return normalise((crs[0].get("spec") or {}).get("cloneStrategyOverride"))
+
+
 def normalise(value: object) -> str | None:
     """A known clone type, or None."""
     return value if isinstance(value, str) and value in CLONE_TYPES else None
 
 
 def expected_clone_type(provisioner: str | None, sc_annotations: Mapping[str, str] | None,
-                        profile_strategy: object) -> tuple[str, str]:
+                        profile_strategy: object, override: str | None = None) -> tuple[str, str]:
     """(expected clone type, where the answer came from)."""
+    if override:
+        return override, "cdi-override"
     from_profile = normalise(profile_strategy)
     if from_profile:
         return from_profile, "storageprofile"

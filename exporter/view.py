@@ -9,7 +9,7 @@ from .backends.base import Backend, TargetState, Volume, VolumeRef
 from .classify import PVC_KIND, SNAPSHOT_KIND, CloneRecord, Objects, VolumeMapper, classify_all
 from .efficiency import FamilyNumbers, chain_depth, family_numbers, logical_bytes, root_of
 from .objects import annotations, get, text
-from .strategies import expected_clone_type
+from .strategies import cdi_override, expected_clone_type
 
 Usage = tuple[int, int | None] | None     # (own bytes, full-copy bytes) of a measured volume
 
@@ -128,10 +128,11 @@ def build_view(objs: Objects, backends: Sequence[Backend], kubernetes: bool,
                                                backend_name, clones)))
 
     profiles = objs.get("storageprofiles") or {}
+    override = cdi_override((objs.get("cdis") or {}).values())
     for (_, sc_name), sc in sorted((objs.get("storageclasses") or {}).items()):
         provisioner = text(get(sc, "provisioner"))
         expected, _ = expected_clone_type(provisioner, annotations(sc),
-                                          get(profiles.get(("", sc_name)), "status", "cloneStrategy"))
+                                          get(profiles.get(("", sc_name)), "status", "cloneStrategy"), override)
         view.storageclasses.append(StorageClassRow(sc_name, provisioner, expected))
     return view
 

@@ -8,7 +8,8 @@ INFO = MetricDef("clonewatch_pvc_info", "gauge",
                  "(backend=\"none\" when no backend does). Always 1.")
 CLONE_INFO = MetricDef("clonewatch_pvc_clone_info", "gauge",
                        "A PVC that was cloned: its source, the clone type CDI recorded "
-                       "(csi-clone|snapshot|copy|unknown), the type the storage should have delivered, "
+                       "(csi-clone|snapshot|copy|unknown), the type the storage should have delivered and what "
+                       "decided it (cdi-override|storageprofile|storageclass|provisioner|cdi-default|source-kind), "
                        "and CDI's fallback reason if any. Always 1.")
 FALLBACK = MetricDef("clonewatch_pvc_clone_fallback", "gauge",
                      "1 when a clone fell back to a full copy although a smart clone was expected, or CDI "
@@ -24,7 +25,13 @@ VOLUME = MetricDef("clonewatch_pvc_volume_info", "gauge",
 DEPTH = MetricDef("clonewatch_pvc_clone_depth", "gauge",
                   "How many parents the PVC's backend volume hangs below (0 for an independent volume).")
 
-DEFS = (INFO, CLONE_INFO, FALLBACK, PROVISIONED, CONSUMED, VOLUME, DEPTH)
+PENDING_SINCE = MetricDef("clonewatch_pvc_clone_pending_since_timestamp_seconds", "gauge",
+                          "A clone not finished yet: Unix time its DataVolume (else its PVC) was created. "
+                          "time() minus this is how long it has been waiting. Absent once done.")
+STATUS = MetricDef("clonewatch_pvc_clone_status_info", "gauge",
+                   "A clone not finished yet: the DataVolume phase (else the clone populator's clonePhase, else the "
+                   "PVC phase) and the reason CDI gives on its Running condition. Always 1; absent once done.")
+DEFS = (INFO, CLONE_INFO, FALLBACK, PROVISIONED, CONSUMED, VOLUME, DEPTH, PENDING_SINCE, STATUS)
 
 
 def render(row: PvcRow) -> Lines:
@@ -37,7 +44,8 @@ def render(row: PvcRow) -> Lines:
         out[CLONE_INFO.name] = [sample(CLONE_INFO.name, who + (
             ("source_kind", r.source_kind), ("source_namespace", r.source_namespace),
             ("source_name", r.source_name), ("clone_type", r.clone_type),
-            ("expected_clone_type", r.expected_clone_type), ("fallback_reason", r.fallback_reason)), 1)]
+            ("expected_clone_type", r.expected_clone_type), ("expected_from", r.expected_from),
+            ("fallback_reason", r.fallback_reason)), 1)]
         out[FALLBACK.name] = [sample(FALLBACK.name, who, 1 if r.fallback else 0)]
     if r.provisioned_bytes is not None:
         out[PROVISIONED.name] = [sample(PROVISIONED.name, who, r.provisioned_bytes)]
@@ -48,6 +56,10 @@ def render(row: PvcRow) -> Lines:
                                                        ("backend_volume", r.volume_ref.volume)), 1)]
     if row.depth is not None:
         out[DEPTH.name] = [sample(DEPTH.name, who, row.depth)]
+    if r.is_clone and not r.complete:
+        out[STATUS.name] = [sample(STATUS.name, who + (("phase", r.phase), ("reason", r.phase_reason)), 1)]
+        if r.pending_since is not None:
+            out[PENDING_SINCE.name] = [sample(PENDING_SINCE.name, who, r.pending_since)]
     return out
 
 

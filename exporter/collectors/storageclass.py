@@ -4,8 +4,9 @@ from ..exposition import Lines, MetricDef, RowCache, join, sample
 from ..view import StorageClassRow, View
 
 STRATEGY = MetricDef("clonewatch_storageclass_clone_strategy_info", "gauge",
-                     "The clone type CDI should deliver on a StorageClass (StorageProfile cloneStrategy, "
-                     "else the clone-strategy annotation, else CDI's default for the provisioner). Always 1.")
+                     "The clone type CDI should deliver on a StorageClass (the CDI CR's cloneStrategyOverride, "
+                     "else StorageProfile cloneStrategy, else the clone-strategy annotation, else CDI's default "
+                     "for the provisioner). Always 1.")
 DEFS = (STRATEGY,)
 
 

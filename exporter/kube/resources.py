@@ -30,6 +30,7 @@ VOLUMECLONESOURCE = Resource("volumeclonesources", "cdi.kubevirt.io", "v1beta1",
 VOLUMESNAPSHOT = Resource("volumesnapshots", "snapshot.storage.k8s.io", "v1", "volumesnapshots", True, True)
 VOLUMESNAPSHOTCONTENT = Resource("volumesnapshotcontents", "snapshot.storage.k8s.io", "v1",
                                  "volumesnapshotcontents", False, True)
+CDI = Resource("cdis", "cdi.kubevirt.io", "v1beta1", "cdis", False, True)   # CDI's own config: the override
 
 ALL = (PVC, PV, STORAGECLASS, DATAVOLUME, STORAGEPROFILE, DATASOURCE, VOLUMECLONESOURCE,
-       VOLUMESNAPSHOT, VOLUMESNAPSHOTCONTENT)
+       VOLUMESNAPSHOT, VOLUMESNAPSHOTCONTENT, CDI)

@@ -21,15 +21,18 @@ KEEP: dict[str, dict[str, tuple[str, ...] | None]] = {
                                         "resources", "volumeMode"), "status": ("phase", "capacity")},
     "persistentvolumes": {"spec": ("capacity", "storageClassName", "csi", "claimRef"), "status": ("phase",)},
     "storageclasses": {"provisioner": None, "parameters": None},
-    "datavolumes": {"spec": ("source", "sourceRef"), "status": ("phase",)},
+    "datavolumes": {"spec": ("source", "sourceRef"), "status": ("phase", "conditions")},
     "storageprofiles": {"status": ("cloneStrategy",)},
     "datasources": {"spec": ("source",)},
     "volumeclonesources": {"spec": ("source",)},
     "volumesnapshots": {"spec": ("source",), "status": ("boundVolumeSnapshotContentName", "readyToUse")},
     "volumesnapshotcontents": {"spec": ("driver", "source"), "status": ("snapshotHandle",)},
+    "cdis": {"spec": ("cloneStrategyOverride",), "status": ("phase",)},
 }
 ANNOTATIONS_READ = ("cdi.kubevirt.io/cloneType", "cdi.kubevirt.io/cloneFallbackReason", "cdi.kubevirt.io/clone-strategy",
+                    "cdi.kubevirt.io/clonePhase", "cdi.kubevirt.io/storage.condition.running.reason",
                     "k8s.io/CloneRequest", "k8s.io/CloneOf", "volume.kubernetes.io/storage-provisioner")
+CONDITION_KEYS = ("type", "status", "reason", "lastTransitionTime")     # messages and heartbeats are dropped
 CDI_PREFIX = "cdi.kubevirt.io/"
 
 
@@ -62,9 +65,14 @@ def slim(obj: Any, resource: str | None = None) -> dict[str, Any] | None:
                 continue
             value = obj[top]
             out[top] = {k: value[k] for k in subs if k in value} if subs and isinstance(value, dict) else value
+    status = out.get("status")
+    if isinstance(status, dict) and isinstance(status.get("conditions"), list):
+        out["status"] = {**status, "conditions": [{k: c[k] for k in CONDITION_KEYS if k in c} if isinstance(c, dict)
+                                                  else c for c in status["conditions"]]}
     slim_meta = {"name": meta["name"]}
-    if "namespace" in meta:
-        slim_meta["namespace"] = meta["namespace"]
+    for kept in ("namespace", "creationTimestamp"):
+        if kept in meta:
+            slim_meta[kept] = meta[kept]
     if "annotations" in meta:
         slim_meta["annotations"] = _slim_annotations(meta["annotations"])
     owners = meta.get("ownerReferences")

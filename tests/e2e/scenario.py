@@ -9,7 +9,7 @@ ODF/CDI (and, for comparison, the IBM VPC driver) would have created for them.
     vms/win-1       DataVolume copy + NoVolumeSnapshotClass: a fallback
     vms/win-2       DataVolume copy, no reason: a fallback all the same (csi-clone expected)
   vms/vpc-1         DataVolume copy on a VPC block StorageClass: configured copy, not a fallback
-  vms/pending-1     DataVolume csi-clone not bound yet
+  vms/pending-1     DataVolume csi-clone not bound yet (CSICloneInProgress, Running reason Pending)
 """
 
 from tests.support.objects import (
@@ -29,6 +29,7 @@ VPC_SC = "ibmc-vpc-block-10iops-tier"
 GOLDEN_MIB = 64
 DRIFT_MIB = {"vm-1": 8, "vm-2": 16, "vm-3": 0}
 FULL = ("win-1", "win-2")
+CREATED = "2026-11-30T10:00:00Z"    # DataVolumes' creationTimestamp (done ones: Ready 4 s, 9 s, 250 s later)
 
 
 def build_pool(pool) -> None:
@@ -47,9 +48,10 @@ def kubernetes_objects(pool_name: str) -> list[dict]:
     for golden in ("rhel9", "win"):
         objs += [pv_rbd(f"pv-{golden}", pool_name, f"{golden}-img"),
                  pvc("os-images", golden, RBD_SC, volume=f"pv-{golden}")]
-    for vm in ("vm-1", "vm-2"):
+    for vm, took in (("vm-1", 4), ("vm-2", 9)):
         ann = clone_annotations("csi-clone")
-        objs += [datavolume("vms", vm, source={"pvc": {"namespace": "os-images", "name": "rhel9"}}, annotations=ann),
+        objs += [datavolume("vms", vm, source={"pvc": {"namespace": "os-images", "name": "rhel9"}}, annotations=ann,
+                            created=CREATED, ready_at=f"2026-11-30T10:00:{took:02d}Z"),
                  pv_rbd(f"pv-{vm}", pool_name, f"{vm}-img"),
                  pvc("vms", vm, RBD_SC, volume=f"pv-{vm}", owner_dv=vm, annotations=ann)]
     objs += [pv_rbd("pv-vm-3", pool_name, "vm-3-img"),
@@ -57,7 +59,8 @@ def kubernetes_objects(pool_name: str) -> list[dict]:
                  data_source_ref={"kind": "PersistentVolumeClaim", "name": "rhel9", "namespace": "os-images"})]
     for vm, reason in (("win-1", "NoVolumeSnapshotClass"), ("win-2", None)):
         ann = clone_annotations("copy", reason)
-        objs += [datavolume("vms", vm, source={"pvc": {"namespace": "os-images", "name": "win"}}, annotations=ann),
+        objs += [datavolume("vms", vm, source={"pvc": {"namespace": "os-images", "name": "win"}}, annotations=ann,
+                            created=CREATED, ready_at="2026-11-30T10:04:10Z"),
                  pv_rbd(f"pv-{vm}", pool_name, f"{vm}-img"),
                  pvc("vms", vm, RBD_SC, volume=f"pv-{vm}", owner_dv=vm, annotations=ann)]
     ann = clone_annotations("copy")
@@ -65,6 +68,6 @@ def kubernetes_objects(pool_name: str) -> list[dict]:
              pv_vpc("pv-vpc-1"), pvc("vms", "vpc-1", VPC_SC, volume="pv-vpc-1", size="10Gi", owner_dv="vpc-1",
                                      annotations=ann)]
     objs += [datavolume("vms", "pending-1", source={"pvc": {"namespace": "os-images", "name": "rhel9"}},
-                        phase="CSICloneInProgress"),
+                        phase="CSICloneInProgress", created=CREATED, running_reason="Pending"),
              pvc("vms", "pending-1", RBD_SC, owner_dv="pending-1")]
     return objs

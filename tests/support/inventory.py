@@ -6,7 +6,7 @@ RESOURCE_OF_KIND = {
     "PersistentVolumeClaim": "persistentvolumeclaims", "PersistentVolume": "persistentvolumes",
     "StorageClass": "storageclasses", "DataVolume": "datavolumes", "StorageProfile": "storageprofiles",
     "DataSource": "datasources", "VolumeCloneSource": "volumeclonesources",
-    "VolumeSnapshot": "volumesnapshots", "VolumeSnapshotContent": "volumesnapshotcontents",
+    "VolumeSnapshot": "volumesnapshots", "VolumeSnapshotContent": "volumesnapshotcontents", "CDI": "cdis",
 }
 
 

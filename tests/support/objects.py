@@ -21,6 +21,15 @@ def storageprofile(name: str, clone_strategy: str | None) -> dict:
             "status": status}
 
 
+def cdi_cr(override: str | None = None, name: str = "cdi", phase: str = "Deployed") -> dict:
+    """The CDI CR (cluster-scoped, usually one, named cdi / kubevirt-hyperconverged's cdi-...)."""
+    spec: dict = {"config": {"featureGates": ["HonorWaitForFirstConsumer"]}, "imagePullPolicy": "IfNotPresent"}
+    if override:
+        spec["cloneStrategyOverride"] = override
+    return {"apiVersion": CDI, "kind": "CDI", "metadata": {"name": name}, "spec": spec,
+            "status": {"phase": phase, "observedVersion": "v1.60.3"}}
+
+
 def pv_rbd(name: str, pool: str, image: str, size: str = "64Mi", driver: str = ODF_RBD,
            storageclass_name: str = "ocs-storagecluster-ceph-rbd", rados_namespace: str = "") -> dict:
     return {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name},
@@ -72,15 +81,34 @@ def pvc(namespace: str, name: str, storageclass_name: str, volume: str | None = 
 
 
 def datavolume(namespace: str, name: str, source: dict | None = None, source_ref: dict | None = None,
-               annotations: dict | None = None, phase: str = "Succeeded") -> dict:
+               annotations: dict | None = None, phase: str = "Succeeded", created: str | None = None,
+               ready_at: str | None = None, running_reason: str = "Pending") -> dict:
+    """A DataVolume with the status CDI's controllers write (pkg/controller/datavolume/conditions.go):
+    done -> Bound True, Ready True stamped when it turned Succeeded, Running False "Completed";
+    in flight -> Bound False "Pending", Ready False, Running False with the clone's running reason."""
     spec: dict = {"storage": {"resources": {"requests": {"storage": "64Mi"}}}}
     if source is not None:
         spec["source"] = source
     if source_ref is not None:
         spec["sourceRef"] = source_ref
-    return {"apiVersion": CDI, "kind": "DataVolume",
-            "metadata": {"name": name, "namespace": namespace, "annotations": annotations or {}},
-            "spec": spec, "status": {"phase": phase, "progress": "100.0%"}}
+    meta = {"name": name, "namespace": namespace, "annotations": annotations or {}}
+    if created:
+        meta["creationTimestamp"] = created
+    at = ready_at or created or "2026-11-30T10:00:00Z"
+
+    def cond(kind, status, reason="", message=""):
+        return {"type": kind, "status": status, "reason": reason, "message": message,
+                "lastTransitionTime": at, "lastHeartbeatTime": at}
+    if phase == "Succeeded":
+        conditions = [cond("Bound", "True", "Bound", f"PVC {name} Bound"), cond("Ready", "True"),
+                      cond("Running", "False", "Completed", "Clone Complete")]
+        progress = "100.0%"
+    else:
+        conditions = [cond("Bound", "False", "Pending", f"PVC {name} Pending"), cond("Ready", "False"),
+                      cond("Running", "False", running_reason, "Clone Pending")]
+        progress = "N/A"
+    return {"apiVersion": CDI, "kind": "DataVolume", "metadata": meta, "spec": spec,
+            "status": {"phase": phase, "progress": progress, "claimName": name, "conditions": conditions}}
 
 
 def clone_annotations(clone_type: str | None, reason: str | None = None) -> dict:

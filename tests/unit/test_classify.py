@@ -6,6 +6,7 @@ from tests.support.inventory import objects
 from tests.support.objects import (
     ODF_RBD,
     VPC_BLOCK,
+    cdi_cr,
     clone_annotations,
     datavolume,
     pv_rbd,
@@ -93,6 +94,38 @@ def test_storageprofile_wins_over_annotation_and_provisioner_default():
     rec = one(sc, datavolume("vms", "vm", source={"pvc": {"namespace": "os-images", "name": "rhel9"}},
                              annotations=clone_annotations("copy")), pvc("vms", "vm", "custom"))
     assert rec.expected_clone_type == "snapshot" and rec.expected_from == "storageclass" and rec.fallback
+
+
+def _dv_clone(clone_type="copy", sc=RBD_SC):
+    return (datavolume("vms", "vm", source={"pvc": {"namespace": "os-images", "name": "rhel9"}},
+                       annotations=clone_annotations(clone_type)), pvc("vms", "vm", sc))
+
+
+def test_cdi_override_wins_over_the_storageprofile():
+    rec = one(cdi_cr("copy"), storageprofile(RBD_SC, "csi-clone"), *_dv_clone("copy"))
+    assert (rec.expected_clone_type, rec.expected_from, rec.fallback) == ("copy", "cdi-override", False)
+    rec = one(cdi_cr("csi-clone"), storageclass("custom", ODF_RBD), storageprofile("custom", "copy"),
+              *_dv_clone("copy", "custom"))
+    assert (rec.expected_clone_type, rec.expected_from, rec.fallback) == ("csi-clone", "cdi-override", True)
+    rec = one(cdi_cr(None), storageprofile(RBD_SC, "csi-clone"), *_dv_clone("copy"))
+    assert (rec.expected_from, rec.fallback) == ("storageprofile", True), "no override: the profile decides"
+
+
+def test_the_active_cdi_cr_decides_as_cdi_picks_it():
+    errored, active = cdi_cr("csi-clone", "old", phase="Error"), cdi_cr("copy", "cdi")
+    assert one(errored, active, *_dv_clone()).expected_from == "cdi-override"
+    assert one(errored, active, *_dv_clone()).expected_clone_type == "copy"
+    two_active = one(cdi_cr("copy", "a"), cdi_cr("snapshot", "b"), *_dv_clone())
+    assert two_active.expected_from == "provisioner", "several active CRs: CDI plans nothing, no override"
+    bogus = one(cdi_cr("fast"), *_dv_clone())
+    assert bogus.expected_from == "provisioner"
+
+
+def test_the_override_governs_neither_snapshot_restores_nor_clones_without_cdi():
+    rec = one(cdi_cr("copy"), pv_rbd("pv-vm", "rbd", "vm-img"),
+              pvc("vms", "vm", RBD_SC, volume="pv-vm",
+                  data_source_ref={"kind": "PersistentVolumeClaim", "name": "rhel9", "namespace": "os-images"}))
+    assert rec.clone_type == "csi-clone" and rec.expected_from == "provisioner" and not rec.fallback
 
 
 def test_unknown_provisioner_expects_cdi_default_snapshot():
@@ -196,3 +229,38 @@ def test_odd_fields_never_raise(broken):
 def test_classify_all_covers_every_pvc():
     objs = objects(*BASE, pvc("vms", "a", RBD_SC), pvc("vms", "b", RBD_SC))
     assert set(classify_all(objs, mapper)) == {("os-images", "rhel9"), ("vms", "a"), ("vms", "b")}
+
+
+def _pvc_clone(**dv_args):
+    return one(datavolume("vms", "vm", source={"pvc": {"namespace": "os-images", "name": "rhel9"}},
+                          annotations=clone_annotations("csi-clone"), **dv_args),
+               pvc("vms", "vm", RBD_SC, owner_dv="vm"))
+
+
+def test_a_clone_in_flight_says_its_phase_reason_and_since_when():
+    rec = _pvc_clone(phase="CSICloneInProgress", created="2026-11-30T10:00:00Z", running_reason="Pending")
+    assert not rec.complete
+    assert (rec.phase, rec.phase_reason) == ("CSICloneInProgress", "Pending")
+    assert rec.pending_since == 1796032800.0 and rec.duration_seconds is None
+
+
+def test_a_done_datavolume_clone_took_creation_to_ready():
+    rec = _pvc_clone(created="2026-11-30T10:00:00Z", ready_at="2026-11-30T10:00:07Z")
+    assert rec.complete and rec.duration_seconds == 7.0 and rec.pending_since is None
+    assert _pvc_clone().duration_seconds is None, "no creation time: no duration, not a made-up one"
+    odd = _pvc_clone(created="yesterday", ready_at="2026-11-30T10:00:07Z")
+    assert odd.complete and odd.duration_seconds is None
+
+
+def test_a_populator_clone_without_datavolume_waits_on_its_clone_phase():
+    ann = {"cdi.kubevirt.io/cloneType": "csi-clone", "cdi.kubevirt.io/clonePhase": "CSIClone",
+           "cdi.kubevirt.io/storage.condition.running.reason": "Populator is running"}
+    claim = pvc("vms", "vm", RBD_SC, annotations=ann,
+                data_source_ref={"apiGroup": "cdi.kubevirt.io", "kind": "VolumeCloneSource", "name": "src"})
+    claim["metadata"]["creationTimestamp"] = "2026-11-30T10:00:00Z"
+    rec = one(claim)
+    assert (rec.complete, rec.phase, rec.phase_reason) == (False, "CSIClone", "Populator is running")
+    done = dict(ann, **{"cdi.kubevirt.io/clonePhase": "Succeeded"})
+    bound = pvc("vms", "vm", RBD_SC, volume="pv-vm", annotations=done,
+                data_source_ref={"apiGroup": "cdi.kubevirt.io", "kind": "VolumeCloneSource", "name": "src"})
+    assert one(bound).complete

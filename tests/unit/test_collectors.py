@@ -33,7 +33,8 @@ def test_pvc_clone_row():
                                f'volume="pv-1",backend="rbd"}} 1\n',
         "clonewatch_pvc_clone_info": f'clonewatch_pvc_clone_info{{{who},source_kind="PersistentVolumeClaim",'
                                      f'source_namespace="os",source_name="rhel9",clone_type="copy",'
-                                     f'expected_clone_type="csi-clone",fallback_reason="No\\"Snap\\\\Class"}} 1\n',
+                                     f'expected_clone_type="csi-clone",expected_from="storageprofile",'
+                                     f'fallback_reason="No\\"Snap\\\\Class"}} 1\n',
         "clonewatch_pvc_clone_fallback": f"clonewatch_pvc_clone_fallback{{{who}}} 1\n",
         "clonewatch_pvc_provisioned_bytes": f"clonewatch_pvc_provisioned_bytes{{{who}}} 67108864\n",
         "clonewatch_pvc_consumed_bytes": f'clonewatch_pvc_consumed_bytes{{{who},backend="rbd"}} 8388608\n',
@@ -139,3 +140,34 @@ def test_kubernetes_collector_counts_per_resource():
     assert 'clonewatch_kubernetes_objects{resource="persistentvolumeclaims"} 1.0' in text
     assert 'clonewatch_kubernetes_watch_errors_total{resource="persistentvolumeclaims"} 1.0' in text
     assert 'clonewatch_kubernetes_watch_healthy{resource="storageclasses"} 0.0' in text
+
+
+def test_clone_duration_histogram_counts_each_done_clone_once():
+    from dataclasses import replace
+
+    from exporter.collectors.duration import DurationCollector
+    rows = {}
+    for i, took in enumerate((3.0, 40.0, 400.0)):
+        rec = replace(CLONE, name=f"vm-{i}", clone_type="csi-clone", duration_seconds=took)
+        rows[("vms", f"vm-{i}")] = PvcRow(rec, None, None)
+    rows[("vms", "busy")] = PvcRow(replace(CLONE, name="busy", complete=False, phase="CSICloneInProgress"), None, None)
+    text = DurationCollector().text(View(pvcs=rows))
+    who = 'clone_type="csi-clone",storageclass="rbd-sc"'
+    assert "# TYPE clonewatch_clone_duration_seconds histogram\n" in text
+    assert f'clonewatch_clone_duration_seconds_bucket{{{who},le="5"}} 1\n' in text
+    assert f'clonewatch_clone_duration_seconds_bucket{{{who},le="60"}} 2\n' in text
+    assert f'clonewatch_clone_duration_seconds_bucket{{{who},le="600"}} 3\n' in text
+    assert f'clonewatch_clone_duration_seconds_bucket{{{who},le="+Inf"}} 3\n' in text
+    assert f"clonewatch_clone_duration_seconds_count{{{who}}} 3\n" in text
+    assert f"clonewatch_clone_duration_seconds_sum{{{who}}} 443\n" in text
+
+
+def test_pvc_row_in_flight_has_status_and_since():
+    from dataclasses import replace
+    rec = replace(CLONE, complete=False, phase="CSICloneInProgress", phase_reason="Pending", pending_since=1.5e9)
+    got = lines(pvc.render(PvcRow(rec, None, None)))
+    who = 'namespace="vms",persistentvolumeclaim="vm-1"'
+    assert got["clonewatch_pvc_clone_status_info"] == (
+        f'clonewatch_pvc_clone_status_info{{{who},phase="CSICloneInProgress",reason="Pending"}} 1\n')
+    assert got["clonewatch_pvc_clone_pending_since_timestamp_seconds"] == (
+        f"clonewatch_pvc_clone_pending_since_timestamp_seconds{{{who}}} 1500000000\n")
