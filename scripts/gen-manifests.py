@@ -101,6 +101,24 @@ def fleet():
                f'group_left () (clonewatch_pvc_clone_fallback{{{J}}} == 1)', instant=True, fmt="table")], w=24,
             transformations=[{"id": "organize", "options": {"excludeByName": {"Time": True, "Value": True,
                                                                               "__name__": True}}}])
+    b.panel("stat", "Clones stuck over 15 min",
+            [t(f"count((time() - clonewatch_pvc_clone_pending_since_timestamp_seconds{{{J},namespace=~\"$namespace\"}}) > 900)"
+               " or vector(0)", instant=True)], w=6,
+            description="Clones whose DataVolume (or PVC) is not done 15 minutes after it was created: see the table.")
+    b.panel("table", "Clones not done yet: how long, CDI's phase and reason",
+            [t(f"(time() - clonewatch_pvc_clone_pending_since_timestamp_seconds{{{J},namespace=~\"$namespace\"}}) "
+               f"* on (job, instance, namespace, persistentvolumeclaim) group_left (phase, reason) "
+               f"clonewatch_pvc_clone_status_info{{{J}}}",
+               instant=True, fmt="table")], w=18, unit="s",
+            transformations=[{"id": "organize", "options": {"excludeByName": {"Time": True, "__name__": True},
+                                                             "renameByName": {"Value": "waiting"}}}])
+    b.panel("timeseries", "Clone duration p50 / p90 by clone type (every CDI clone; loadgen's own: the Load generator board)",
+            [t(f"histogram_quantile(0.5, sum by (le, clone_type) (clonewatch_clone_duration_seconds_bucket{{{J}}}))",
+               "p50 {{clone_type}}"),
+             t(f"histogram_quantile(0.9, sum by (le, clone_type) (clonewatch_clone_duration_seconds_bucket{{{J}}}))",
+               "p90 {{clone_type}}")], w=24, unit="s",
+            description="From each DataVolume's creation to its Ready condition, over the completed clones that exist: "
+                        "copy-on-write clones take seconds, full copies minutes.")
     b.panel("bargauge", "Efficiency by platform (backend)",
             [t(f"sum by (backend) (clonewatch_source_saved_bytes{{{J}}}) / "
                f"sum by (backend) (clonewatch_source_full_copy_bytes{{{J}}})", "{{backend}}", instant=True)],
