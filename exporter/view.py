@@ -19,6 +19,8 @@ class PvcRow:
     record: CloneRecord
     consumed_bytes: int | None      # None: the backend could not tell (down, image not found)
     depth: int | None
+    sharing: bool | None = None     # a measured clone: does its volume still read through a parent?
+    unshared_reason: str = ""       # when it does not: flattened, background-copy-complete, ...
 
 
 @dataclass(frozen=True)
@@ -104,11 +106,16 @@ def build_view(objs: Objects, backends: Sequence[Backend], kubernetes: bool,
         return view
 
     records = classify_all(objs, _mapper(backends))
+    unshared = {b.name: b.unshared_reason for b in backends}
     for key in sorted(records):
         rec = records[key]
         use = usage(rec.volume_ref)
         d = depth[rec.volume_ref.backend].get(rec.volume_ref.volume) if rec.volume_ref and use else None
-        view.pvcs[key] = PvcRow(rec, use[0] if use else None, d)
+        sharing, why = None, ""
+        if rec.is_clone and rec.volume_ref is not None and use is not None:
+            sharing, why = _sharing(volumes[rec.volume_ref.backend][rec.volume_ref.volume],
+                                    unshared.get(rec.volume_ref.backend, "no-parent"))
+        view.pvcs[key] = PvcRow(rec, use[0] if use else None, d, sharing, why)
 
     def family_backend(rec: CloneRecord) -> str:
         # A clone not bound yet still belongs with its StorageClass's backend.
@@ -164,6 +171,17 @@ def _family(objs: Objects, backends: Sequence[Backend], records: Mapping[tuple[s
             return None
         source_ref = VolumeRef(backend, "", root)
     return _measured([usage(source_ref)] + [usage(r) for r in refs if r.volume != source_ref.volume])
+
+
+def _sharing(vol: Volume, no_parent: str) -> tuple[bool, str]:
+    """Whether a clone's volume still shares its parent's blocks, as the storage sees it now
+    (whatever CDI recorded when it cloned): no parent any more (ceph-csi flattened it, the overlay
+    was rebased, a full clone) or a finished background copy (FlashCopy at 100%) share nothing."""
+    if not vol.parent:
+        return False, no_parent
+    if vol.parent_share <= 0:
+        return False, "background-copy-complete"
+    return True, ""
 
 
 def _broken(vols: Mapping[str, Volume], vol: Volume) -> str:

@@ -146,6 +146,13 @@ def family():
     b.panel("stat", "Efficiency", [t(f"clonewatch_source_efficiency_ratio{{{s}}}", "{{backend}}", instant=True)],
             w=4, unit="percentunit")
     b.panel("stat", "Clones", [t(f"clonewatch_source_clones{{{s}}}", "{{backend}}", instant=True)], w=4)
+    b.panel("stat", "Clones still sharing blocks with the source",
+            [t(f"count(clonewatch_pvc_clone_sharing{{{J}}} == 1 and on (job, instance, namespace, persistentvolumeclaim) "
+               f"clonewatch_pvc_clone_info{{{s}}}) or vector(0)", "sharing", instant=True),
+             t(f"count(clonewatch_pvc_clone_sharing{{{J}}} == 0 and on (job, instance, namespace, persistentvolumeclaim) "
+               f"clonewatch_pvc_clone_info{{{s}}}) or vector(0)", "no longer sharing", instant=True)], w=8,
+            description="As the storage sees it now: first sharing, then no longer sharing "
+                        "(flattened, background copy complete, ...).")
     b.panel("bargauge", "Top 10 clones by own bytes (drift)",
             [t(f"topk(10, clonewatch_pvc_consumed_bytes{{{J}}} * on (namespace, persistentvolumeclaim) "
                f'group_left (source_name) clonewatch_pvc_clone_info{{{s}}})',

@@ -122,6 +122,7 @@ def read_secret(path: Path, what: str) -> str:
 class Backend(Protocol):
     name: str
     refresh_interval: float
+    unshared_reason: str    # why a volume of this backend with no parent shares nothing, e.g. flattened
 
     def map_pv(self, pv: dict) -> VolumeRef | None:
         """The backend volume behind a PV, or None when this backend does not serve it."""

@@ -219,6 +219,7 @@ def _num(value: str) -> int:
 
 class FlashSystemBackend:
     name = NAME
+    unshared_reason = "no-flashcopy-mapping"     # a vdisk no mapping feeds holds all of its data
 
     def __init__(self, settings: FlashSystemSettings) -> None:
         self.settings = settings

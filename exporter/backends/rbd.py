@@ -112,6 +112,7 @@ def _is_count(value: Any) -> TypeGuard[int]:
 
 class RbdBackend:
     name = NAME
+    unshared_reason = "flattened"     # an image without a parent was flattened (or never was a clone)
 
     def __init__(self, settings: RbdSettings) -> None:
         self.settings = settings

@@ -234,6 +234,7 @@ def collect(access: VCenterAccess, timeout: float) -> list[dict]:
 
 class VmwareBackend:
     name = NAME
+    unshared_reason = "full-clone"     # a disk without a parent layer is a full clone
 
     def __init__(self, settings: VmwareSettings) -> None:
         self.settings = settings

@@ -29,6 +29,7 @@ DRIVERS = {"vpc.block.csi.ibm.io": "vpc-block", "vpc.file.csi.ibm.io": "vpc-file
 
 class VpcBackend:
     name = NAME
+    unshared_reason = "independent-copy"     # every VPC volume is a full copy
 
     def __init__(self, api: VpcApiClient | None = None, refresh_interval: float | None = None) -> None:
         self.api = api

@@ -31,7 +31,14 @@ PENDING_SINCE = MetricDef("clonewatch_pvc_clone_pending_since_timestamp_seconds"
 STATUS = MetricDef("clonewatch_pvc_clone_status_info", "gauge",
                    "A clone not finished yet: the DataVolume phase (else the clone populator's clonePhase, else the "
                    "PVC phase) and the reason CDI gives on its Running condition. Always 1; absent once done.")
-DEFS = (INFO, CLONE_INFO, FALLBACK, PROVISIONED, CONSUMED, VOLUME, DEPTH, PENDING_SINCE, STATUS)
+SHARING = MetricDef("clonewatch_pvc_clone_sharing", "gauge",
+                    "1 while a clone's backend volume still reads unchanged blocks through its parent, 0 when it "
+                    "shares nothing any more (whatever CDI recorded); absent while the volume is not measured.")
+UNSHARED = MetricDef("clonewatch_pvc_clone_unshared_info", "gauge",
+                     "Why a clone shares nothing with its source: flattened (RBD), background-copy-complete "
+                     "(FlashCopy at 100%), no-flashcopy-mapping, no-backing-file (qcow2), full-clone (vSphere), "
+                     "independent-copy (IBM Cloud VPC). Always 1; only for clones with sharing 0.")
+DEFS = (INFO, CLONE_INFO, FALLBACK, PROVISIONED, CONSUMED, VOLUME, DEPTH, PENDING_SINCE, STATUS, SHARING, UNSHARED)
 
 
 def render(row: PvcRow) -> Lines:
@@ -56,6 +63,10 @@ def render(row: PvcRow) -> Lines:
                                                        ("backend_volume", r.volume_ref.volume)), 1)]
     if row.depth is not None:
         out[DEPTH.name] = [sample(DEPTH.name, who, row.depth)]
+    if row.sharing is not None:
+        out[SHARING.name] = [sample(SHARING.name, who, 1 if row.sharing else 0)]
+        if not row.sharing:
+            out[UNSHARED.name] = [sample(UNSHARED.name, who + (("reason", row.unshared_reason),), 1)]
     if r.is_clone and not r.complete:
         out[STATUS.name] = [sample(STATUS.name, who + (("phase", r.phase), ("reason", r.phase_reason)), 1)]
         if r.pending_since is not None:

@@ -155,3 +155,35 @@ def test_new_clone_appears_and_deleted_pvc_vanishes(exporter, kube, pool):
     kube.delete("PersistentVolumeClaim", "vm-4", "vms")
     exporter.wait_for(lambda s: not pick(s, "clonewatch_pvc_info", persistentvolumeclaim="vm-4"),
                       what="vm-4 gone")
+
+
+def test_a_flattened_clone_no_longer_shares(exporter, kube, pool):
+    """ceph-csi flattens a clone past its depth limit with `rbd flatten`: CDI still says csi-clone,
+    the storage says it shares nothing any more, and the family pays its full size."""
+    from tests.support.objects import clone_annotations, datavolume, pv_rbd, pvc
+    pool.clone("rhel9-img", "vm-5-img")
+    pool.write("vm-5-img", 4)
+    ann = clone_annotations("csi-clone")
+    kube.create(datavolume("vms", "vm-5", source={"pvc": {"namespace": "os-images", "name": "rhel9"}},
+                           annotations=ann))
+    kube.create(pv_rbd("pv-vm-5", pool.name, "vm-5-img"))
+    kube.create(pvc("vms", "vm-5", scenario.RBD_SC, volume="pv-vm-5", owner_dv="vm-5", annotations=ann))
+    s = exporter.wait_for(lambda s: pick(s, "clonewatch_pvc_clone_sharing", persistentvolumeclaim="vm-5"),
+                          what="vm-5 measured")
+    assert one(s, "clonewatch_pvc_clone_sharing", persistentvolumeclaim="vm-5") == 1
+    assert one(s, "clonewatch_pvc_consumed_bytes", persistentvolumeclaim="vm-5") == 4 * MiB
+    pool.rbd("flatten", "--no-progress", pool.spec("vm-5-img"))
+    s = exporter.wait_for(lambda s: one(s, "clonewatch_pvc_clone_sharing", persistentvolumeclaim="vm-5") == 0,
+                          what="vm-5 no longer sharing")
+    assert one(s, "clonewatch_pvc_clone_unshared_info", persistentvolumeclaim="vm-5", reason="flattened") == 1
+    assert one(s, "clonewatch_pvc_clone_depth", persistentvolumeclaim="vm-5") == 0
+    got = one(s, "clonewatch_pvc_consumed_bytes", persistentvolumeclaim="vm-5")
+    assert abs(got - scenario.GOLDEN_MIB * MiB) <= 0.02 * scenario.GOLDEN_MIB * MiB, got     # its full size now
+    assert pick(s, "clonewatch_pvc_clone_info", persistentvolumeclaim="vm-5", clone_type="csi-clone") == [1], \
+        "CDI's record is unchanged"
+    for vm in scenario.DRIFT_MIB:
+        assert one(s, "clonewatch_pvc_clone_sharing", persistentvolumeclaim=vm) == 1
+    for vm in scenario.FULL:
+        assert one(s, "clonewatch_pvc_clone_unshared_info", persistentvolumeclaim=vm, reason="flattened") == 1
+    kube.delete("PersistentVolumeClaim", "vm-5", "vms")
+    exporter.wait_for(lambda s: not pick(s, "clonewatch_pvc_info", persistentvolumeclaim="vm-5"), what="vm-5 gone")
