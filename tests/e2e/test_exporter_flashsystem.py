@@ -101,6 +101,8 @@ def test_clones_are_flashcopy_mappings_sharing_the_golden_at_first(exporter, arr
     assert one(s, "clonewatch_pvc_clone_depth", persistentvolumeclaim="fs-restored") == 2
     assert one(s, "clonewatch_pvc_consumed_bytes", persistentvolumeclaim="fs-restored") == 0
     assert sorted(pick(s, "clonewatch_flashcopy_copy_rate")) == [0, 50, 50, 50]
+    for vm in ("fs-vm-1", "fs-vm-2", "fs-restored"):
+        assert one(s, "clonewatch_pvc_clone_sharing", persistentvolumeclaim=vm) == 1
     check = subprocess.run(["promtool", "check", "metrics"], input=exporter.metrics_text(), capture_output=True,
                            text=True)
     assert check.returncode == 0, check.stdout + check.stderr
@@ -120,6 +122,11 @@ def test_efficiency_decays_as_background_copies_complete(exporter, array):
                           what="copies done")
     assert one(s, "clonewatch_source_efficiency_ratio", **FAMILY) == 0
     assert one(s, "clonewatch_source_consumed_bytes", **FAMILY) == 172 * MiB
+    # CDI still says csi-clone; the array says the clones share nothing any more.
+    for vm in ("fs-vm-1", "fs-vm-2", "fs-restored"):
+        assert one(s, "clonewatch_pvc_clone_sharing", persistentvolumeclaim=vm) == 0
+        assert one(s, "clonewatch_pvc_clone_unshared_info", persistentvolumeclaim=vm,
+                   reason="background-copy-complete") == 1
     assert len(pick(s, "clonewatch_flashcopy_info", status="idle_or_copied")) == 3
     # The text summary for humans shows the same.
     out = subprocess.run([sys.executable, "-m", "exporter.summarize", exporter.url + "/metrics"], cwd=ROOT,
