@@ -26,6 +26,7 @@ PVC_KIND = "PersistentVolumeClaim"
 SNAPSHOT_KIND = "VolumeSnapshot"
 CLONE_SOURCE_KIND = "VolumeCloneSource"
 DATASOURCE_KIND = "DataSource"
+VOLUME_KIND = "BackendVolume"    # a source known only from the storage (its PVC and snapshot are gone)
 
 Objects = Mapping[str, Mapping[tuple[str, str], dict[str, Any]]]
 

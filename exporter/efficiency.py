@@ -24,7 +24,7 @@ class HasParent(Protocol):
     def parent(self) -> str: ...
 
 
-def _walk(volumes: Mapping[str, HasParent], vid: str) -> list[str]:
+def walk(volumes: Mapping[str, HasParent], vid: str) -> list[str]:
     """vid and its ancestors, nearest first, stopping at a missing parent or a cycle."""
     chain, seen = [], set()
     while vid and vid in volumes and vid not in seen:
@@ -40,7 +40,7 @@ def logical_bytes(volumes: Mapping[str, HasParent]) -> dict[str, int | None]:
     for vid in volumes:
         if vid in out:
             continue
-        chain = _walk(volumes, vid)
+        chain = walk(volumes, vid)
         top = volumes[chain[-1]]
         # The chain is complete only if it ends at a volume without a parent.
         total: int | None = 0 if not top.parent else None
@@ -57,7 +57,7 @@ def chain_depth(volumes: Mapping[str, HasParent]) -> dict[str, int]:
     """Parents above a volume; a parent we cannot see still counts as one level."""
     out: dict[str, int] = {}
     for vid in volumes:
-        chain = _walk(volumes, vid)
+        chain = walk(volumes, vid)
         top = volumes[chain[-1]]
         unseen = 1 if top.parent else 0
         for i, member in enumerate(chain):
@@ -66,7 +66,7 @@ def chain_depth(volumes: Mapping[str, HasParent]) -> dict[str, int]:
 
 
 def root_of(volumes: Mapping[str, HasParent], vid: str) -> str:
-    return _walk(volumes, vid)[-1] if vid in volumes else vid
+    return walk(volumes, vid)[-1] if vid in volumes else vid
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,23 @@
 
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .backends.base import Backend, TargetState, Volume, VolumeRef
-from .classify import PVC_KIND, SNAPSHOT_KIND, CloneRecord, Objects, VolumeMapper, classify_all
-from .efficiency import FamilyNumbers, chain_depth, family_numbers, logical_bytes, root_of
+from .classify import (
+    DATASOURCE_KIND,
+    PVC_KIND,
+    SNAPSHOT_KIND,
+    VOLUME_KIND,
+    CloneRecord,
+    Objects,
+    VolumeMapper,
+    classify_all,
+    family_of,
+    find_datavolume,
+)
+from .efficiency import FamilyNumbers, chain_depth, family_numbers, logical_bytes, root_of, walk
 from .objects import annotations, get, text
 from .strategies import cdi_override, expected_clone_type
 
@@ -105,7 +116,7 @@ def build_view(objs: Objects, backends: Sequence[Backend], kubernetes: bool,
         view.families = _native_families(volumes, logical)
         return view
 
-    records = classify_all(objs, _mapper(backends))
+    records = _attribute(objs, backends, classify_all(objs, _mapper(backends)), volumes)
     unshared = {b.name: b.unshared_reason for b in backends}
     for key in sorted(records):
         rec = records[key]
@@ -150,11 +161,9 @@ def _family(objs: Objects, backends: Sequence[Backend], records: Mapping[tuple[s
     if backend not in volumes:
         return None
     refs = [c.volume_ref for c in clones if c.volume_ref is not None]
-    source_ref = None
-    if kind == PVC_KIND and (ns, name) in records:
-        source_ref = records[(ns, name)].volume_ref
-    elif kind == SNAPSHOT_KIND:
-        source_ref = _snapshot_volume(objs, backends, ns, name)
+    source_ref = _source_volume(objs, backends, records, kind, ns, name)
+    if kind == VOLUME_KIND:     # "<source>@<volume>": the chain's top volume is the source
+        source_ref = VolumeRef(backend, "", name.partition("@")[2])
     if source_ref is None or source_ref.backend != backend:
         # The source is not measurable through Kubernetes (deleted golden PVC, unmapped snapshot):
         # the clones' common backend ancestor is the data they share.
@@ -171,6 +180,74 @@ def _family(objs: Objects, backends: Sequence[Backend], records: Mapping[tuple[s
             return None
         source_ref = VolumeRef(backend, "", root)
     return _measured([usage(source_ref)] + [usage(r) for r in refs if r.volume != source_ref.volume])
+
+
+def _ancestors(vols: Mapping[str, Volume], vid: str) -> list[str]:
+    """A volume's parents, nearest first, by id: the measured chain, then the first parent that is
+    not measured (a trashed RBD image still names its parent, a FlashCopy source, a backing file)."""
+    chain = walk(vols, vid)
+    top = vols[chain[-1]].parent if chain else ""
+    return chain[1:] + ([top] if top and top not in chain else [])
+
+
+def _attribute(objs: Objects, backends: Sequence[Backend], records: dict[tuple[str, str], CloneRecord],
+               volumes: Mapping[str, Mapping[str, Volume]]) -> dict[tuple[str, str], CloneRecord]:
+    """Put each clone in the family it was really made from, by the storage's evidence.
+
+    A DataSource (what DataImportCron moves to each new golden) or any source is resolved as it is
+    now; a clone made before it moved still descends from the old golden. When the volume the
+    family source maps to is not among a clone's ancestors, the clone goes to the nearest ancestor
+    that a live PVC or VolumeSnapshot maps to, else to a family named after the source and the
+    chain's top volume ("<source>@<volume>", kind BackendVolume). Without backend evidence (not
+    measured, no parent) the resolution stays as Kubernetes says."""
+    owner: dict[tuple[str, str], tuple[str, str, str]] = {}
+    for (ns, name), rec in records.items():
+        if rec.volume_ref is not None:
+            owner[(rec.volume_ref.backend, rec.volume_ref.volume)] = (PVC_KIND, ns, name)
+    for ns, name in (objs.get("volumesnapshots") or {}):
+        ref = _snapshot_volume(objs, backends, ns, name)
+        if ref is not None:
+            owner.setdefault((ref.backend, ref.volume), (SNAPSHOT_KIND, ns, name))
+    out = dict(records)
+    for key, rec in records.items():
+        ref = rec.volume_ref
+        vols = volumes.get(ref.backend) if ref is not None else None
+        if not rec.is_clone or ref is None or not vols or ref.volume not in vols:
+            continue
+        ancestors = _ancestors(vols, ref.volume)
+        source = _source_volume(objs, backends, records, rec.family_kind, rec.family_namespace, rec.family_name)
+        if not ancestors or source is None or source.backend != ref.backend or source.volume in ancestors:
+            continue
+        found = next((owner[(ref.backend, a)] for a in ancestors if (ref.backend, a) in owner), None)
+        if found is not None:
+            fam = family_of(objs, *found)
+            out[key] = replace(rec, source_kind=found[0], source_namespace=found[1], source_name=found[2],
+                               family_kind=fam[0], family_namespace=fam[1], family_name=fam[2])
+        else:
+            label = f"{_asked_for(objs, key, rec)}@{ancestors[-1]}"
+            out[key] = replace(rec, source_kind=VOLUME_KIND, source_name=label,
+                               family_kind=VOLUME_KIND, family_namespace=rec.source_namespace, family_name=label)
+    return out
+
+
+def _asked_for(objs: Objects, key: tuple[str, str], rec: CloneRecord) -> str:
+    """What the clone was asked to be made from: the DataSource its DataVolume names, else its source."""
+    pvc = (objs.get("persistentvolumeclaims") or {}).get(key)
+    dv = find_datavolume(objs, pvc, *key) if pvc is not None else None
+    ref = get(dv, "spec", "sourceRef")
+    if get(ref, "kind") == DATASOURCE_KIND and text(get(ref, "name")):
+        return text(get(ref, "name"))
+    return rec.source_name
+
+
+def _source_volume(objs: Objects, backends: Sequence[Backend], records: Mapping[tuple[str, str], CloneRecord],
+                   kind: str, ns: str, name: str) -> VolumeRef | None:
+    """The backend volume a family's source maps to, if Kubernetes can tell."""
+    if kind == PVC_KIND and (ns, name) in records:
+        return records[(ns, name)].volume_ref
+    if kind == SNAPSHOT_KIND:
+        return _snapshot_volume(objs, backends, ns, name)
+    return None
 
 
 def _sharing(vol: Volume, no_parent: str) -> tuple[bool, str]:

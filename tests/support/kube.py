@@ -32,6 +32,14 @@ DECLARED = {
 }
 
 
+PATHS = {   # kinds the tests delete through the raw API
+    "VolumeSnapshot": "/apis/snapshot.storage.k8s.io/v1/namespaces/{namespace}/volumesnapshots",
+    "VolumeSnapshotContent": "/apis/snapshot.storage.k8s.io/v1/volumesnapshotcontents",
+    "DataSource": "/apis/cdi.kubevirt.io/v1beta1/namespaces/{namespace}/datasources",
+    "DataVolume": "/apis/cdi.kubevirt.io/v1beta1/namespaces/{namespace}/datavolumes",
+}
+
+
 class Emulator(kmock.KubernetesEmulator):
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -199,6 +207,13 @@ class KubeAPI:
             self.core.delete_namespaced_persistent_volume_claim(name, namespace, _preload_content=False)
         elif kind == "PersistentVolume":
             self.core.delete_persistent_volume(name, _preload_content=False)
+        elif kind in PATHS:
+            base = PATHS[kind].format(namespace=namespace)
+            method, url, headers, body, post = self.api.param_serialize(
+                method="DELETE", resource_path=f"{base}/{name}", header_params={"Accept": "application/json"})
+            resp = self.api.call_api(method, url, header_params=headers, body=body, post_params=post)
+            resp.read()
+            assert resp.status == 200, resp.data
         else:
             raise ValueError(kind)
 

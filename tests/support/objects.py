@@ -30,6 +30,14 @@ def cdi_cr(override: str | None = None, name: str = "cdi", phase: str = "Deploye
             "status": {"phase": phase, "observedVersion": "v1.60.3"}}
 
 
+def datasource_of(namespace: str, name: str, pvc_name: str | None = None, snapshot: str | None = None) -> dict:
+    """A CDI DataSource pointing at a PVC or a VolumeSnapshot in its namespace (what DataImportCron moves)."""
+    source = {"pvc": {"namespace": namespace, "name": pvc_name}} if pvc_name else \
+        {"snapshot": {"namespace": namespace, "name": snapshot}}
+    return {"apiVersion": CDI, "kind": "DataSource", "metadata": {"name": name, "namespace": namespace},
+            "spec": {"source": source}}
+
+
 def pv_rbd(name: str, pool: str, image: str, size: str = "64Mi", driver: str = ODF_RBD,
            storageclass_name: str = "ocs-storagecluster-ceph-rbd", rados_namespace: str = "") -> dict:
     return {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name},

@@ -140,3 +140,32 @@ def test_vpc_restores_are_full_copies_and_their_family_saves_nothing():
     assert fam.numbers.consumed_bytes == 4 * 20 * 2**30 == fam.numbers.full_copy_bytes
     assert fam.numbers.efficiency_ratio == 0
     assert v.pvcs[("vms", "c0")].consumed_bytes == 20 * 2**30 and v.pvcs[("vms", "c0")].record.expected_clone_type == "copy"
+
+
+def test_a_moved_datasource_keeps_old_clones_with_the_golden_they_descend_from():
+    """DataSource rhel9 now points at golden g2; c-old was cloned while it pointed at g1 (both PVCs
+    live). The storage says c-old hangs from g1: it stays in g1's family, with g1's bytes."""
+    from tests.support.objects import datasource_of
+    objs = [storageclass(SC, ODF_RBD)]
+    for g in ("g1", "g2"):
+        objs += [pv_rbd(f"pv-{g}", "p", g, storageclass_name=SC), pvc("img", g, SC, volume=f"pv-{g}")]
+    ann = clone_annotations("csi-clone")
+    for name in ("c-old", "c-new"):
+        objs += [datavolume("vms", name, source_ref={"kind": "DataSource", "name": "rhel9", "namespace": "img"},
+                            annotations=ann),
+                 pv_rbd(f"pv-{name}", "p", name, storageclass_name=SC),
+                 pvc("vms", name, SC, volume=f"pv-{name}", owner_dv=name, annotations=ann)]
+    objs.append(datasource_of("img", "rhel9", pvc_name="g2"))
+    b = backend_with(Volume("p/g1", "p", 16 * MiB, 64 * MiB), Volume("p/g2", "p", 20 * MiB, 64 * MiB),
+                     Volume("p/c-old", "p", 4 * MiB, 64 * MiB, "p/g1", "base"),
+                     Volume("p/c-new", "p", 8 * MiB, 64 * MiB, "p/g2", "base"))
+    v = view_of(objects(*objs), b)
+    fams = {(f.source_namespace, f.source_name): f for f in v.families}
+    assert {k: f.clones for k, f in fams.items()} == {("img", "g1"): 1, ("img", "g2"): 1}
+    assert fams[("img", "g1")].numbers.consumed_bytes == 20 * MiB        # g1 + c-old's drift
+    assert fams[("img", "g2")].numbers.consumed_bytes == 28 * MiB
+    assert v.pvcs[("vms", "c-old")].record.source_name == "g1"
+    # Without storage evidence (c-old not measured) the DataSource's current target is all we know.
+    b2 = backend_with(Volume("p/g1", "p", 16 * MiB, 64 * MiB), Volume("p/g2", "p", 20 * MiB, 64 * MiB))
+    v2 = view_of(objects(*objs), b2)
+    assert v2.pvcs[("vms", "c-old")].record.source_name == "g2"

@@ -1,0 +1,78 @@
+"""ceph-csi's own RBD command sequences, replayed on a test pool exactly as the driver runs them
+(ceph-csi docs/design/proposals/rbd-snap-clone.md; clone format 2):
+
+- a volume is an image `csi-vol-<uuid>`; deleting its PVC moves it to the RBD trash (`rbd trash mv`),
+  where an image that still has clones stays with its data;
+- a VolumeSnapshot of SRC is `snap create SRC@tmp`, `clone SRC@tmp csi-snap-<uuid>`, `snap rm SRC@tmp`
+  (the snapshot has a child, so it goes to the trash namespace), `snap create csi-snap-<uuid>@csi-snap-<uuid>`;
+- a PVC restored from it is `clone csi-snap-<uuid>@csi-snap-<uuid> csi-vol-<uuid>`;
+- deleting a VolumeSnapshot removes that snapshot (to the trash namespace while restores hang from
+  it) and moves the csi-snap image to the trash.
+"""
+
+import uuid
+
+from tests.support.ceph import Pool
+
+CLUSTER_ID = "rook-ceph"
+
+
+class CephCsi:
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+        pool.ceph("osd", "set-require-min-compat-client", "mimic")     # clone v2 needs it
+
+    def rbd(self, *args: str) -> str:
+        return self.pool.rbd("--rbd-default-clone-format", "2", *args)
+
+    def handle(self, uid: str) -> str:
+        """A volume or snapshot handle as ceph-csi writes it: 0001-<len>-<clusterID>-<pool id>-<uuid>."""
+        return f"0001-{len(CLUSTER_ID):04x}-{CLUSTER_ID}-0000000000000002-{uid}"
+
+    def create_volume(self, mib_written: int, size_mib: int = 64) -> str:
+        image = f"csi-vol-{uuid.uuid4()}"
+        self.pool.create(image, size_mib)
+        self.pool.write(image, mib_written)
+        return image
+
+    def create_snapshot(self, source_image: str) -> str:
+        uid = str(uuid.uuid4())
+        snap = f"csi-snap-{uid}"
+        src = self.pool.spec(source_image)
+        self.rbd("snap", "create", "--no-progress", f"{src}@{uid}")
+        self.rbd("clone", f"{src}@{uid}", self.pool.spec(snap))
+        self.rbd("snap", "rm", "--no-progress", f"{src}@{uid}")
+        self.rbd("snap", "create", "--no-progress", f"{self.pool.spec(snap)}@{snap}")
+        return uid
+
+    def restore(self, snapshot_uid: str, mib_written: int) -> str:
+        snap = f"csi-snap-{snapshot_uid}"
+        image = f"csi-vol-{uuid.uuid4()}"
+        self.rbd("clone", f"{self.pool.spec(snap)}@{snap}", self.pool.spec(image))
+        self.pool.write(image, mib_written)
+        return image
+
+    def delete_volume(self, image: str) -> None:
+        self.rbd("trash", "mv", self.pool.spec(image))
+
+    def delete_snapshot(self, snapshot_uid: str) -> None:
+        snap = f"csi-snap-{snapshot_uid}"
+        self.rbd("snap", "rm", "--no-progress", f"{self.pool.spec(snap)}@{snap}")
+        self.rbd("trash", "mv", self.pool.spec(snap))
+
+    def volume_snapshot(self, namespace: str, name: str, snapshot_uid: str, source_pvc: str) -> list[dict]:
+        """The VolumeSnapshot and its VolumeSnapshotContent as the snapshot controller leaves them."""
+        content = f"snapcontent-{snapshot_uid}"
+        return [{"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot",
+                 "metadata": {"name": name, "namespace": namespace},
+                 "spec": {"source": {"persistentVolumeClaimName": source_pvc},
+                          "volumeSnapshotClassName": "ocs-storagecluster-rbdplugin-snapclass"},
+                 "status": {"boundVolumeSnapshotContentName": content, "readyToUse": True,
+                            "restoreSize": "64Mi"}},
+                {"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshotContent",
+                 "metadata": {"name": content},
+                 "spec": {"driver": "openshift-storage.rbd.csi.ceph.com", "deletionPolicy": "Delete",
+                          "source": {"volumeHandle": self.handle(str(uuid.uuid4()))},
+                          "volumeSnapshotRef": {"name": name, "namespace": namespace}},
+                 "status": {"snapshotHandle": self.handle(snapshot_uid), "readyToUse": True,
+                            "restoreSize": 64 * 2**20}}]
