@@ -187,3 +187,29 @@ def test_a_flattened_clone_no_longer_shares(exporter, kube, pool):
         assert one(s, "clonewatch_pvc_clone_unshared_info", persistentvolumeclaim=vm, reason="flattened") == 1
     kube.delete("PersistentVolumeClaim", "vm-5", "vms")
     exporter.wait_for(lambda s: not pick(s, "clonewatch_pvc_info", persistentvolumeclaim="vm-5"), what="vm-5 gone")
+
+
+def test_the_cdi_override_changes_what_is_expected(exporter, kube):
+    """An admin forcing `copy` through the CDI CR: CDI's copies are then what was asked for, not fallbacks
+    (a recorded fallback reason still counts); removing the override restores the StorageProfile's word."""
+    from tests.support.objects import cdi_cr
+
+    def state(s, vm):
+        [labels] = [dict(ls) for (n, ls), _ in s.items()
+                    if n == "clonewatch_pvc_clone_info" and dict(ls)["persistentvolumeclaim"] == vm]
+        return (labels["expected_clone_type"], labels["expected_from"],
+                one(s, "clonewatch_pvc_clone_fallback", persistentvolumeclaim=vm))
+
+    s = exporter.samples()
+    assert state(s, "win-2") == ("csi-clone", "storageprofile", 1)
+    kube.create(cdi_cr("copy"))
+    s = exporter.wait_for(lambda s: state(s, "win-2")[1] == "cdi-override", what="the override applied")
+    assert state(s, "win-2") == ("copy", "cdi-override", 0)
+    assert state(s, "win-1") == ("copy", "cdi-override", 1), "CDI recorded NoVolumeSnapshotClass: still a fallback"
+    assert state(s, "vm-1") == ("copy", "cdi-override", 0)
+    assert state(s, "vm-3")[1] == "storageprofile", "a CSI clone made without CDI is not CDI's to override"
+    assert one(s, "clonewatch_storageclass_clone_strategy_info", storageclass=scenario.RBD_SC,
+               expected_clone_type="copy") == 1
+    kube.delete("CDI", "cdi")
+    s = exporter.wait_for(lambda s: state(s, "win-2")[1] == "storageprofile", what="the override removed")
+    assert state(s, "win-2") == ("csi-clone", "storageprofile", 1)

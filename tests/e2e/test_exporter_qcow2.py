@@ -86,3 +86,26 @@ def test_an_overlay_whose_backing_file_is_gone_is_reported_once(tmp_path):
             "logged once each, not on every refresh"
     finally:
         proc.stop()
+
+
+def test_an_overlay_rebased_to_stand_alone_leaves_the_family(tmp_path):
+    """`qemu-img rebase -b ""` copies the backing data into the overlay: it shares nothing any more."""
+    d = tmp_path / "images"
+    d.mkdir()
+    qemu("qemu-img", "create", "-q", "-f", "qcow2", str(d / "golden.qcow2"), "16M")
+    qemu("qemu-io", "-f", "qcow2", str(d / "golden.qcow2"), input_text="write -q -P 0x5a 0 16M\n")
+    for name in ("c1", "c2"):
+        qemu("qemu-img", "create", "-q", "-f", "qcow2", "-b", "golden.qcow2", "-F", "qcow2", str(d / f"{name}.qcow2"))
+    proc = ExporterProcess(["--no-kubernetes.enabled", "--no-rbd.enabled", f"--qcow2.dirs={d}",
+                            "--qcow2.refresh-interval=0.3"], tmp_path / "log")
+    fam = dict(source_name=str(d / "golden.qcow2"), backend="qcow2")
+    try:
+        proc.wait_ready()
+        assert one(proc.samples(), "clonewatch_source_clones", **fam) == 2
+        qemu("qemu-img", "rebase", "-f", "qcow2", "-b", "", str(d / "c2.qcow2"))
+        s = proc.wait_for(lambda s: one(s, "clonewatch_source_clones", **fam) == 1, what="c2 left the family")
+        assert one(s, "clonewatch_volume_info", volume=str(d / "c2.qcow2"), parent="") == 1
+        assert one(s, "clonewatch_volume_clone_depth", volume=str(d / "c2.qcow2")) == 0
+        assert one(s, "clonewatch_volume_consumed_bytes", volume=str(d / "c2.qcow2")) >= 16 * MiB, "it holds it all"
+    finally:
+        proc.stop()

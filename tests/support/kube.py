@@ -37,6 +37,7 @@ PATHS = {   # kinds the tests delete through the raw API
     "VolumeSnapshotContent": "/apis/snapshot.storage.k8s.io/v1/volumesnapshotcontents",
     "DataSource": "/apis/cdi.kubevirt.io/v1beta1/namespaces/{namespace}/datasources",
     "DataVolume": "/apis/cdi.kubevirt.io/v1beta1/namespaces/{namespace}/datavolumes",
+    "CDI": "/apis/cdi.kubevirt.io/v1beta1/cdis",
 }
 
 
