@@ -219,12 +219,66 @@ def loadgen():
     return b
 
 
+def clusters():
+    """The hub's view of many clusters, built only on the recorded fleet series (docs/fleet.md)."""
+    C = 'cluster=~"$cluster"'
+    b = Board("clonewatch-clusters", "clonewatch / Fleet of clusters",
+              "Every cluster's clone savings, fallbacks and stuck clones, from the recorded series a hub "
+              "(federation, Thanos, ACM observability) collects.",
+              [var_datasource(), var_query("cluster", "Cluster", "label_values(:clonewatch_source_saved_bytes:sum, cluster)")])
+    b.panel("stat", "Clusters reporting", [t(f"count(:clonewatch_source_saved_bytes:sum{{{C}}})", instant=True)], w=4, h=4,
+            description="A cluster whose Prometheus cannot be reached drops out of this count: missing, not zero.")
+    b.panel("stat", "Saved by copy-on-write, all clusters", [t(f"sum(:clonewatch_source_saved_bytes:sum{{{C}}})",
+                                                               instant=True)], w=5, h=4, unit="bytes")
+    b.panel("stat", "Fleet efficiency", [t(f"sum(:clonewatch_source_saved_bytes:sum{{{C}}}) / "
+                                           f"sum(:clonewatch_source_full_copy_bytes:sum{{{C}}})", instant=True)],
+            w=5, h=4, unit="percentunit")
+    b.panel("stat", "Clones", [t(f"sum(:clonewatch_pvc_clones:count{{{C}}})", instant=True)], w=3, h=4)
+    b.panel("stat", "Fell back to copy", [t(f"sum(:clonewatch_pvc_clone_fallbacks:count{{{C}}})", instant=True)], w=3, h=4)
+    b.panel("stat", "Stuck over 15 min", [t(f"sum(:clonewatch_pvc_clones_stuck:count{{{C}}})", instant=True)], w=4, h=4)
+    b.panel("table", "Clusters ranked by saved bytes",
+            [t(f"sort_desc(:clonewatch_source_saved_bytes:sum{{{C}}})", instant=True, fmt="table"),
+             t(f":clonewatch_source_efficiency:ratio{{{C}}}", instant=True, fmt="table"),
+             t(f":clonewatch_pvc_clones:count{{{C}}}", instant=True, fmt="table"),
+             t(f":clonewatch_pvc_clone_fallbacks:count{{{C}}}", instant=True, fmt="table"),
+             t(f":clonewatch_pvc_clones_stuck:count{{{C}}}", instant=True, fmt="table"),
+             t(f":clonewatch_backend_targets_down:count{{{C}}}", instant=True, fmt="table")], w=24,
+            transformations=[{"id": "merge", "options": {}},
+                             {"id": "organize", "options": {"excludeByName": {"Time": True}, "renameByName": {
+                                 "Value #A": "saved", "Value #B": "efficiency", "Value #C": "clones",
+                                 "Value #D": "fell back", "Value #E": "stuck", "Value #F": "backends down"}}}])
+    b.panel("timeseries", "Saved bytes per cluster", [t(f":clonewatch_source_saved_bytes:sum{{{C}}}", "{{cluster}}")],
+            unit="bytes")
+    b.panel("timeseries", "Efficiency per cluster", [t(f":clonewatch_source_efficiency:ratio{{{C}}}", "{{cluster}}")],
+            unit="percentunit")
+    b.panel("bargauge", "Families with the lowest efficiency",
+            [t(f"bottomk(10, source:clonewatch_source_efficiency_ratio:max{{{C}}} and on (cluster, source_namespace, "
+               f"source_name, backend) source:clonewatch_source_clones:max{{{C}}} >= 2)",
+               "{{cluster}} {{source_namespace}}/{{source_name}}", instant=True)], unit="percentunit",
+            options={"orientation": "horizontal", "displayMode": "gradient"})
+    b.panel("table", "Clone types and fallbacks per StorageClass",
+            [t(f"storageclass_clone_type:clonewatch_pvc_clones:count{{{C}}}", instant=True, fmt="table")],
+            transformations=[{"id": "organize", "options": {"excludeByName": {"Time": True, "__name__": True}}}])
+    b.panel("table", "Backend targets down", [t(f"backend_target:clonewatch_backend_up:max{{{C}}} == 0", instant=True,
+                                                fmt="table")], w=24)
+    return b
+
+
 BOARDS = {"clonewatch-fleet.json": fleet, "clonewatch-family.json": family,
-          "clonewatch-backends.json": backends, "clonewatch-loadgen.json": loadgen}
+          "clonewatch-backends.json": backends, "clonewatch-loadgen.json": loadgen,
+          "clonewatch-clusters.json": clusters}
+HUB_BOARDS = {"clonewatch-clusters.json"}        # for a hub (federation, Thanos, ACM): a `cluster` variable, no `job`
+
+
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings (embedded YAML, PromQL) as literal blocks, readable in review."""
+
+
+_Dumper.add_representer(str, lambda d, s: d.represent_scalar("tag:yaml.org,2002:str", s, style="|" if "\n" in s else None))
 
 
 def dump_yaml(doc) -> str:
-    return yaml.safe_dump(doc, sort_keys=False, width=120)
+    return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, width=120)
 
 
 def outputs() -> dict[Path, str]:
@@ -232,14 +286,28 @@ def outputs() -> dict[Path, str]:
     for name, make in BOARDS.items():
         out[ROOT / "dashboards" / name] = json.dumps(make().json(), indent=2) + "\n"
     rules = yaml.safe_load((ROOT / "deploy/rules/clonewatch.rules.yml").read_text())
+    fleet_rules = yaml.safe_load((ROOT / "deploy/rules/clonewatch.fleet.rules.yml").read_text())
     out[ROOT / "deploy/base/exporter/prometheusrule.yaml"] = (
-        "# Generated by scripts/gen-manifests.py from deploy/rules/clonewatch.rules.yml: edit that file.\n"
+        "# Generated by scripts/gen-manifests.py from deploy/rules/clonewatch.rules.yml (alerts) and\n"
+        "# deploy/rules/clonewatch.fleet.rules.yml (recording rules for fleets): edit those files.\n"
         + dump_yaml({"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
                      "metadata": {"name": "clonewatch", "labels": {"app.kubernetes.io/name": "clonewatch",
                                                                    "prometheus": "k8s", "role": "alert-rules"}},
-                     "spec": rules}))
+                     "spec": {"groups": rules["groups"] + fleet_rules["groups"]}}))
+    recorded = [r["record"] for g in fleet_rules["groups"] for r in g["rules"]]
+    allowlist = dump_yaml({"names": recorded})
+    out[ROOT / "deploy/components/acm-observability/allowlist.yaml"] = (
+        "# Generated by scripts/gen-manifests.py from deploy/rules/clonewatch.fleet.rules.yml.\n"
+        "# Red Hat ACM observability collects only allowlisted metrics from managed clusters: these are\n"
+        "# clonewatch's recorded fleet series (docs/fleet.md). metrics_list.yaml serves platform monitoring\n"
+        "# (the exporter in openshift-storage, a cluster-monitoring namespace); uwl_metrics_list.yaml user\n"
+        "# workload monitoring (ACM 2.9 and later), should the exporter run in a namespace of its own.\n"
+        + dump_yaml({"apiVersion": "v1", "kind": "ConfigMap",
+                     "metadata": {"name": "observability-metrics-custom-allowlist",
+                                  "namespace": "open-cluster-management-observability"},
+                     "data": {"metrics_list.yaml": allowlist, "uwl_metrics_list.yaml": allowlist}}))
     cms = []
-    for name in BOARDS:
+    for name in (n for n in BOARDS if n not in HUB_BOARDS):     # the hub's board belongs on the hub
         cms.append({"apiVersion": "v1", "kind": "ConfigMap",
                     "metadata": {"name": name.removesuffix(".json"), "namespace": "openshift-config-managed",
                                  "labels": {"console.openshift.io/dashboard": "true",

@@ -46,8 +46,9 @@ def test_servicemonitors_and_rules(docs):
         assert (sm["metadata"].get("namespace"), app) in services
         assert sm["spec"]["endpoints"][0]["port"] == "metrics"
     for rule in (d for d in items if d["kind"] == "PrometheusRule"):
-        alerts = [r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]]
-        assert "CloneWatchCloneFellBackToCopy" in alerts
+        alerts = [r["alert"] for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r]
+        records = [r["record"] for g in rule["spec"]["groups"] for r in g["rules"] if "record" in r]
+        assert "CloneWatchCloneFellBackToCopy" in alerts and ":clonewatch_source_saved_bytes:sum" in records
 
 
 def test_exporter_is_read_only_and_loadgen_is_namespaced(docs):

@@ -16,13 +16,14 @@ def test_generated_files_are_up_to_date():
 
 def test_dashboards_are_grafana_json_with_datasource_and_job_variables():
     boards = sorted((ROOT / "dashboards").glob("*.json"))
-    assert len(boards) == 4
+    assert len(boards) == 5
     uids = set()
     for path in boards:
         board = json.loads(path.read_text())
         uids.add(board["uid"])
         names = [v["name"] for v in board["templating"]["list"]]
-        assert names[:2] == ["datasource", "job"], path.name
+        # The hub's board selects clusters, a cluster's boards select the exporter job.
+        assert names[:2] == ["datasource", "cluster" if path.name == "clonewatch-clusters.json" else "job"], path.name
         ids = [p["id"] for p in board["panels"]]
         assert len(ids) == len(set(ids)) and len(ids) >= 6
         for panel in board["panels"]:
@@ -30,4 +31,4 @@ def test_dashboards_are_grafana_json_with_datasource_and_job_variables():
             assert panel["targets"] and all(t["expr"] for t in panel["targets"])
             g = panel["gridPos"]
             assert 0 <= g["x"] and g["x"] + g["w"] <= 24
-    assert len(uids) == 4
+    assert len(uids) == 5

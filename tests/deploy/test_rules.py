@@ -38,3 +38,27 @@ def test_every_alert_has_summary_description_and_a_runbook_section():
         assert ann["summary"] and ann["description"], a["alert"]
         assert ann["runbook"].split("#")[1] in anchors, a["alert"]
         assert a["labels"]["severity"] in ("info", "warning", "critical")
+
+
+FLEET = ROOT / "deploy" / "rules" / "clonewatch.fleet.rules.yml"
+
+
+def test_fleet_recording_rules_are_valid_named_by_convention_and_each_is_unit_tested():
+    proc = promtool("check", "rules", str(FLEET))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    records = [r["record"] for g in yaml.safe_load(FLEET.read_text())["groups"] for r in g["rules"]]
+    assert all(re.fullmatch(r"[a-z_]*:clonewatch_[a-z_]+:[a-z]+", name) for name in records), records
+    proc = promtool("test", "rules", "deploy/rules/tests/clonewatch.fleet.test.yml")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    tested = set(re.findall(r"- expr: (\S+)", (ROOT / "deploy/rules/tests/clonewatch.fleet.test.yml").read_text()))
+    untested = [r for r in records if r not in tested and not r.startswith("source:clonewatch_source_")
+                and "cache_age" not in r]
+    # The per-family max rules are tested through consumed_bytes and the totals built on them.
+    assert "source:clonewatch_source_consumed_bytes:max" in tested and not untested, untested
+
+
+def test_the_acm_allowlist_names_every_recorded_series():
+    records = {r["record"] for g in yaml.safe_load(FLEET.read_text())["groups"] for r in g["rules"]}
+    cm = yaml.safe_load((ROOT / "deploy/components/acm-observability/allowlist.yaml").read_text())
+    for key in ("metrics_list.yaml", "uwl_metrics_list.yaml"):
+        assert set(yaml.safe_load(cm["data"][key])["names"]) == records

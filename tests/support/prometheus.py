@@ -14,14 +14,17 @@ from tests.support.process import free_port
 
 
 class Prometheus:
-    def __init__(self, workdir: Path, jobs: dict[str, list[str]], rule_files: list[str]) -> None:
+    def __init__(self, workdir: Path, jobs: dict[str, list[str]], rule_files: list[str],
+                 external_labels: dict[str, str] | None = None, scrape_configs: list[dict] | None = None) -> None:
         binary = shutil.which("prometheus")
         assert binary, "Debian's prometheus is installed by scripts/setup.sh"
         self.port = free_port()
-        config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"},
+        workdir.mkdir(parents=True, exist_ok=True)
+        config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s",
+                             "external_labels": external_labels or {}},
                   "rule_files": rule_files,
                   "scrape_configs": [{"job_name": job, "static_configs": [{"targets": targets}]}
-                                     for job, targets in jobs.items()]}
+                                     for job, targets in jobs.items()] + (scrape_configs or [])}
         (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
         self.log = open(workdir / "prometheus.log", "wb")
         self.proc = subprocess.Popen([binary, f"--config.file={workdir / 'prometheus.yml'}",
