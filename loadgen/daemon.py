@@ -57,6 +57,7 @@ class Daemon:
         self.metrics = Metrics()
         self.stopping = threading.Event()
         self.alive: dict[str, Owned] = {}
+        self.drift_written = 0          # this process's bytes, as the counter has them (logged at stop)
         self._seq = 0
         for g in scenario.groups:
             self.metrics.alive.labels(g.name).set(0)
@@ -85,6 +86,8 @@ class Daemon:
             try:
                 self.cloner.delete(o.name)
                 self.metrics.deleted.inc()
+                log.info("clone_retired", name=o.name, age_seconds=round(now - o.created, 1),
+                         drift_bytes=o.drift_bytes)
             except (CloneFailed, NotOwned) as exc:
                 self.metrics.failures.inc()
                 log.error("delete_failed", name=o.name, error=str(exc))
@@ -95,6 +98,8 @@ class Daemon:
         self.cloner.ensure_golden()
         self._retire()
         top = self.sc.drift_levels[-1] if self.sc.drift_levels else 0
+        if self.sc.drift_rate:
+            top = min(top, self.sc.drift_cap)
         for g in self.sc.groups:
             have = sum(1 for o in self.alive.values() if o.group == g.name)
             room = min(g.count - have, self.sc.limit_max_clones - len(self.alive),
@@ -123,19 +128,22 @@ class Daemon:
         for o in list(self.alive.values()):
             if self.stopping.is_set():
                 return
-            if o.drift_bytes >= top:
+            target = self.drift_target(o.drift_bytes, top)
+            if o.drift_bytes >= target:
                 continue
             try:
-                written = self.cloner.drift(o.name, o.drift_bytes, top)
-                self.cloner.record_drift(o.name, top)
+                written = self.cloner.drift(o.name, o.drift_bytes, target)
+                self.cloner.record_drift(o.name, target)
             except (CloneFailed, NotOwned) as exc:
                 self.metrics.failures.inc()
                 log.error("drift_failed", name=o.name, error=str(exc))
                 continue
-            o.drift_bytes = top
+            o.drift_bytes = target
             self.metrics.drift.inc(written)
+            self.drift_written += written
         members = {g.name: [o.name for o in self.alive.values() if o.group == g.name] for g in self.sc.groups}
-        point = measure(self.cloner, "cycle", members, {g.name: g.method for g in self.sc.groups}, top)
+        drift = max((o.drift_bytes for o in self.alive.values()), default=top)
+        point = measure(self.cloner, "cycle", members, {g.name: g.method for g in self.sc.groups}, drift)
         for group, n in point.groups.items():
             self.metrics.alive.labels(group).set(n.clones)
             self.metrics.efficiency.labels(group).set(n.efficiency_ratio)
@@ -143,6 +151,13 @@ class Daemon:
         self.metrics.last_cycle.set(time.time())
         log.info("cycle_done", alive=len(self.alive), efficiency={g: round(n.efficiency_ratio, 4)
                                                                   for g, n in point.groups.items()})
+
+    def drift_target(self, now: int, top: int) -> int:
+        """Where a clone's drift goes this cycle: the top level at once, then `rate` more each cycle
+        (as a VM keeps writing), never past `cap`."""
+        if not self.sc.drift_rate:
+            return top
+        return min(self.sc.drift_cap, max(top, now + self.sc.drift_rate if now >= top else top))
 
     def loop(self) -> None:
         try:
@@ -221,5 +236,5 @@ async def serve(scenario: Scenario, host: str | None, port: int) -> int:
     stop_task.cancel()
     done_task.cancel()
     await runner.cleanup()
-    log.info("loadgen_stopped")
+    log.info("loadgen_stopped", drift_bytes_written=daemon.drift_written, clones_alive=len(daemon.alive))
     return rc

@@ -25,7 +25,7 @@ RBD_OBJECT = 4 * 2**20
 
 def projected_bytes(sc: Scenario, golden_exists: bool) -> int:
     """Worst case the run may add to the storage, checked before anything is created."""
-    top = sc.drift_levels[-1] if sc.drift_levels else 0
+    top = max(sc.drift_levels[-1] if sc.drift_levels else 0, sc.drift_cap if sc.drift_rate else 0)
     if sc.drift_pattern == "random-4k":
         unit = QCOW2_CLUSTER if sc.backend == "qcow2" else RBD_OBJECT
         top = min(sc.golden_size, (top // 4096 + 1) * unit)     # copy-up of whole clusters/objects

@@ -55,6 +55,8 @@ class Scenario:
     retention_max_age_seconds: float       # 0: no age limit
     limit_max_clones: int
     limit_max_bytes: int
+    drift_rate: int = 0                    # daemon: bytes more per clone each cycle, after the levels
+    drift_cap: int = 0                     # daemon: no clone drifts past this (0: the top level)
     qcow2_dir: str = ""
     rbd_pool: str = ""
     rbd_ceph_conf: str = ""
@@ -241,6 +243,13 @@ def parse(doc: Any, base_dir: Path | None = None) -> Scenario:
     pattern = d.text("pattern", "sequential", choices=PATTERNS)
     compressible = d.number("compressible", 0.0, 0.0, 1.0)
     seed = d.whole("seed", 42)
+    # Drift that keeps coming (the daemon): `rate` more bytes per clone every cycle, up to `cap`.
+    rate = parse_size("drift.rate", d.raw("rate", 0), of=size)
+    cap = parse_size("drift.cap", d.raw("cap", "50%" if rate else 0), of=size)
+    if rate and not cap:
+        raise ScenarioError("drift.cap", "must be above 0 with drift.rate: drift stops there")
+    if cap > size:
+        raise ScenarioError("drift.cap", "must be at most the disk size")
     d.done()
 
     batch_size = top.whole("batch_size", 10, minimum=1)
@@ -264,7 +273,8 @@ def parse(doc: Any, base_dir: Path | None = None) -> Scenario:
     return Scenario(name=name, backend=backend, golden_name=golden_name, golden_size=size, golden_fill=fill,
                     golden_create=create, golden_snapshot=snapshot, groups=tuple(groups), drift_levels=levels,
                     drift_labels=tuple(str(v) for v in raw_levels), drift_pattern=pattern,
-                    drift_compressible=compressible, drift_seed=seed, batch_size=batch_size,
+                    drift_compressible=compressible, drift_seed=seed, drift_rate=rate, drift_cap=cap,
+                    batch_size=batch_size,
                     concurrency=concurrency, interval_seconds=interval, retention_max_clones=max_alive,
                     retention_max_age_seconds=max_age, limit_max_clones=limit_clones, limit_max_bytes=limit_bytes,
                     qcow2_dir=qdir, rbd_pool=pool, rbd_ceph_conf=conf, rbd_ceph_id=cid, kube=kube)
