@@ -115,3 +115,31 @@ def test_every_example_scenario_is_valid():
     for path in examples:
         sc = load(str(path))
         assert sc.groups and sc.name
+
+
+def test_drift_that_keeps_coming_is_capped_and_counted():
+    sc = parse(with_("drift", {"levels": ["1MiB"], "rate": "2MiB", "cap": "10MiB", "pattern": "sequential"}))
+    assert (sc.drift_rate, sc.drift_cap) == (2 * 2**20, 10 * 2**20)
+    assert projected_bytes(sc, golden_exists=True) == 3 * 10 * 2**20 + 64 * 2**20, "every clone at the cap"
+    assert parse(with_("drift", {"levels": [], "rate": "1%"})).drift_cap == 32 * 2**20, "cap defaults to half"
+    for bad, key in (({"rate": "1MiB", "cap": 0}, "drift.cap"), ({"rate": "1MiB", "cap": "1GiB"}, "drift.cap"),
+                     ({"rate": "lots"}, "drift.rate")):
+        with pytest.raises(ScenarioError) as err:
+            parse(with_("drift", bad))
+        assert err.value.key == key
+
+
+def test_the_daemon_drifts_a_clone_to_the_top_level_then_by_the_rate_up_to_the_cap():
+    from loadgen.daemon import Daemon
+    sc = parse(with_("drift", {"levels": ["1MiB"], "rate": "2MiB", "cap": "6MiB", "pattern": "sequential"}))
+    d = Daemon.__new__(Daemon)       # the arithmetic only: no cloner, no storage
+    d.sc = sc
+    MiB, top = 2**20, 1 * 2**20
+    steps, now = [], 0
+    for _ in range(5):
+        now = d.drift_target(now, top)
+        steps.append(now // MiB)
+    assert steps == [1, 3, 5, 6, 6]
+    plain = parse(with_("drift.pattern", "sequential"))
+    d.sc = plain
+    assert d.drift_target(0, 8 * MiB) == 8 * MiB and d.drift_target(8 * MiB, 8 * MiB) == 8 * MiB
