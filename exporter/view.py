@@ -286,13 +286,20 @@ def _native_families(volumes: Mapping[str, Mapping[str, Volume]],
         for vid, vol in vols.items():
             if vol.parent:
                 members[root_of(vols, vid)].append(vid)
-        for root, clones in sorted(members.items()):
+        for root, descendants in sorted(members.items()):
             if root not in vols or vols[root].parent:
                 continue    # the root's own parent is not visible: no complete family to show
+            # A driver's intermediates (ceph-csi temp clones, snapshot images) add their bytes to the
+            # family but are neither clones nor would-be copies.
+            clones = [v for v in descendants if not vols[v].link]
+            links = [v for v in descendants if vols[v].link]
+            if not clones:
+                continue
             member_ids = [root] + clones
             fulls = [logical[backend].get(v) for v in member_ids]
             numbers = None
             if all(f is not None for f in fulls):
-                numbers = family_numbers((vols[v].consumed_bytes, f or 0) for v, f in zip(member_ids, fulls, strict=True))
+                pairs = [(vols[v].consumed_bytes, f or 0) for v, f in zip(member_ids, fulls, strict=True)]
+                numbers = family_numbers(pairs + [(vols[v].consumed_bytes, 0) for v in links])
             rows.append(FamilyRow("", root, backend, len(clones), numbers))
     return rows

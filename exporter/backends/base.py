@@ -47,6 +47,8 @@ class Volume:
     copy: BackgroundCopy | None = None
     origin: str = ""            # what an independent volume was made from (a snapshot it was restored from)
     parent_problem: str = ""    # why the backend knows `parent` cannot be found, e.g. backing-file-missing
+    link: bool = False          # an intermediate the driver made (a ceph-csi temp clone or snapshot image):
+                                # its bytes count in its family, it is no member and no would-be copy
 
     @property
     def parent_share(self) -> float:

@@ -26,6 +26,9 @@ from .base import BackendError, BackendSpec, TargetState, Volume, VolumeRef, rec
 log = structlog.get_logger("clonewatch.rbd")
 
 NAME = "rbd"
+# ceph-csi's intermediates (docs/design/proposals/rbd-snap-clone.md): the temporary clone a PVC-PVC
+# clone goes through, and the image that holds a VolumeSnapshot.
+_LINK = re.compile(r"csi-vol-[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}-temp|csi-snap-[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}")
 _UUID = re.compile(r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$")
 
 
@@ -102,7 +105,8 @@ def build_volumes(target: str, du: dict[str, tuple[int, int]], ls: dict[str, dic
         parent_id = volume_id(parent["pool"], text(parent.get("pool_namespace")), parent["image"]) if parent else ""
         vid = volume_id(pool, namespace, image)
         volumes[vid] = Volume(volume=vid, target=target, consumed_bytes=own, provisioned_bytes=prov,
-                              parent=parent_id, parent_snapshot=text(parent.get("snapshot")) if parent else "")
+                              parent=parent_id, parent_snapshot=text(parent.get("snapshot")) if parent else "",
+                              link=bool(_LINK.fullmatch(image)))
     return volumes
 
 

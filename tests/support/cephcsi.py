@@ -6,6 +6,8 @@
 - a VolumeSnapshot of SRC is `snap create SRC@tmp`, `clone SRC@tmp csi-snap-<uuid>`, `snap rm SRC@tmp`
   (the snapshot has a child, so it goes to the trash namespace), `snap create csi-snap-<uuid>@csi-snap-<uuid>`;
 - a PVC restored from it is `clone csi-snap-<uuid>@csi-snap-<uuid> csi-vol-<uuid>`;
+- a PVC cloned from a PVC goes through a temporary image: `snap create SRC@x`, `clone SRC@x
+  csi-vol-<uuid>-temp`, `snap rm SRC@x`, `snap create TEMP@y`, `clone TEMP@y csi-vol-<uuid>`, `snap rm TEMP@y`;
 - deleting a VolumeSnapshot removes that snapshot (to the trash namespace while restores hang from
   it) and moves the csi-snap image to the trash.
 """
@@ -49,6 +51,20 @@ class CephCsi:
         snap = f"csi-snap-{snapshot_uid}"
         image = f"csi-vol-{uuid.uuid4()}"
         self.rbd("clone", f"{self.pool.spec(snap)}@{snap}", self.pool.spec(image))
+        self.pool.write(image, mib_written)
+        return image
+
+    def clone_volume(self, source_image: str, mib_written: int) -> str:
+        """A PVC cloned from a PVC: through a temporary clone, so the chain grows by two."""
+        uid = str(uuid.uuid4())
+        temp, image = f"csi-vol-{uid}-temp", f"csi-vol-{uid}"
+        src = self.pool.spec(source_image)
+        self.rbd("snap", "create", "--no-progress", f"{src}@{uid}")
+        self.rbd("clone", f"{src}@{uid}", self.pool.spec(temp))
+        self.rbd("snap", "rm", "--no-progress", f"{src}@{uid}")
+        self.rbd("snap", "create", "--no-progress", f"{self.pool.spec(temp)}@{uid}-2")
+        self.rbd("clone", f"{self.pool.spec(temp)}@{uid}-2", self.pool.spec(image))
+        self.rbd("snap", "rm", "--no-progress", f"{self.pool.spec(temp)}@{uid}-2")
         self.pool.write(image, mib_written)
         return image
 

@@ -75,3 +75,11 @@ def test_pv_mapping():
     static["spec"]["csi"]["volumeHandle"] = "my-image"
     assert b.map_pv(static).volume == "p/my-image"
     assert b.map_pv(pv_rbd("pv", "", "i")) is None
+
+
+def test_ceph_csi_intermediates_are_links():
+    uid = "0206e500-79a8-4bca-b274-da6db48a5760"
+    du = {f"csi-vol-{uid}-temp": (0, 1), f"csi-snap-{uid}": (0, 1), f"csi-vol-{uid}": (4, 1), "csi-vol-x-temp": (0, 1),
+          f"my-csi-snap-{uid}": (0, 1)}
+    vols = build_volumes("p", du, {name: None for name in du})
+    assert {v.volume.split("/")[1] for v in vols.values() if v.link} == {f"csi-vol-{uid}-temp", f"csi-snap-{uid}"}

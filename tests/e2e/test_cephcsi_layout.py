@@ -1,0 +1,40 @@
+"""The layout ceph-csi really builds, measured natively (no Kubernetes): PVC clones through temporary
+images, a VolumeSnapshot image with a restore, and a full copy. The temporary and snapshot images are
+chain links, not clones: the family's full-copy yardstick counts only real volumes."""
+
+import pytest
+
+from tests.support.cephcsi import CephCsi
+from tests.support.process import ExporterProcess, one, pick
+
+MiB = 2**20
+
+
+@pytest.fixture(scope="module")
+def layout(pool, tmp_path_factory):
+    csi = CephCsi(pool)
+    golden = csi.create_volume(64)
+    clones = [csi.clone_volume(golden, mib) for mib in (4, 8, 16)]
+    snap = csi.create_snapshot(golden)
+    restored = csi.restore(snap, 8)
+    copy = csi.create_volume(64)            # an independent volume of the same size: no family
+    tmp = tmp_path_factory.mktemp("layout")
+    proc = ExporterProcess(["--no-kubernetes.enabled", f"--rbd.pools={pool.name}", f"--ceph.conf={pool.conf}",
+                            "--rbd.refresh-interval=1"], tmp / "exporter.log")
+    proc.wait_ready()
+    yield proc, pool, golden, clones, restored, copy
+    proc.stop()
+
+
+def test_temporary_and_snapshot_images_are_links_not_clones(layout):
+    proc, pool, golden, clones, restored, copy = layout
+    s = proc.wait_for(lambda s: pick(s, "clonewatch_source_efficiency_ratio"), what="the family")
+    fam = dict(source_name=f"{pool.name}/{golden}", backend="rbd")
+    assert one(s, "clonewatch_source_clones", **fam) == 4                     # 3 PVC clones + 1 restore
+    assert one(s, "clonewatch_source_consumed_bytes", **fam) == (64 + 4 + 8 + 16 + 8) * MiB
+    # As independent copies: the golden, each clone with the golden under it, the restore too.
+    assert one(s, "clonewatch_source_full_copy_bytes", **fam) == (64 + 68 + 72 + 80 + 72) * MiB
+    assert one(s, "clonewatch_source_efficiency_ratio", **fam) == pytest.approx(1 - 100 / 356, abs=1e-6)
+    for image in clones:
+        assert one(s, "clonewatch_volume_clone_depth", volume=f"{pool.name}/{image}") == 2, "two hops per PVC clone"
+    assert len(pick(s, "clonewatch_source_clones")) == 1, "the full copy heads no family"
