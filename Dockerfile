@@ -13,11 +13,17 @@ RUN python -m venv /opt/clonewatch \
  && find /opt/clonewatch -name '__pycache__' -prune -exec rm -rf {} +
 
 FROM python:3.11-slim-bookworm
-# rbd (ceph-common) for the RBD backend and loadgen; qemu-img/qemu-io (qemu-utils) for qcow2.
+# Ceph's Python bindings (python3-rados, python3-rbd) for the RBD backend, rbd (ceph-common) for
+# loadgen and the cli client; qemu-img/qemu-io (qemu-utils) for qcow2.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ceph-common=16.2.15* qemu-utils=1:7.2* \
+ && apt-get install -y --no-install-recommends ceph-common=16.2.15* python3-rados=16.2.15* python3-rbd=16.2.15* \
+      qemu-utils=1:7.2* \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /opt/clonewatch /opt/clonewatch
+# Debian's bindings are built for CPython 3.11, as this image's Python is: link them into the venv.
+RUN ln -s /usr/lib/python3/dist-packages/rados.cpython-311-x86_64-linux-gnu.so \
+          /usr/lib/python3/dist-packages/rbd.cpython-311-x86_64-linux-gnu.so \
+          /opt/clonewatch/lib/python3.11/site-packages/
 ENV PATH=/opt/clonewatch/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

@@ -114,7 +114,7 @@ def main() -> None:
     os.environ.update(FAKE_RBD_IMAGES=str(a.pvcs), FAKE_RBD_GOLDENS=str(a.goldens))
     start = time.perf_counter()
     exp = ExporterProcess([f"--kubeconfig={kube.write_kubeconfig(tmp / 'kubeconfig')}",
-                           f"--rbd.binary={ROOT / 'bench' / 'fake_rbd.py'}", "--rbd.refresh-interval=3600",
+                           "--rbd.client=cli", f"--rbd.binary={ROOT / 'bench' / 'fake_rbd.py'}", "--rbd.refresh-interval=3600",
                            "--kubernetes.read-timeout=600", "--log.level=warning"], tmp / "exporter.log")
     exp.wait_ready(timeout=600)
     ready_s = time.perf_counter() - start

@@ -59,6 +59,16 @@ def main():
         backend = RbdBackend(RbdSettings(pools=(pool,), timeout_seconds=600))
         ours = median_seconds(lambda: asyncio.run(backend.refresh()), a.repeat)
         assert backend.states()[pool].up and len(backend.states()[pool].volumes) == a.images
+        conf = os.environ.get("CEPH_CONF", "")
+        for threads in (4, 8):
+            lib = RbdBackend(RbdSettings(pools=(pool,), timeout_seconds=600, client="librbd", ceph_conf=conf,
+                                         concurrency=threads))
+
+            async def lib_refresh(b=lib):
+                await b.refresh()
+            librbd_s = median_seconds(lambda: asyncio.run(lib_refresh()), a.repeat)
+            assert lib.states()[pool].up and len(lib.states()[pool].volumes) == a.images, lib.states()[pool].error
+            print(f"librbd refresh, {threads} threads: {librbd_s:.2f}s")
         bare_seq = median_seconds(lambda: (sh("rbd", "du", "-p", pool, "--format", "json"),
                                   sh("rbd", "ls", "-l", "-p", pool, "--format", "json")), a.repeat)
 

@@ -57,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"clonewatch-exporter: configuration error: {exc}", file=sys.stderr)
         return 2
+    registry.prepare(settings)       # before logging: a backend may need to set up the process
     configure(settings.log_level, settings.log_format)
     log = structlog.get_logger("clonewatch")
     log.info("starting", version=__version__, **{k: v for k, v in settings.as_dict().items()

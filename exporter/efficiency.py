@@ -77,9 +77,11 @@ class FamilyNumbers:
     efficiency_ratio: float
 
 
-def family_numbers(members: Iterable[tuple[int, int]]) -> FamilyNumbers:
-    """members: (own, logical) of the source and of each clone."""
-    consumed = full = 0
+def family_numbers(members: Iterable[tuple[int, int]], held: int = 0) -> FamilyNumbers:
+    """members: (own, logical) of the source and of each clone. held: bytes the family occupies in
+    volumes that are not members (a driver's intermediates, an ancestor of the source in the trash);
+    they are already inside the members' logical sizes, so they add to consumed only."""
+    consumed, full = held, 0
     for own, logical in members:
         consumed += own
         full += max(logical, own)

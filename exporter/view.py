@@ -1,7 +1,7 @@
 """Join the classified PVCs with what the backends measured: the rows the collectors render (pure)."""
 
-from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -140,10 +140,27 @@ def build_view(objs: Objects, backends: Sequence[Backend], kubernetes: bool,
     for rec in records.values():
         if rec.is_clone:
             groups[(rec.family_kind, rec.family_namespace, rec.family_name, family_backend(rec))].append(rec)
-    for (kind, ns, name, backend_name), clones in sorted(groups.items()):
-        view.families.append(FamilyRow(ns, name, backend_name, len(clones),
-                                       _family(objs, backends, records, volumes, usage, kind, ns, name,
-                                               backend_name, clones)))
+    plans = {fkey: _family(objs, backends, records, volumes, *fkey, clones) for fkey, clones in groups.items()}
+    # Bytes above a family's source (a golden kept in the RBD trash under its snapshot image) belong
+    # to the family when it is the only one they serve; serving several, they are charged to none.
+    above: dict[tuple[str, str, str, str], list[str]] = {}
+    serving: Counter[tuple[str, str]] = Counter()
+    for fkey, plan in plans.items():
+        if plan is not None and plan[0] is not None:
+            top = plan[0]
+            above[fkey] = walk(volumes[top.backend], top.volume)[1:]
+            serving.update((top.backend, a) for a in set(above[fkey]))
+    for fkey, clones in sorted(groups.items()):
+        _, ns, name, backend_name = fkey
+        numbers = None
+        plan = plans[fkey]
+        if plan is not None:
+            src, refs = plan
+            members = ([usage(src)] if src else []) + [usage(r) for r in refs if src is None or r.volume != src.volume]
+            held = sum(volumes[backend_name][a].consumed_bytes for a in above.get(fkey, [])
+                       if serving[(backend_name, a)] == 1)
+            numbers = _measured(members, held)
+        view.families.append(FamilyRow(ns, name, backend_name, len(clones), numbers))
 
     profiles = objs.get("storageprofiles") or {}
     override = cdi_override((objs.get("cdis") or {}).values())
@@ -155,9 +172,13 @@ def build_view(objs: Objects, backends: Sequence[Backend], kubernetes: bool,
     return view
 
 
+Plan = tuple[VolumeRef | None, list[VolumeRef]] | None    # (source volume or None: independent copies, clones)
+
+
 def _family(objs: Objects, backends: Sequence[Backend], records: Mapping[tuple[str, str], CloneRecord],
-            volumes: Mapping[str, Mapping[str, Volume]], usage: Callable[[VolumeRef | None], Usage],
-            kind: str, ns: str, name: str, backend: str, clones: list[CloneRecord]) -> FamilyNumbers | None:
+            volumes: Mapping[str, Mapping[str, Volume]],
+            kind: str, ns: str, name: str, backend: str, clones: list[CloneRecord]) -> Plan:
+    """Which volumes a family's numbers are made of; None when that cannot be told."""
     if backend not in volumes:
         return None
     refs = [c.volume_ref for c in clones if c.volume_ref is not None]
@@ -172,14 +193,14 @@ def _family(objs: Objects, backends: Sequence[Backend], records: Mapping[tuple[s
         if refs and roots == own_ids:
             # Every clone is an independent volume (a restore or a copy onto other storage): the
             # family is just those copies, and saves nothing.
-            return _measured([usage(r) for r in refs])
+            return None, refs
         if len(roots) != 1:
             return None
         root = roots.pop()
         if root in own_ids:
             return None
         source_ref = VolumeRef(backend, "", root)
-    return _measured([usage(source_ref)] + [usage(r) for r in refs if r.volume != source_ref.volume])
+    return source_ref, refs
 
 
 def _ancestors(vols: Mapping[str, Volume], vid: str) -> list[str]:
@@ -270,12 +291,13 @@ def _broken(vols: Mapping[str, Volume], vol: Volume) -> str:
     return vol.parent_problem or "parent-not-measured"
 
 
-def _measured(members: list[Usage]) -> FamilyNumbers | None:
-    """Family numbers, or None when any member could not be measured: absent, not invented."""
+def _measured(members: list[Usage], held: int = 0) -> FamilyNumbers | None:
+    """Family numbers, or None when any member could not be measured: absent, not invented.
+    `held`: bytes of volumes that hold the family's data without being members."""
     known = [(own, full) for own, full in (m or (0, None) for m in members) if full is not None]
     if len(known) != len(members):
         return None
-    return family_numbers(known)
+    return family_numbers(known, held)
 
 
 def _native_families(volumes: Mapping[str, Mapping[str, Volume]],
@@ -300,6 +322,6 @@ def _native_families(volumes: Mapping[str, Mapping[str, Volume]],
             numbers = None
             if all(f is not None for f in fulls):
                 pairs = [(vols[v].consumed_bytes, f or 0) for v, f in zip(member_ids, fulls, strict=True)]
-                numbers = family_numbers(pairs + [(vols[v].consumed_bytes, 0) for v in links])
+                numbers = family_numbers(pairs, held=sum(vols[v].consumed_bytes for v in links))
             rows.append(FamilyRow("", root, backend, len(clones), numbers))
     return rows

@@ -12,6 +12,9 @@ for pair in ceph-mon:ceph-mon ceph-osd:ceph-osd ceph:ceph-common rbd:ceph-common
   command -v "${pair%%:*}" >/dev/null 2>&1 || need_apt+=("${pair##*:}")
 done
 [ -d /usr/share/gocode/src/github.com/vmware/govmomi/simulator ] || need_apt+=(golang-github-vmware-govmomi-dev)
+# Ceph's own Python bindings (librbd, librados) for the RBD backend: Debian's, of the same release as ceph-common.
+ls /usr/lib/python3/dist-packages/rbd.cpython-*.so >/dev/null 2>&1 || need_apt+=(python3-rbd)
+ls /usr/lib/python3/dist-packages/rados.cpython-*.so >/dev/null 2>&1 || need_apt+=(python3-rados)
 if [ ${#need_apt[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "setup: installing Debian packages: $(printf '%s\n' "${need_apt[@]}" | sort -u | tr '\n' ' ')" >&2
@@ -37,3 +40,13 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   touch "$stamp"
   echo "setup: Python dependencies ready in $(( $(date +%s) - start ))s" >&2
 fi
+# Make Debian's rados/rbd modules (and only those) importable in .venv: a directory of links to them
+# and a .pth naming it. They are CPython extensions; they load when .venv's Python has the same
+# minor version as Debian's python3 (else the exporter falls back to the rbd command).
+bindings="$PWD/.venv/ceph-bindings"
+mkdir -p "$bindings"
+for so in /usr/lib/python3/dist-packages/rados.cpython-*.so /usr/lib/python3/dist-packages/rbd.cpython-*.so; do
+  [ -e "$so" ] && ln -sf "$so" "$bindings/"
+done
+site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+echo "$bindings" > "$site/ceph-bindings.pth"

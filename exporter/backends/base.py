@@ -49,6 +49,8 @@ class Volume:
     parent_problem: str = ""    # why the backend knows `parent` cannot be found, e.g. backing-file-missing
     link: bool = False          # an intermediate the driver made (a ceph-csi temp clone or snapshot image):
                                 # its bytes count in its family, it is no member and no would-be copy
+    trashed: bool = False       # deleted but kept by the storage because clones still read from it
+    fast_diff: bool | None = None   # RBD: whether measuring it is cheap (object map + fast-diff)
 
     @property
     def parent_share(self) -> float:
@@ -158,6 +160,7 @@ class BackendSpec:
     options: tuple[Option, ...]
     build: Callable[[Any], Backend | None]
     check: Callable[[Any], object] = lambda settings: None
+    prepare: Callable[[Any], None] = lambda settings: None     # once, in the exporter process, before logging
 
 
 def named_dirs(key: str, entries: Sequence[str]) -> list[tuple[str, str]]:

@@ -1,7 +1,10 @@
-"""Ceph RBD: volumes are images; bytes from `rbd du`, parents from `rbd ls -l`.
+"""Ceph RBD: volumes are images, live and in the RBD trash.
 
-Per target (pool, optionally a RADOS namespace) and refresh, exactly one `rbd du` and one
-`rbd ls -l`, both JSON, run concurrently: never one process per image.
+Two ways to read a target (pool, optionally a RADOS namespace), `--rbd.client`:
+- librbd (rbd_librbd.py, the default where Debian's python3-rbd imports): in-process, one kept
+  connection, the trash included, bounded parallelism across images;
+- cli: per refresh exactly one `rbd du` and one `rbd ls -l`, both JSON, run concurrently (never
+  one process per image); neither command sees the trash.
 
 `rbd du` charges a golden image's data to its snapshot row (`golden@base`) and shows the head
 at 0, so an image's own bytes are its head row plus all of its snapshot rows. Sizes are whole
@@ -19,9 +22,11 @@ from typing import Any, TypeGuard
 
 import structlog
 
+from ..logs import keep_c_libraries_off_stderr
 from ..objects import get, text
-from ..settings import Option
+from ..settings import ConfigError, Option
 from .base import BackendError, BackendSpec, TargetState, Volume, VolumeRef, record
+from .rbd_librbd import Image, Reader, available
 
 log = structlog.get_logger("clonewatch.rbd")
 
@@ -43,6 +48,7 @@ class RbdSettings:
     timeout_seconds: float = 60.0
     refresh_interval_seconds: float = 60.0
     concurrency: int = 4
+    client: str = "cli"                # cli: `rbd du` + `rbd ls -l`; librbd: in-process, the trash included
 
 
 def volume_id(pool: str, namespace: str, image: str) -> str:
@@ -110,6 +116,23 @@ def build_volumes(target: str, du: dict[str, tuple[int, int]], ls: dict[str, dic
     return volumes
 
 
+def volumes_from_images(target: str, images: list[Image]) -> dict[str, Volume]:
+    """Volumes from librbd's facts; a trashed image keeps its name as its id (children name their
+    parent by name) unless a live image took the name since."""
+    pool, namespace = split_target(target)
+    live = {i.name for i in images if not i.trashed}
+    volumes: dict[str, Volume] = {}
+    for i in images:
+        name = i.name if not (i.trashed and i.name in live) else f"{i.name}@trash:{i.image_id}"
+        vid = volume_id(pool, namespace, name)
+        parent_id = volume_id(i.parent[0], i.parent[1], i.parent[2]) if i.parent else ""
+        volumes[vid] = Volume(volume=vid, target=target, consumed_bytes=i.own_bytes, provisioned_bytes=i.size,
+                              parent=parent_id, parent_snapshot=i.parent[3] if i.parent else "",
+                              link=bool(_LINK.fullmatch(i.name)) or i.trashed, trashed=i.trashed,
+                              fast_diff=i.fast_diff)
+    return volumes
+
+
 def _is_count(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
@@ -124,6 +147,9 @@ class RbdBackend:
         self._states: dict[str, TargetState] = {}
         self._wanted: set[str] = set()
         self._by_image: dict[str, str] = {}
+        self._reader: Reader | None = None
+        self._busy: set[str] = set()
+        self._slow_logged: set[str] = set()
 
     # -- mapping Kubernetes objects to images (no I/O) --------------------------------------
     def map_pv(self, pv: dict) -> VolumeRef | None:
@@ -198,6 +224,8 @@ class RbdBackend:
             await record(NAME, state, self._measure(target))
 
     async def _measure(self, target: str) -> dict[str, Volume]:
+        if self.settings.client == "librbd":
+            return await self._measure_librbd(target)
         pool, namespace = split_target(target)
         scope = ["--pool", pool] + (["--namespace", namespace] if namespace else [])
         du_doc, ls_doc = await self._du_and_ls(scope)
@@ -215,6 +243,35 @@ class RbdBackend:
                 raise failures[0] from None
             raise
         return du.result(), ls.result()
+
+    async def _measure_librbd(self, target: str) -> dict[str, Volume]:
+        s = self.settings
+        if self._reader is None:
+            self._reader = Reader(s.ceph_conf, s.ceph_id, s.keyring, s.mon_host, s.timeout_seconds, s.concurrency)
+        if target in self._busy:
+            # Ceph's timeouts end a stuck call on their own; never two reads of one pool at once.
+            raise BackendError("the previous refresh of this pool is still running")
+        self._busy.add(target)
+        pool, namespace = split_target(target)
+        reader = self._reader
+        work = asyncio.ensure_future(asyncio.to_thread(reader.read, pool, namespace))
+        work.add_done_callback(lambda _f: self._busy.discard(target))
+        try:
+            images = await asyncio.wait_for(asyncio.shield(work), s.timeout_seconds * 2)
+        except TimeoutError:
+            raise BackendError(f"no answer within {s.timeout_seconds * 2:g}s") from None
+        volumes = volumes_from_images(target, images)
+        for vid, vol in volumes.items():
+            if vol.fast_diff is False and vid not in self._slow_logged:
+                self._slow_logged.add(vid)
+                log.warning("rbd_image_without_fast_diff", volume=vid,
+                            note="measuring it reads every object; enable object-map and fast-diff")
+        return volumes
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
 
     def _base_args(self) -> list[str]:
         s = self.settings
@@ -261,7 +318,9 @@ class RbdBackend:
 OPTIONS = (
     Option("rbd.enabled", "bool", True, "measure Ceph RBD images"),
     Option("rbd.pools", "list", (), "pools (or pool/namespace) to measure even without PVs in them"),
-    Option("rbd.binary", "str", "rbd", "the rbd command"),
+    Option("rbd.client", "str", "auto", "how to read Ceph: librbd (in-process, sees the RBD trash), cli (the rbd "
+           "command), auto (librbd when Debian's python3-rbd is importable, else cli)"),
+    Option("rbd.binary", "str", "rbd", "the rbd command (with rbd.client cli)"),
     Option("rbd.timeout", "float", 60.0, "seconds before a hanging rbd command is killed",
            positive=True, unit="seconds"),
     Option("rbd.refresh-interval", "float", 60.0, "seconds between RBD refreshes", positive=True, unit="seconds"),
@@ -273,13 +332,27 @@ OPTIONS = (
 )
 
 
+def _client(s) -> str:
+    if s.rbd_client not in ("auto", "librbd", "cli"):
+        raise ConfigError("rbd.client", f"expected auto, librbd or cli, got {s.rbd_client!r}")
+    if s.rbd_client == "librbd" and not available():
+        raise ConfigError("rbd.client", "librbd is not importable here (install Debian's python3-rbd and "
+                                        "python3-rados, see README)")
+    return s.rbd_client if s.rbd_client != "auto" else ("librbd" if available() else "cli")
+
+
 def _build(s) -> RbdBackend | None:
     if not s.rbd_enabled:
         return None
-    return RbdBackend(RbdSettings(
+    return RbdBackend(RbdSettings(client=_client(s),
         binary=s.rbd_binary, ceph_conf=s.ceph_conf, ceph_id=s.ceph_id, keyring=s.ceph_keyring,
         mon_host=s.ceph_mon_host, pools=tuple(s.rbd_pools), timeout_seconds=s.rbd_timeout,
         refresh_interval_seconds=s.rbd_refresh_interval, concurrency=s.rbd_concurrency))
 
 
-SPEC = BackendSpec(NAME, 10, OPTIONS, _build)
+def _prepare(s) -> None:
+    if s.rbd_enabled and _client(s) == "librbd":
+        keep_c_libraries_off_stderr()
+
+
+SPEC = BackendSpec(NAME, 10, OPTIONS, _build, _client, _prepare)

@@ -36,5 +36,10 @@ def check(settings: Any) -> None:
         spec.check(settings)
 
 
+def prepare(settings: Any) -> None:
+    for spec in specs():
+        spec.prepare(settings)
+
+
 def build(settings: Any) -> list[Backend]:
     return [b for spec in specs() if (b := spec.build(settings)) is not None]

@@ -4,7 +4,11 @@ from ..exposition import Lines, MetricDef, RowCache, join, sample
 from ..view import View, VolumeRow
 
 INFO = MetricDef("clonewatch_volume_info", "gauge",
-                 "A backend volume and its parent volume (parent=\"\" for an independent volume). Always 1.")
+                 "A backend volume, its parent volume (parent=\"\" for an independent volume) and its state (live, or "
+                 "trash: deleted but kept because clones still read from it). Always 1.")
+FAST_DIFF = MetricDef("clonewatch_volume_fast_diff", "gauge",
+                      "RBD: 1 when the image has a valid object map with fast-diff, 0 when measuring it reads "
+                      "every object (slow on big images). Absent where the backend does not say.")
 CONSUMED = MetricDef("clonewatch_volume_consumed_bytes", "gauge",
                      "Bytes this volume alone occupies in the backend (for RBD: the image head plus its "
                      "snapshots, in whole RADOS objects).")
@@ -18,19 +22,20 @@ BROKEN = MetricDef("clonewatch_volume_chain_broken_info", "gauge",
                    "A volume whose parent cannot be followed, and why (backing-file-missing, "
                    "flashcopy-source-missing, parent-file-missing, parent-not-measured). Its family's bytes "
                    "are absent meanwhile. Always 1; only for such volumes.")
-DEFS = (INFO, CONSUMED, PROVISIONED, DEPTH, ORIGIN, BROKEN)
+DEFS = (INFO, CONSUMED, PROVISIONED, DEPTH, ORIGIN, BROKEN, FAST_DIFF)
 
 
 def render(row: VolumeRow) -> Lines:
     v = row.volume
     who = (("backend", row.backend), ("target", v.target), ("volume", v.volume))
     return {
-        INFO.name: [sample(INFO.name, who + (("parent", v.parent),), 1)],
+        INFO.name: [sample(INFO.name, who + (("parent", v.parent), ("state", "trash" if v.trashed else "live")), 1)],
         CONSUMED.name: [sample(CONSUMED.name, who, v.consumed_bytes)],
         PROVISIONED.name: [sample(PROVISIONED.name, who, v.provisioned_bytes)],
         DEPTH.name: [sample(DEPTH.name, who, row.depth)],
         ORIGIN.name: [sample(ORIGIN.name, who + (("origin", v.origin),), 1)] if v.origin else [],
         BROKEN.name: [sample(BROKEN.name, who + (("parent", v.parent), ("reason", row.broken)), 1)] if row.broken else [],
+        FAST_DIFF.name: [sample(FAST_DIFF.name, who, 1 if v.fast_diff else 0)] if v.fast_diff is not None else [],
     }
 
 

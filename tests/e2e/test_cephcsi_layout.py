@@ -27,7 +27,7 @@ def layout(pool, tmp_path_factory):
 
 
 def test_temporary_and_snapshot_images_are_links_not_clones(layout):
-    proc, pool, golden, clones, restored, copy = layout
+    proc, pool, golden, clones, _restored, _copy = layout
     s = proc.wait_for(lambda s: pick(s, "clonewatch_source_efficiency_ratio"), what="the family")
     fam = dict(source_name=f"{pool.name}/{golden}", backend="rbd")
     assert one(s, "clonewatch_source_clones", **fam) == 4                     # 3 PVC clones + 1 restore
@@ -38,3 +38,20 @@ def test_temporary_and_snapshot_images_are_links_not_clones(layout):
     for image in clones:
         assert one(s, "clonewatch_volume_clone_depth", volume=f"{pool.name}/{image}") == 2, "two hops per PVC clone"
     assert len(pick(s, "clonewatch_source_clones")) == 1, "the full copy heads no family"
+
+
+def test_a_deleted_golden_stays_measured_in_the_trash_and_the_totals_add_up(layout):
+    proc, pool, golden, _clones, _restored, _copy = layout
+    csi = CephCsi(pool)
+    csi.delete_volume(golden)                       # its PVC deleted: ceph-csi moves the image to the trash
+    vid = f"{pool.name}/{golden}"
+    s = proc.wait_for(lambda s: pick(s, "clonewatch_volume_info", volume=vid, state="trash"), what="golden in the trash")
+    fam = dict(source_name=vid, backend="rbd")
+    assert one(s, "clonewatch_source_consumed_bytes", **fam) == (64 + 4 + 8 + 16 + 8) * MiB, "the family keeps its numbers"
+    assert one(s, "clonewatch_source_clones", **fam) == 4
+    assert one(s, "clonewatch_volume_consumed_bytes", volume=vid) == 64 * MiB
+    # Every volume, live and trashed, against the pool's own objects (4 MiB each, nothing overwritten
+    # after a snapshot here, so each object is one generation).
+    objects = [line for line in pool.rados("ls").splitlines() if line.startswith("rbd_data.")]
+    assert sum(pick(s, "clonewatch_volume_consumed_bytes")) == len(objects) * 4 * MiB
+    assert all(v == 1 for v in pick(s, "clonewatch_volume_fast_diff")), "ceph-csi's default features include fast-diff"

@@ -32,7 +32,7 @@ def start(kube, pool, tmp_path, *extra, fault="ok"):
     fault_file = tmp_path / "fault"
     fault_file.write_text(fault)
     proc = ExporterProcess([f"--kubeconfig={kube.write_kubeconfig(tmp_path / 'kubeconfig')}",
-                            f"--ceph.conf={pool.conf}", f"--rbd.binary={FAULTY_RBD}", "--rbd.timeout=1",
+                            f"--ceph.conf={pool.conf}", "--rbd.client=cli", f"--rbd.binary={FAULTY_RBD}", "--rbd.timeout=1",
                             "--rbd.refresh-interval=0.5", "--kubernetes.read-timeout=5", *extra],
                            tmp_path / "exporter.log", env={"CLONEWATCH_FAULT_FILE": str(fault_file)})
     return proc, fault_file
@@ -84,7 +84,7 @@ def test_sigterm_during_a_hanging_refresh_stops_quickly(small_scenario, kube, tm
 
 def test_missing_rbd_binary(small_scenario, kube, tmp_path):
     proc = ExporterProcess([f"--kubeconfig={kube.write_kubeconfig(tmp_path / 'kubeconfig')}",
-                            "--rbd.binary=/nonexistent/rbd", "--rbd.refresh-interval=1"], tmp_path / "log")
+                            "--rbd.client=cli", "--rbd.binary=/nonexistent/rbd", "--rbd.refresh-interval=1"], tmp_path / "log")
     try:
         proc.wait_ready()
         s = proc.wait_for(lambda s: pick(s, "clonewatch_backend_up", target=small_scenario.name), what="up metric")

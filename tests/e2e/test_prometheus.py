@@ -92,7 +92,7 @@ def _stack(kube, pool, tmp, procs, cleanup):
         "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{free_port()}"}}],
         "users": [{"name": "u", "user": {"token": "t"}}],
         "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))
-    broken = ExporterProcess([f"--kubeconfig={broken_kubeconfig}", "--rbd.binary=/nonexistent/rbd",
+    broken = ExporterProcess([f"--kubeconfig={broken_kubeconfig}", "--rbd.client=cli", "--rbd.binary=/nonexistent/rbd",
                               "--rbd.pools=gone", "--rbd.refresh-interval=1", "--kubernetes.backoff-max=1"],
                              tmp / "broken.log")
     procs.append(broken)

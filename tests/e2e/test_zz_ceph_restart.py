@@ -38,27 +38,39 @@ def mon(pool):
 
 
 def test_monitor_restart_under_the_exporter(pool, mon, tmp_path):
+    """With the rbd command every refresh connects anew and needs the monitor: the backend goes
+    down, its bytes vanish, and both come back. Through librbd the connection is kept and the data
+    path is the OSDs: the monitor's absence does not stop the measuring, and the numbers stay right."""
     pool.golden("rg", 16)
     pool.clone("rg", "rc")
     pool.write("rc", 4)
-    proc = ExporterProcess(["--no-kubernetes.enabled", f"--rbd.pools={pool.name}", f"--ceph.conf={pool.conf}",
-                            "--rbd.timeout=3", "--rbd.refresh-interval=0.5"], tmp_path / "log")
+    args = ["--no-kubernetes.enabled", f"--rbd.pools={pool.name}", f"--ceph.conf={pool.conf}", "--rbd.timeout=3",
+            "--rbd.refresh-interval=0.5"]
+    cli = ExporterProcess([*args, "--rbd.client=cli"], tmp_path / "cli.log")
+    lib = ExporterProcess([*args, "--rbd.client=librbd"], tmp_path / "librbd.log")
     try:
-        proc.wait_ready()
         vol = f"{pool.name}/rc"
-        before = proc.wait_for(lambda s: pick(s, "clonewatch_volume_consumed_bytes", volume=vol), what="measured")
-        assert one(before, "clonewatch_volume_consumed_bytes", volume=vol) == 4 * MiB
+        for proc in (cli, lib):
+            proc.wait_ready()
+            before = proc.wait_for(lambda s: pick(s, "clonewatch_volume_consumed_bytes", volume=vol), what="measured")
+            assert one(before, "clonewatch_volume_consumed_bytes", volume=vol) == 4 * MiB
+        refreshes = sum(pick(lib.samples(), "clonewatch_backend_volumes", target=pool.name))
         os.kill(mon, signal.SIGTERM)
-        down = proc.wait_for(lambda s: one(s, "clonewatch_backend_up", target=pool.name) == 0, timeout=30,
-                             what="backend down while the monitor is gone")
+        down = cli.wait_for(lambda s: one(s, "clonewatch_backend_up", target=pool.name) == 0, timeout=30,
+                            what="backend down while the monitor is gone")
         assert not pick(down, "clonewatch_volume_consumed_bytes", target=pool.name), "no stale bytes"
         assert not pick(down, "clonewatch_source_consumed_bytes", source_name=f"{pool.name}/rg")
+        still = lib.samples()
+        assert one(still, "clonewatch_backend_up", target=pool.name) == 1 and refreshes
+        assert one(still, "clonewatch_volume_consumed_bytes", volume=vol) == 4 * MiB
         subprocess.run(["ceph-mon", "-c", pool.conf, "-i", "a"], check=True, capture_output=True)
-        up = proc.wait_for(lambda s: one(s, "clonewatch_backend_up", target=pool.name) == 1, timeout=120,
-                           what="backend back with the monitor")
+        up = cli.wait_for(lambda s: one(s, "clonewatch_backend_up", target=pool.name) == 1, timeout=120,
+                          what="backend back with the monitor")
         assert one(up, "clonewatch_volume_consumed_bytes", volume=vol) == 4 * MiB
-        assert proc.proc.poll() is None
-        assert "no answer within 3s" in proc.logs() or "exit" in proc.logs()
-        assert "backend_recovered" in proc.logs()
+        assert cli.proc.poll() is None and lib.proc.poll() is None
+        assert "no answer within 3s" in cli.logs() or "exit" in cli.logs()
+        assert "backend_recovered" in cli.logs()
+        assert one(lib.samples(), "clonewatch_volume_consumed_bytes", volume=vol) == 4 * MiB
     finally:
-        proc.stop()
+        cli.stop()
+        lib.stop()

@@ -35,7 +35,7 @@ async def test_stop_during_a_hanging_refresh_is_prompt(tmp_path):
     hang = tmp_path / "rbd"
     hang.write_text("#!/bin/sh\nexec sleep 600\n")
     hang.chmod(0o755)
-    exp = Exporter(load(["--no-kubernetes.enabled", f"--rbd.binary={hang}", "--rbd.pools=p", "--rbd.timeout=300"]))
+    exp = Exporter(load(["--no-kubernetes.enabled", "--rbd.client=cli", f"--rbd.binary={hang}", "--rbd.pools=p", "--rbd.timeout=300"]))
     await exp.start()
     await asyncio.sleep(0.5)             # the refresh is now waiting on the hanging rbd
     t = time.monotonic()

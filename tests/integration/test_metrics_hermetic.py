@@ -1,7 +1,7 @@
 """The whole /metrics of an in-process exporter, without Ceph: the e2e scenario's objects served by
-the Kubernetes emulator over HTTP, the RBD backend's real parsing fed fixed `rbd du` / `rbd ls -l`
-documents of the same scenario. Compared with a golden file (regenerate: --update-golden) and
-checked by promtool. The real-Ceph golden file (tests/e2e/test_exporter_ceph.py) stays."""
+the Kubernetes emulator over HTTP, the RBD backend fed the facts librbd gave for the same scenario.
+Compared with a golden file (regenerate: --update-golden) and checked by promtool. The real-Ceph
+golden file (tests/e2e/test_exporter_ceph.py) stays."""
 
 import asyncio
 import subprocess
@@ -11,6 +11,7 @@ from pathlib import Path
 from exporter import app
 from exporter.app import Exporter
 from exporter.backends.rbd import RbdBackend, RbdSettings
+from exporter.backends.rbd_librbd import Image
 from exporter.backends.vpc import VpcBackend
 from exporter.cli import load
 from exporter.kube.client import load_api_client
@@ -22,39 +23,34 @@ MiB = 2**20
 POOL = "POOL"
 
 
-class FixedRbd(RbdBackend):
-    """The RBD backend with `rbd` replaced by what it printed for the e2e scenario's pool."""
+class FixedReader:
+    """librbd replaced by what it reported for the e2e scenario's pool (in-process, like librbd)."""
 
-    async def _du_and_ls(self, scope):
+    def read(self, pool, namespace):
         size = 64 * MiB
-        du, ls = [], []
+        images = [Image("rhel9-img", "a0", False, size, scenario.GOLDEN_MIB * MiB, None, True)]
+        images += [Image(f"{vm}-img", f"a{i + 1}", False, size, mib * MiB, (POOL, "", "rhel9-img", "base"), True)
+                   for i, (vm, mib) in enumerate(scenario.DRIFT_MIB.items())]
+        images += [Image("win-img", "b0", False, size, scenario.GOLDEN_MIB * MiB, None, True)]
+        images += [Image(f"{vm}-img", f"b{i + 1}", False, size, scenario.GOLDEN_MIB * MiB, None, True)
+                   for i, vm in enumerate(scenario.FULL)]
+        return images
 
-        def image(name, own, parent=None, snapshot=None):
-            ident = f"{len(ls):04x}"
-            if snapshot:     # a golden: its data is charged to the snapshot row, the head shows 0
-                du.append({"name": name, "snapshot": snapshot, "id": ident, "provisioned_size": size,
-                           "used_size": own})
-                own = 0
-            du.append({"name": name, "id": ident, "provisioned_size": size, "used_size": own})
-            entry = {"image": name, "id": ident, "size": size, "format": 2}
-            if parent:
-                entry["parent"] = {"pool": POOL, "pool_namespace": "", "image": parent, "snapshot": "base"}
-            ls.append(entry)
+    def close(self):
+        pass
 
-        image("rhel9-img", scenario.GOLDEN_MIB * MiB, snapshot="base")
-        for vm, mib in scenario.DRIFT_MIB.items():
-            image(f"{vm}-img", mib * MiB, parent="rhel9-img")
-        image("win-img", scenario.GOLDEN_MIB * MiB, snapshot="base")
-        for vm in scenario.FULL:
-            image(f"{vm}-img", scenario.GOLDEN_MIB * MiB)
-        return {"images": du, "total_provisioned_size": size * len(ls)}, ls
+
+def fixed_rbd():
+    backend = RbdBackend(RbdSettings(client="librbd"))
+    backend._reader = FixedReader()
+    return backend
 
 
 async def _metrics(kube, tmp_path, monkeypatch) -> str:
     for obj in scenario.kubernetes_objects(POOL):
         kube.create(obj)
     settings = load([f"--kubeconfig={kube.write_kubeconfig(tmp_path / 'kubeconfig')}", "--rebuild.debounce=0.05"])
-    monkeypatch.setattr(app.registry, "build", lambda s: [FixedRbd(RbdSettings()), VpcBackend()])
+    monkeypatch.setattr(app.registry, "build", lambda s: [fixed_rbd(), VpcBackend()])
     exporter = Exporter(settings)
     api = load_api_client(str(tmp_path / "kubeconfig"))
     await exporter.start(api)

@@ -41,6 +41,9 @@ class Pool:
     def rbd(self, *args: str) -> str:
         return self._run(["rbd", *args])
 
+    def rados(self, *args: str) -> str:
+        return self._run(["rados", "-p", self.name, *args])
+
     def spec(self, image: str) -> str:
         return f"{self.name}/{image}"
 

@@ -73,15 +73,20 @@ def test_storageclass_row():
 def test_volume_rows_with_and_without_origin():
     who = 'backend="vpc",target="vpc-block",volume="r006-1"'
     got = lines(volume.render(VolumeRow("vpc", Volume("r006-1", "vpc-block", 10, 10, origin="snap-1"), 0)))
-    assert got == {"clonewatch_volume_info": f'clonewatch_volume_info{{{who},parent=""}} 1\n',
+    assert got == {"clonewatch_volume_info": f'clonewatch_volume_info{{{who},parent="",state="live"}} 1\n',
                    "clonewatch_volume_consumed_bytes": f"clonewatch_volume_consumed_bytes{{{who}}} 10\n",
                    "clonewatch_volume_provisioned_bytes": f"clonewatch_volume_provisioned_bytes{{{who}}} 10\n",
                    "clonewatch_volume_clone_depth": f"clonewatch_volume_clone_depth{{{who}}} 0\n",
                    "clonewatch_volume_origin_info": f'clonewatch_volume_origin_info{{{who},origin="snap-1"}} 1\n',
-                   "clonewatch_volume_chain_broken_info": ""}
+                   "clonewatch_volume_chain_broken_info": "", "clonewatch_volume_fast_diff": ""}
     plain = lines(volume.render(VolumeRow("rbd", Volume("p/c", "p", 4, 8, parent="p/g"), 1)))
     assert plain["clonewatch_volume_origin_info"] == ""
-    assert plain["clonewatch_volume_info"] == 'clonewatch_volume_info{backend="rbd",target="p",volume="p/c",parent="p/g"} 1\n'
+    assert plain["clonewatch_volume_info"] == \
+        'clonewatch_volume_info{backend="rbd",target="p",volume="p/c",parent="p/g",state="live"} 1\n'
+    trashed = lines(volume.render(VolumeRow("rbd", Volume("p/g", "p", 4, 8, trashed=True, fast_diff=False), 0)))
+    assert 'parent="",state="trash"} 1' in trashed["clonewatch_volume_info"]
+    assert trashed["clonewatch_volume_fast_diff"] == \
+        'clonewatch_volume_fast_diff{backend="rbd",target="p",volume="p/g"} 0\n'
 
 
 def test_volume_row_with_a_broken_chain():

@@ -1,0 +1,175 @@
+"""Ceph RBD through librbd (Ceph's own Python bindings, Debian's python3-rados / python3-rbd):
+live images and the RBD trash, read in-process.
+
+Why not only `rbd du` / `rbd ls -l`: neither lists the trash, and ceph-csi moves every deleted
+volume and snapshot there (`rbd trash mv`); an image that still has clones stays there with its
+data, which is where most golden images of a default ODF cluster live. librbd opens a trashed image
+by id, read-only.
+
+Own bytes are counted like `rbd du` counts them, in whole RADOS objects: for each snapshot in id
+order (user and trash-namespace ones alike) the objects that changed since the one before, then
+the head against the last snapshot; with the parent excluded, so a clone's unwritten objects stay
+its parent's. Without fast-diff (or with an invalid object map) librbd has to look at every object,
+which is slow on big images: `fast_diff` says so per volume.
+
+One long-lived connection per cluster; Ceph's own timeouts (`rados_osd_op_timeout`,
+`rados_mon_op_timeout`, `client_mount_timeout`) bound every call, so a dead cluster fails a refresh
+within the timeout instead of hanging a thread.
+"""
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from .base import BackendError
+
+try:        # Ceph's bindings come from the distribution (python3-rbd), not from PyPI
+    import rados
+    import rbd
+except ImportError:     # pragma: no cover - reported by available()
+    rados = rbd = None
+
+
+USER = 0     # rbd.RBD_SNAP_NAMESPACE_TYPE_USER: snapshots someone made by name (not trash, not group)
+
+
+def available() -> bool:
+    return rbd is not None and rados is not None
+
+
+@dataclass(frozen=True)
+class Image:
+    name: str
+    image_id: str
+    trashed: bool
+    size: int
+    own_bytes: int
+    parent: tuple[str, str, str, str] | None     # (pool, namespace, image name, snapshot name)
+    fast_diff: bool
+
+
+class Reader:
+    """Reads pools of one Ceph cluster; safe to call from several threads."""
+
+    def __init__(self, conffile: str, client_id: str, keyring: str, mon_host: str, timeout: float,
+                 concurrency: int) -> None:
+        if not available():
+            raise BackendError("librbd is not importable: install Debian's python3-rbd and python3-rados")
+        self._conf = {"rados_osd_op_timeout": f"{timeout:g}", "rados_mon_op_timeout": f"{timeout:g}",
+                      "client_mount_timeout": f"{timeout:g}",
+                      # Ceph's own logging would print a malformed key it fails to decode, on stderr:
+                      # errors reach our log as BackendError messages, nothing else leaves librados.
+                      "log_to_stderr": "false", "err_to_stderr": "false", "log_file": "",
+                      "log_to_file": "false"}
+        if keyring:
+            self._conf["keyring"] = keyring
+        if mon_host:
+            self._conf["mon_host"] = mon_host
+        self._conffile, self._id, self._timeout = conffile or None, client_id or None, timeout
+        self._cluster: Any = None
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="librbd")
+
+    def _connect(self) -> Any:
+        with self._lock:
+            if self._cluster is None:
+                cluster = rados.Rados(conffile=self._conffile, rados_id=self._id, conf=self._conf)
+                try:
+                    cluster.connect(timeout=int(max(1, self._timeout)))
+                except rados.Error as exc:
+                    cluster.shutdown()
+                    raise BackendError(f"cannot connect to the Ceph cluster: {_short(exc)}") from None
+                self._cluster = cluster
+            return self._cluster
+
+    def _drop(self) -> None:
+        with self._lock:
+            cluster, self._cluster = self._cluster, None
+        if cluster is not None:
+            try:
+                cluster.shutdown()
+            except Exception:       # a broken connection may fail to close; it is gone either way
+                pass
+
+    def close(self) -> None:
+        self._drop()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def read(self, pool: str, namespace: str) -> list[Image]:
+        """Every live and trashed image of a pool (namespace); BackendError on any failure."""
+        cluster = self._connect()
+        try:
+            ioctx = cluster.open_ioctx(pool)
+        except rados.ObjectNotFound:
+            raise BackendError(f"pool {pool!r} does not exist") from None
+        except rados.Error as exc:
+            self._drop()
+            raise BackendError(f"cannot open pool {pool!r}: {_short(exc)}") from None
+        try:
+            if namespace:
+                ioctx.set_namespace(namespace)
+            api = rbd.RBD()
+            jobs: list[tuple[str, str, bool]] = [(name, "", False) for name in api.list(ioctx)]
+            jobs += [(t["name"], t["id"], True) for t in api.trash_list(ioctx)]
+            futures = [self._pool.submit(_image, ioctx, name, image_id, trashed) for name, image_id, trashed in jobs]
+            images = []
+            for f in futures:
+                image = f.result()
+                if image is not None:
+                    images.append(image)
+            return images
+        except (rados.Error, rbd.Error) as exc:
+            self._drop()        # reconnect next time: a timed-out or broken session is not reused
+            raise BackendError(f"pool {pool!r}: {_short(exc)}") from None
+        finally:
+            ioctx.close()
+
+
+def _image(ioctx: Any, name: str, image_id: str, trashed: bool) -> Image | None:
+    """One image's facts; None when it vanished between listing and opening."""
+    try:
+        img = rbd.Image(ioctx, image_id=image_id, read_only=True) if image_id else \
+            rbd.Image(ioctx, name, read_only=True)
+    except rbd.ImageNotFound:
+        return None
+    try:
+        size = img.size()
+        try:
+            spec = img.get_parent_image_spec()
+            parent = (spec["pool_name"], spec.get("pool_namespace", ""), spec["image_name"], spec["snap_name"])
+        except rbd.ImageNotFound:
+            parent = None
+        fast = bool(img.features() & rbd.RBD_FEATURE_FAST_DIFF) and not img.flags() & rbd.RBD_FLAG_FAST_DIFF_INVALID
+        own = _own_bytes(img, size)
+        return Image(name, image_id or img.id(), trashed, size, own, parent, fast)
+    finally:
+        img.close()
+
+
+def _own_bytes(img: Any, size: int) -> int:
+    """Like `rbd du`: each user snapshot's objects changed since the one before, then the head's
+    since the last one. Objects pinned only by a trash-namespace snapshot after a later overwrite
+    are not counted (librbd diffs start at user snapshots); ceph-csi's goldens are written once
+    before they are snapshotted, so that costs nothing there."""
+    total = 0
+
+    def count(_offset: int, length: int, exists: bool) -> None:
+        nonlocal total
+        if exists:
+            total += length
+
+    previous: str | None = None
+    user = sorted((s for s in img.list_snaps() if s.get("namespace", USER) == USER), key=lambda s: s["id"])
+    for snap in user:
+        img.set_snap(snap["name"])
+        img.diff_iterate(0, img.size(), previous, count, include_parent=False, whole_object=True)
+        previous = snap["name"]
+    img.set_snap(None)
+    img.diff_iterate(0, size, previous, count, include_parent=False, whole_object=True)
+    return total
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]
