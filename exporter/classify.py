@@ -6,8 +6,9 @@ Output: one CloneRecord per PVC. Nothing here raises on odd input: what cannot b
 """
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from .backends.base import VolumeRef
@@ -87,6 +88,11 @@ def _timestamp(value: Any) -> float | None:
     """Unix time of a Kubernetes RFC 3339 timestamp, None when absent or malformed."""
     if not isinstance(value, str) or not value:
         return None
+    return _parse_time(value)
+
+
+@lru_cache(maxsize=1 << 16)     # an object's timestamps do not change: parse each once
+def _parse_time(value: str) -> float | None:
     try:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
     except ValueError:
@@ -213,14 +219,14 @@ def classify(objs: Objects, pvc: dict[str, Any], mapper: VolumeMapper) -> CloneR
             volume_ref = mapper(pv)
         except Exception:     # a mapper must never take the whole inventory down
             volume_ref = None
-    base = CloneRecord(namespace=namespace, name=name, storageclass=sc_name, provisioner=provisioner,
-                       volume=pv_name if pv is not None else "", volume_ref=volume_ref,
-                       provisioned_bytes=provisioned_bytes(pvc, pv), is_clone=False)
+    volume = pv_name if pv is not None else ""
+    size = provisioned_bytes(pvc, pv)
 
     dv = find_datavolume(objs, pvc, namespace, name)
     source = declared_source(objs, pvc, dv, namespace)
     if source is None:
-        return base
+        return CloneRecord(namespace=namespace, name=name, storageclass=sc_name, provisioner=provisioner,
+                           volume=volume, volume_ref=volume_ref, provisioned_bytes=size, is_clone=False)
     kind, src_ns, src_name = source
     fam_kind, fam_ns, fam_name = family_of(objs, kind, src_ns, src_name)
 
@@ -244,10 +250,13 @@ def classify(objs: Objects, pvc: dict[str, Any], mapper: VolumeMapper) -> CloneR
         expected, expected_from = expected_clone_type(
             provisioner, annotations(sc), get(profile, "status", "cloneStrategy"), override)
     fallback = bool(reason) or (clone_type == "copy" and expected in ("csi-clone", "snapshot"))
-    return replace(base, is_clone=True, source_kind=kind, source_namespace=src_ns, source_name=src_name,
-                   family_kind=fam_kind, family_namespace=fam_ns, family_name=fam_name,
-                   clone_type=clone_type, expected_clone_type=expected, expected_from=expected_from,
-                   fallback_reason=reason, fallback=fallback, **clone_progress(pvc, dv))
+    # Built in one call: dataclasses.replace costs a third of the classification at 10k PVCs.
+    return CloneRecord(namespace=namespace, name=name, storageclass=sc_name, provisioner=provisioner,
+                       volume=volume, volume_ref=volume_ref, provisioned_bytes=size, is_clone=True,
+                       source_kind=kind, source_namespace=src_ns, source_name=src_name,
+                       family_kind=fam_kind, family_namespace=fam_ns, family_name=fam_name,
+                       clone_type=clone_type, expected_clone_type=expected, expected_from=expected_from,
+                       fallback_reason=reason, fallback=fallback, **clone_progress(pvc, dv))
 
 
 def classify_all(objs: Objects, mapper: VolumeMapper) -> dict[tuple[str, str], CloneRecord]:
