@@ -163,6 +163,17 @@ class BackendSpec:
     prepare: Callable[[Any], None] = lambda settings: None     # once, in the exporter process, before logging
 
 
+def load_named(key: str, entries: Sequence[str], what: str, load: Callable[[str, Path], Any]) -> tuple[Any, ...]:
+    """Each NAME=DIR entry loaded by `load(name, dir)`; a ValueError becomes a ConfigError naming the key."""
+    out = []
+    for name, directory in named_dirs(key, entries):
+        try:
+            out.append(load(name, Path(directory)))
+        except ValueError as exc:
+            raise ConfigError(key, f"{what} {name!r}: {exc}") from None
+    return tuple(out)
+
+
 def named_dirs(key: str, entries: Sequence[str]) -> list[tuple[str, str]]:
     """NAME=DIR entries of a list option, e.g. arrays or vCenters each in a mounted Secret."""
     out, names = [], set()

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from ..objects import get, text
-from ..settings import ConfigError, Option
-from .base import BackendError, BackendSpec, BackgroundCopy, TargetState, Volume, VolumeRef, named_dirs, record
+from ..settings import Option
+from .base import BackendError, BackendSpec, BackgroundCopy, TargetState, Volume, VolumeRef, load_named, record
 from .svc_rest import ArrayAccess, SvcClient
 from .transport import host_port
 
@@ -327,13 +327,8 @@ OPTIONS = (
 
 def arrays_from(s) -> tuple[ArrayAccess, ...]:
     """The configured arrays, each read from its Secret directory (ConfigError naming the key)."""
-    arrays = []
-    for name, directory in named_dirs("flashsystem.arrays", s.flashsystem_arrays):
-        try:
-            arrays.append(load_array(name, Path(directory), s.flashsystem_insecure_skip_verify))
-        except ValueError as exc:
-            raise ConfigError("flashsystem.arrays", f"array {name!r}: {exc}") from None
-    return tuple(arrays)
+    return load_named("flashsystem.arrays", s.flashsystem_arrays, "array",
+                      lambda name, directory: load_array(name, directory, s.flashsystem_insecure_skip_verify))
 
 
 def _build(s) -> FlashSystemBackend | None:

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..settings import ConfigError, Option
-from .base import BackendError, BackendSpec, TargetState, Volume, VolumeRef, named_dirs, read_secret, record
+from ..settings import Option
+from .base import BackendError, BackendSpec, TargetState, Volume, VolumeRef, load_named, read_secret, record
 from .transport import host_port, tls_context
 
 NAME = "vmware"
@@ -290,13 +290,9 @@ OPTIONS = (
 
 def vcenters_from(s) -> tuple[VCenterAccess, ...]:
     """The configured vCenters, each read from its Secret directory (ConfigError naming the key)."""
-    out = []
-    for name, directory in named_dirs("vmware.vcenters", s.vmware_vcenters):
-        try:
-            out.append(load_vcenter(name, Path(directory), s.vmware_insecure_skip_verify, tuple(s.vmware_folders)))
-        except ValueError as exc:
-            raise ConfigError("vmware.vcenters", f"vCenter {name!r}: {exc}") from None
-    return tuple(out)
+    return load_named("vmware.vcenters", s.vmware_vcenters, "vCenter",
+                      lambda name, directory: load_vcenter(name, directory, s.vmware_insecure_skip_verify,
+                                                           tuple(s.vmware_folders)))
 
 
 def _build(s) -> VmwareBackend | None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e import scenario
+from tests.support.objects import rbd_clone
 from tests.support.process import ExporterProcess, one, pick
 
 MiB = 2**20
@@ -143,12 +144,8 @@ def test_golden_file_and_promtool(exporter, pool, request, tmp_path):
 def test_new_clone_appears_and_deleted_pvc_vanishes(exporter, kube, pool):
     pool.clone("rhel9-img", "vm-4-img")
     pool.write("vm-4-img", 4)
-    from tests.support.objects import clone_annotations, datavolume, pv_rbd, pvc
-    ann = clone_annotations("csi-clone")
-    kube.create(datavolume("vms", "vm-4", source={"pvc": {"namespace": "os-images", "name": "rhel9"}},
-                           annotations=ann))
-    kube.create(pv_rbd("pv-vm-4", pool.name, "vm-4-img"))
-    kube.create(pvc("vms", "vm-4", scenario.RBD_SC, volume="pv-vm-4", owner_dv="vm-4", annotations=ann))
+    for obj in rbd_clone("vms", "vm-4", pool.name, "vm-4-img", "os-images", "rhel9", scenario.RBD_SC):
+        kube.create(obj)
     s = exporter.wait_for(lambda s: pick(s, "clonewatch_pvc_consumed_bytes", persistentvolumeclaim="vm-4"),
                           what="vm-4 measured")
     assert one(s, "clonewatch_pvc_consumed_bytes", persistentvolumeclaim="vm-4") == 4 * MiB
@@ -160,14 +157,10 @@ def test_new_clone_appears_and_deleted_pvc_vanishes(exporter, kube, pool):
 def test_a_flattened_clone_no_longer_shares(exporter, kube, pool):
     """ceph-csi flattens a clone past its depth limit with `rbd flatten`: CDI still says csi-clone,
     the storage says it shares nothing any more, and the family pays its full size."""
-    from tests.support.objects import clone_annotations, datavolume, pv_rbd, pvc
     pool.clone("rhel9-img", "vm-5-img")
     pool.write("vm-5-img", 4)
-    ann = clone_annotations("csi-clone")
-    kube.create(datavolume("vms", "vm-5", source={"pvc": {"namespace": "os-images", "name": "rhel9"}},
-                           annotations=ann))
-    kube.create(pv_rbd("pv-vm-5", pool.name, "vm-5-img"))
-    kube.create(pvc("vms", "vm-5", scenario.RBD_SC, volume="pv-vm-5", owner_dv="vm-5", annotations=ann))
+    for obj in rbd_clone("vms", "vm-5", pool.name, "vm-5-img", "os-images", "rhel9", scenario.RBD_SC):
+        kube.create(obj)
     s = exporter.wait_for(lambda s: pick(s, "clonewatch_pvc_clone_sharing", persistentvolumeclaim="vm-5"),
                           what="vm-5 measured")
     assert one(s, "clonewatch_pvc_clone_sharing", persistentvolumeclaim="vm-5") == 1

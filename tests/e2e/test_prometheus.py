@@ -18,7 +18,7 @@ import yaml
 from tests.e2e import scenario
 from tests.support.ceph import Pool, ceph_conf
 from tests.support.flashsystem import FlashSystemDouble, copy_rate_bytes_per_second
-from tests.support.objects import clone_annotations, datavolume, pv_rbd, pvc
+from tests.support.objects import rbd_clone
 from tests.support.process import ROOT, ExporterProcess, free_port, pick
 from tests.support.prometheus import Prometheus
 
@@ -59,11 +59,7 @@ def _stack(kube, pool, tmp, procs, cleanup):
     # ... plus a csi-clone that ceph-csi has since flattened (CloneWatchCloneNoLongerShares).
     pool.clone("rhel9-img", "vm-flat-img")
     pool.rbd("flatten", "--no-progress", pool.spec("vm-flat-img"))
-    ann = clone_annotations("csi-clone")
-    for obj in (datavolume("vms", "vm-flat", source={"pvc": {"namespace": "os-images", "name": "rhel9"}},
-                           annotations=ann),
-                pv_rbd("pv-vm-flat", pool.name, "vm-flat-img"),
-                pvc("vms", "vm-flat", scenario.RBD_SC, volume="pv-vm-flat", owner_dv="vm-flat", annotations=ann)):
+    for obj in rbd_clone("vms", "vm-flat", pool.name, "vm-flat-img", "os-images", "rhel9", scenario.RBD_SC):
         kube.create(obj)
     main = ExporterProcess([f"--kubeconfig={kube.write_kubeconfig(tmp / 'kubeconfig')}", f"--ceph.conf={pool.conf}",
                             "--rbd.refresh-interval=1", "--rbd.timeout=20", "--kubernetes.read-timeout=5"],

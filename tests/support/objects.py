@@ -119,6 +119,15 @@ def datavolume(namespace: str, name: str, source: dict | None = None, source_ref
             "status": {"phase": phase, "progress": progress, "claimName": name, "conditions": conditions}}
 
 
+def rbd_clone(namespace: str, name: str, pool: str, image: str, source_ns: str, source: str,
+              storageclass_name: str, clone_type: str = "csi-clone") -> list[dict]:
+    """A DataVolume clone of a PVC as CDI and ceph-csi leave it: the DataVolume, its PV, its PVC."""
+    ann = clone_annotations(clone_type)
+    return [datavolume(namespace, name, source={"pvc": {"namespace": source_ns, "name": source}}, annotations=ann),
+            pv_rbd(f"pv-{name}", pool, image),
+            pvc(namespace, name, storageclass_name, volume=f"pv-{name}", owner_dv=name, annotations=ann)]
+
+
 def clone_annotations(clone_type: str | None, reason: str | None = None) -> dict:
     ann = {}
     if clone_type:
