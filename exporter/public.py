@@ -14,10 +14,10 @@ from .efficiency import family_numbers, logical_bytes
 from .kube.client import load_api_client, request_json
 from .logs import configure as configure_logging
 from .quantity import parse_bytes
-from .settings import ConfigError, parse_listen_address
+from .settings import ConfigError, HintingParser, parse_listen_address
 from .summary import fetch as fetch_metrics
 from .summary import human
 
-__all__ = ["ConfigError", "Volume", "configure_logging", "family_numbers", "fetch_metrics", "human",
+__all__ = ["ConfigError", "HintingParser", "Volume", "configure_logging", "family_numbers", "fetch_metrics", "human",
            "load_api_client", "logical_bytes", "parse_bytes", "parse_listen_address", "parse_rbd_du",
            "parse_rbd_ls", "rbd_volume_id", "rbd_volumes", "request_json", "scan_dir"]

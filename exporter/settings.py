@@ -81,9 +81,6 @@ def _to_str(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-KINDS = ("str", "bool", "float", "int", "list")
-
-
 def converter(opt: Option) -> Callable[[Any], Any]:
     """The function that turns a flag, environment or file value into the option's type."""
     if opt.kind == "float":
@@ -168,7 +165,7 @@ def parse_listen_address(value: str) -> tuple[str | None, int]:
     return (host or None), int(port)
 
 
-class _Parser(argparse.ArgumentParser):
+class HintingParser(argparse.ArgumentParser):
     """argparse, but a mistake prints one line and a hint instead of the whole usage."""
 
     def error(self, message: str) -> NoReturn:
@@ -184,7 +181,7 @@ def _metavar(opt: Option) -> str:
 def parse(argv: Sequence[str] | None, options: Sequence[Option], prog: str, description: str,
           environ: Mapping[str, str] | None = None) -> Settings:
     environ = os.environ if environ is None else environ
-    parser = _Parser(prog=prog, description=description,
+    parser = HintingParser(prog=prog, description=description,
                      epilog="Every option is also an environment variable (shown) and a key of the "
                             "--config.file YAML; precedence: flag, environment, file, default.")
     parser.add_argument("--config.file", dest="config_file", default=environ.get("CLONEWATCH_CONFIG_FILE", ""),

@@ -230,13 +230,17 @@ def _attribute(objs: Objects, backends: Sequence[Backend], records: dict[tuple[s
         if ref is not None:
             owner.setdefault((ref.backend, ref.volume), (SNAPSHOT_KIND, ns, name))
     out = dict(records)
+    sources: dict[tuple[str, str, str], VolumeRef | None] = {}      # per family: thousands of clones share one
     for key, rec in records.items():
         ref = rec.volume_ref
         vols = volumes.get(ref.backend) if ref is not None else None
         if not rec.is_clone or ref is None or not vols or ref.volume not in vols:
             continue
         ancestors = _ancestors(vols, ref.volume)
-        source = _source_volume(objs, backends, records, rec.family_kind, rec.family_namespace, rec.family_name)
+        fam_key = (rec.family_kind, rec.family_namespace, rec.family_name)
+        if fam_key not in sources:
+            sources[fam_key] = _source_volume(objs, backends, records, *fam_key)
+        source = sources[fam_key]
         if not ancestors or source is None or source.backend != ref.backend or source.volume in ancestors:
             continue
         found = next((owner[(ref.backend, a)] for a in ancestors if (ref.backend, a) in owner), None)

@@ -4,31 +4,22 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
 
-from exporter.public import configure_logging
+from exporter.public import HintingParser, configure_logging
 
 from .scenario import ScenarioError, load
-
-
-class _Parser(argparse.ArgumentParser):
-    """A mistake prints one line naming it and a hint, not the whole usage."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: {message}\nTry '{self.prog} --help' for the options.\n")
-
 
 SCENARIO_HELP = "scenario YAML: what to clone, how, how much drift (examples/*.yaml; docs/loadgen.md)"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    ap = _Parser(prog="clonewatch-loadgen",
+    ap = HintingParser(prog="clonewatch-loadgen",
                  description="Create clones of a golden image, drift them, measure, clean up.")
     ap.add_argument("--log.level", dest="log_level", default="info", choices=["debug", "info", "warning", "error"],
                     help="log level (default info)")
     ap.add_argument("--log.format", dest="log_format", default="console", choices=["json", "console"],
                     help="log format (default console)")
-    sub = ap.add_subparsers(dest="command", metavar="{harness,run,cleanup}", parser_class=_Parser)
+    sub = ap.add_subparsers(dest="command", metavar="{harness,run,cleanup}", parser_class=HintingParser)
     h = sub.add_parser("harness", help="baseline, clone, drift levels, measure each, write a report")
     h.add_argument("--scenario", required=True, metavar="FILE", help=SCENARIO_HELP)
     h.add_argument("--out", required=True, metavar="DIR", help="directory for summary.csv, points/*.json, report.html")

@@ -33,8 +33,9 @@ log = structlog.get_logger("clonewatch.rbd")
 NAME = "rbd"
 # ceph-csi's intermediates (docs/design/proposals/rbd-snap-clone.md): the temporary clone a PVC-PVC
 # clone goes through, and the image that holds a VolumeSnapshot.
-_LINK = re.compile(r"csi-vol-[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}-temp|csi-snap-[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}")
-_UUID = re.compile(r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$")
+_UUID_TEXT = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_LINK = re.compile(rf"csi-vol-{_UUID_TEXT}-temp|csi-snap-{_UUID_TEXT}")
+_UUID = re.compile(rf"({_UUID_TEXT})$")
 
 
 @dataclass(frozen=True)

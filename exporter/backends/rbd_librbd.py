@@ -6,10 +6,10 @@ volume and snapshot there (`rbd trash mv`); an image that still has clones stays
 data, which is where most golden images of a default ODF cluster live. librbd opens a trashed image
 by id, read-only.
 
-Own bytes are counted like `rbd du` counts them, in whole RADOS objects: for each snapshot in id
-order (user and trash-namespace ones alike) the objects that changed since the one before, then
-the head against the last snapshot; with the parent excluded, so a clone's unwritten objects stay
-its parent's. Without fast-diff (or with an invalid object map) librbd has to look at every object,
+Own bytes are counted like `rbd du` counts them, in whole RADOS objects: for each user snapshot in
+id order the objects that changed since the one before, then the head against the last one; with
+the parent excluded, so a clone's unwritten objects stay its parent's (see _own_bytes for what a
+trash-namespace snapshot pins). Without fast-diff (or with an invalid object map) librbd has to look at every object,
 which is slow on big images: `fast_diff` says so per volume.
 
 One long-lived connection per cluster; Ceph's own timeouts (`rados_osd_op_timeout`,
@@ -58,8 +58,9 @@ class Reader:
             raise BackendError("librbd is not importable: install Debian's python3-rbd and python3-rados")
         self._conf = {"rados_osd_op_timeout": f"{timeout:g}", "rados_mon_op_timeout": f"{timeout:g}",
                       "client_mount_timeout": f"{timeout:g}",
-                      # Ceph's own logging would print a malformed key it fails to decode, on stderr:
-                      # errors reach our log as BackendError messages, nothing else leaves librados.
+                      # No Ceph log files (the pod's root is read-only) and as little on stderr as Ceph
+                      # allows; it still prints some config errors (a malformed key, verbatim) before
+                      # these apply, which is why the exporter keeps fd 2 off (logs.keep_c_libraries_off_stderr).
                       "log_to_stderr": "false", "err_to_stderr": "false", "log_file": "",
                       "log_to_file": "false"}
         if keyring:
