@@ -37,6 +37,11 @@ def test_temporary_and_snapshot_images_are_links_not_clones(layout):
     assert one(s, "clonewatch_source_efficiency_ratio", **fam) == pytest.approx(1 - 100 / 356, abs=1e-6)
     for image in clones:
         assert one(s, "clonewatch_volume_clone_depth", volume=f"{pool.name}/{image}") == 2, "two hops per PVC clone"
+    # Every live image as `rbd du` counts it (head + snapshot rows), against what librbd gave the exporter.
+    du: dict[str, int] = {}
+    for row in pool.du()["images"]:
+        du[row["name"]] = du.get(row["name"], 0) + row["used_size"]
+    assert {name: one(s, "clonewatch_volume_consumed_bytes", volume=f"{pool.name}/{name}") for name in du} == du
     assert len(pick(s, "clonewatch_source_clones")) == 1, "the full copy heads no family"
 
 
