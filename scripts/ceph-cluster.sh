@@ -2,6 +2,8 @@
 # A throwaway one-node Ceph cluster (mon + osd, no auth) bound to 127.0.0.1, for tests and demos.
 #   scripts/ceph-cluster.sh up DIR [POOL]   -> prints the path of DIR/ceph.conf once the pool is usable
 #   scripts/ceph-cluster.sh down DIR        -> stops the daemons started from DIR and deletes DIR
+# CEPH_AUTH=cephx turns authentication on: DIR/keyring then holds client.admin (ceph.conf points at
+# it) and mon.; the OSD has its own key. Default: no authentication.
 # Needs Debian's ceph-mon, ceph-osd and ceph-common. Keep DIR short (unix socket paths <= 107 chars).
 set -euo pipefail
 
@@ -48,6 +50,8 @@ for _ in range(2):
 print(*ports)')
   fi
   read -r v2port v1port <<<"$CEPH_MON_PORTS"
+  auth=${CEPH_AUTH:-none}
+  case "$auth" in none|cephx) ;; *) echo "CEPH_AUTH: expected none or cephx, got $auth" >&2; exit 2 ;; esac
   monaddr="[v2:127.0.0.1:$v2port,v1:127.0.0.1:$v1port]"
   cat >"$conf" <<CONF
 [global]
@@ -55,9 +59,10 @@ fsid = $fsid
 mon host = $monaddr
 public addr = 127.0.0.1
 cluster addr = 127.0.0.1
-auth cluster required = none
-auth service required = none
-auth client required = none
+auth cluster required = $auth
+auth service required = $auth
+auth client required = $auth
+keyring = $dir/keyring
 run dir = $dir/run
 admin socket = $dir/run/\$cluster-\$name.asok
 pid file = $dir/run/\$name.pid
@@ -81,6 +86,7 @@ log file =
 mon data = $dir/mon/\$cluster-\$id
 [osd]
 osd data = $dir/osd/\$cluster-\$id
+keyring = $dir/osd/\$cluster-\$id/keyring
 osd objectstore = bluestore
 bluestore block create = true
 bluestore block size = 21474836480
@@ -88,12 +94,26 @@ bluestore fsck on mount = false
 osd memory target = 1073741824
 CONF
   monmaptool --create --fsid "$fsid" --addv a "$monaddr" "$dir/monmap" >/dev/null
-  ceph-mon -c "$conf" --mkfs -i a --monmap "$dir/monmap" >/dev/null
+  mkfs_keyring=()
+  if [ "$auth" = cephx ]; then
+    ceph-authtool --create-keyring "$dir/keyring" --gen-key -n mon. --cap mon 'allow *' >/dev/null
+    ceph-authtool "$dir/keyring" --gen-key -n client.admin --cap mon 'allow *' --cap osd 'allow *' \
+      --cap mgr 'allow *' --cap mds 'allow *' >/dev/null
+    chmod 600 "$dir/keyring"
+    mkfs_keyring=(--keyring "$dir/keyring")
+  fi
+  ceph-mon -c "$conf" --mkfs -i a --monmap "$dir/monmap" "${mkfs_keyring[@]}" >/dev/null
   ceph-mon -c "$conf" -i a 2>>"$dir/log/mon-start.err"
   export CEPH_CONF="$conf"
   osd_uuid=$(uuidgen)
-  timeout 60 ceph osd new "$osd_uuid" 0 >/dev/null
   mkdir -p "$dir/osd/ceph-0"
+  if [ "$auth" = cephx ]; then
+    osd_key=$(ceph-authtool --gen-print-key)
+    printf '{"cephx_secret": "%s"}' "$osd_key" | timeout 60 ceph osd new "$osd_uuid" 0 -i - >/dev/null
+    ceph-authtool --create-keyring "$dir/osd/ceph-0/keyring" --name osd.0 --add-key "$osd_key" >/dev/null
+  else
+    timeout 60 ceph osd new "$osd_uuid" 0 >/dev/null
+  fi
   ceph-osd -c "$conf" -i 0 --mkfs --osd-uuid "$osd_uuid" >"$dir/log/osd-mkfs.out" 2>&1 \
     || { cat "$dir/log/osd-mkfs.out" >&2; exit 1; }
   ceph-osd -c "$conf" -i 0 2>>"$dir/log/osd-start.err"

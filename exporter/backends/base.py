@@ -80,9 +80,9 @@ class TargetState:
         return recovered
 
     def failed(self, error: str, duration: float) -> bool:
-        """Record a failed refresh; True when it is news (first attempt, or it was up): log it
-        loudly then, not on every retry."""
-        news = self.up or self.attempts == 0
+        """Record a failed refresh; True when it is news (first attempt, it was up, or the reason
+        changed, e.g. from a timeout to a refused key): log it loudly then, not on every retry."""
+        news = self.up or self.attempts == 0 or error != self.error
         self.attempts += 1
         self.failures += 1
         self.up, self.error, self.volumes = False, error, {}

@@ -6,6 +6,12 @@ Two ways to read a target (pool, optionally a RADOS namespace), `--rbd.client`:
 - cli: per refresh exactly one `rbd du` and one `rbd ls -l`, both JSON, run concurrently (never
   one process per image); neither command sees the trash.
 
+Many Ceph clusters (`--ceph.clusters ID=DIR`): a PV goes to the cluster its
+`volumeAttributes.clusterID` names, as ceph-csi's config.json maps clusterID to monitors; PVs of
+any other clusterID, and every PV when no clusters are named, go to the default cluster (the
+single-cluster `--ceph.*` flags). A named cluster's targets and volumes carry its ID:
+`ID:pool[/namespace]`, `ID:pool/image`; the default cluster's do not, so one cluster reads as before.
+
 `rbd du` charges a golden image's data to its snapshot row (`golden@base`) and shows the head
 at 0, so an image's own bytes are its head row plus all of its snapshot rows. Sizes are whole
 RADOS objects (4 MiB by default) that the image itself holds: a CoW clone's unwritten objects
@@ -18,6 +24,7 @@ import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeGuard
 
 import structlog
@@ -25,7 +32,7 @@ import structlog
 from ..logs import keep_c_libraries_off_stderr
 from ..objects import get, text
 from ..settings import ConfigError, Option
-from .base import BackendError, BackendSpec, TargetState, Volume, VolumeRef, record
+from .base import BackendError, BackendSpec, TargetState, Volume, VolumeRef, load_named, named_dirs, record
 from .rbd_librbd import Image, Reader, available
 
 log = structlog.get_logger("clonewatch.rbd")
@@ -39,12 +46,23 @@ _UUID = re.compile(rf"({_UUID_TEXT})$")
 
 
 @dataclass(frozen=True)
+class CephCluster:
+    """How to reach one Ceph cluster; name "" is the default cluster."""
+    name: str = ""
+    conf: str = ""
+    client_id: str = ""
+    keyring: str = ""
+    mon_host: str = ""
+
+
+@dataclass(frozen=True)
 class RbdSettings:
     binary: str = "rbd"
     ceph_conf: str = ""
     ceph_id: str = ""
     keyring: str = ""
     mon_host: str = ""
+    clusters: tuple[CephCluster, ...] = ()     # named clusters, routed to by a PV's clusterID
     pools: tuple[str, ...] = ()        # always refreshed, Kubernetes or not ("pool" or "pool/ns")
     timeout_seconds: float = 60.0
     refresh_interval_seconds: float = 60.0
@@ -52,13 +70,27 @@ class RbdSettings:
     client: str = "cli"                # cli: `rbd du` + `rbd ls -l`; librbd: in-process, the trash included
 
 
-def volume_id(pool: str, namespace: str, image: str) -> str:
-    return f"{pool}/{namespace}/{image}" if namespace else f"{pool}/{image}"
+def volume_id(pool: str, namespace: str, image: str, cluster: str = "") -> str:
+    vid = f"{pool}/{namespace}/{image}" if namespace else f"{pool}/{image}"
+    return f"{cluster}:{vid}" if cluster else vid
+
+
+def make_target(cluster: str, pool: str, namespace: str) -> str:
+    target = f"{pool}/{namespace}" if namespace else pool
+    return f"{cluster}:{target}" if cluster else target
 
 
 def split_target(target: str) -> tuple[str, str]:
-    pool, _, namespace = target.partition("/")
+    """(pool, namespace) of a target, whatever its cluster."""
+    pool, _, namespace = split_cluster(target)[1].partition("/")
     return pool, namespace
+
+
+def split_cluster(target: str) -> tuple[str, str]:
+    """(cluster, the rest) of a target or volume id; cluster "" is the default one."""
+    cluster, sep, rest = target.partition(":")
+    # A trashed image's id holds a ':' too (pool/name@trash:ID); cluster IDs never hold a '/'.
+    return (cluster, rest) if sep and "/" not in cluster else ("", target)
 
 
 def is_rbd_driver(driver: Any) -> bool:
@@ -103,14 +135,16 @@ def parse_ls(doc: Any) -> dict[str, dict | None]:
 
 
 def build_volumes(target: str, du: dict[str, tuple[int, int]], ls: dict[str, dict | None]) -> dict[str, Volume]:
+    cluster = split_cluster(target)[0]
     pool, namespace = split_target(target)
     volumes: dict[str, Volume] = {}
     for image, (own, prov) in du.items():
         if image not in ls:
             continue        # created or removed between the two commands: next refresh sees it
         parent = ls[image]
-        parent_id = volume_id(parent["pool"], text(parent.get("pool_namespace")), parent["image"]) if parent else ""
-        vid = volume_id(pool, namespace, image)
+        parent_id = volume_id(parent["pool"], text(parent.get("pool_namespace")), parent["image"], cluster) \
+            if parent else ""
+        vid = volume_id(pool, namespace, image, cluster)
         volumes[vid] = Volume(volume=vid, target=target, consumed_bytes=own, provisioned_bytes=prov,
                               parent=parent_id, parent_snapshot=text(parent.get("snapshot")) if parent else "",
                               link=bool(_LINK.fullmatch(image)))
@@ -120,13 +154,14 @@ def build_volumes(target: str, du: dict[str, tuple[int, int]], ls: dict[str, dic
 def volumes_from_images(target: str, images: list[Image]) -> dict[str, Volume]:
     """Volumes from librbd's facts; a trashed image keeps its name as its id (children name their
     parent by name) unless a live image took the name since."""
+    cluster = split_cluster(target)[0]
     pool, namespace = split_target(target)
     live = {i.name for i in images if not i.trashed}
     volumes: dict[str, Volume] = {}
     for i in images:
         name = i.name if not (i.trashed and i.name in live) else f"{i.name}@trash:{i.image_id}"
-        vid = volume_id(pool, namespace, name)
-        parent_id = volume_id(i.parent[0], i.parent[1], i.parent[2]) if i.parent else ""
+        vid = volume_id(pool, namespace, name, cluster)
+        parent_id = volume_id(i.parent[0], i.parent[1], i.parent[2], cluster) if i.parent else ""
         volumes[vid] = Volume(volume=vid, target=target, consumed_bytes=i.own_bytes, provisioned_bytes=i.size,
                               parent=parent_id, parent_snapshot=i.parent[3] if i.parent else "",
                               link=bool(_LINK.fullmatch(i.name)) or i.trashed, trashed=i.trashed,
@@ -148,7 +183,9 @@ class RbdBackend:
         self._states: dict[str, TargetState] = {}
         self._wanted: set[str] = set()
         self._by_image: dict[str, str] = {}
-        self._reader: Reader | None = None
+        self._clusters = {c.name: c for c in settings.clusters}
+        self._clusters[""] = CephCluster("", settings.ceph_conf, settings.ceph_id, settings.keyring, settings.mon_host)
+        self._readers: dict[str, Reader] = {}
         self._busy: set[str] = set()
         self._slow_logged: set[str] = set()
 
@@ -165,8 +202,9 @@ class RbdBackend:
         if not pool or not image:
             return None
         namespace = text(get(attrs, "radosNamespace"))
-        target = f"{pool}/{namespace}" if namespace else pool
-        return VolumeRef(NAME, target, volume_id(pool, namespace, image))
+        cluster = text(get(attrs, "clusterID"))
+        cluster = cluster if cluster and cluster in self._clusters else ""
+        return VolumeRef(NAME, make_target(cluster, pool, namespace), volume_id(pool, namespace, image, cluster))
 
     def serves_provisioner(self, provisioner: str) -> bool:
         return is_rbd_driver(provisioner)
@@ -179,8 +217,7 @@ class RbdBackend:
         vid = self._by_image.get(f"csi-snap-{match.group(1)}") if match else None
         if not vid:
             return None
-        state_target = vid.rsplit("/", 1)[0]
-        return VolumeRef(NAME, state_target, vid)
+        return VolumeRef(NAME, vid.rsplit("/", 1)[0], vid)
 
     def want(self, pvs: Iterable[dict]) -> None:
         self._wanted = {r.target for r in map(self.map_pv, pvs) if r is not None}
@@ -224,20 +261,27 @@ class RbdBackend:
         async with sem:
             await record(NAME, state, self._measure(target))
 
+    def _cluster(self, target: str) -> CephCluster:
+        name = split_cluster(target)[0]
+        if name not in self._clusters:
+            raise BackendError(f"no Ceph cluster {name!r} is configured (ceph.clusters)")
+        return self._clusters[name]
+
     async def _measure(self, target: str) -> dict[str, Volume]:
+        cluster = self._cluster(target)
         if self.settings.client == "librbd":
-            return await self._measure_librbd(target)
+            return await self._measure_librbd(target, cluster)
         pool, namespace = split_target(target)
         scope = ["--pool", pool] + (["--namespace", namespace] if namespace else [])
-        du_doc, ls_doc = await self._du_and_ls(scope)
+        du_doc, ls_doc = await self._du_and_ls(cluster, scope)
         return build_volumes(target, parse_du(du_doc), parse_ls(ls_doc))
 
-    async def _du_and_ls(self, scope: list[str]) -> tuple[Any, Any]:
+    async def _du_and_ls(self, cluster: CephCluster, scope: list[str]) -> tuple[Any, Any]:
         """Both commands at once; the first failure is the one reported."""
         try:
             async with asyncio.TaskGroup() as tg:
-                du = tg.create_task(self._run_json(["du", *scope, "--format", "json"]))
-                ls = tg.create_task(self._run_json(["ls", "-l", *scope, "--format", "json"]))
+                du = tg.create_task(self._run_json(cluster, ["du", *scope, "--format", "json"]))
+                ls = tg.create_task(self._run_json(cluster, ["ls", "-l", *scope, "--format", "json"]))
         except BaseExceptionGroup as group:
             failures = [e for e in group.exceptions if isinstance(e, BackendError)]
             if failures and len(failures) == len(group.exceptions):
@@ -245,16 +289,17 @@ class RbdBackend:
             raise
         return du.result(), ls.result()
 
-    async def _measure_librbd(self, target: str) -> dict[str, Volume]:
+    async def _measure_librbd(self, target: str, cluster: CephCluster) -> dict[str, Volume]:
         s = self.settings
-        if self._reader is None:
-            self._reader = Reader(s.ceph_conf, s.ceph_id, s.keyring, s.mon_host, s.timeout_seconds, s.concurrency)
+        reader = self._readers.get(cluster.name)
+        if reader is None:
+            reader = self._readers[cluster.name] = Reader(cluster.conf, cluster.client_id, cluster.keyring,
+                                                          cluster.mon_host, s.timeout_seconds, s.concurrency)
         if target in self._busy:
             # Ceph's timeouts end a stuck call on their own; never two reads of one pool at once.
             raise BackendError("the previous refresh of this pool is still running")
         self._busy.add(target)
         pool, namespace = split_target(target)
-        reader = self._reader
         work = asyncio.ensure_future(asyncio.to_thread(reader.read, pool, namespace))
         work.add_done_callback(lambda _f: self._busy.discard(target))
         try:
@@ -270,25 +315,24 @@ class RbdBackend:
         return volumes
 
     async def close(self) -> None:
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
+        readers, self._readers = self._readers, {}
+        for reader in readers.values():
+            reader.close()
 
-    def _base_args(self) -> list[str]:
-        s = self.settings
-        args = [s.binary]
-        if s.ceph_conf:
-            args += ["--conf", s.ceph_conf]
-        if s.ceph_id:
-            args += ["--id", s.ceph_id]
-        if s.keyring:
-            args += ["--keyring", s.keyring]
-        if s.mon_host:
-            args += ["--mon-host", s.mon_host]
+    def _base_args(self, c: CephCluster) -> list[str]:
+        args = [self.settings.binary]
+        if c.conf:
+            args += ["--conf", c.conf]
+        if c.client_id:
+            args += ["--id", c.client_id]
+        if c.keyring:
+            args += ["--keyring", c.keyring]
+        if c.mon_host:
+            args += ["--mon-host", c.mon_host]
         return args
 
-    async def _run_json(self, args: list[str]) -> Any:
-        argv = self._base_args() + args
+    async def _run_json(self, cluster: CephCluster, args: list[str]) -> Any:
+        argv = self._base_args(cluster) + args
         what = "rbd " + " ".join(args[:2])
         try:
             proc = await asyncio.create_subprocess_exec(
@@ -318,7 +362,8 @@ class RbdBackend:
 # -- registration -------------------------------------------------------------------------------
 OPTIONS = (
     Option("rbd.enabled", "bool", True, "measure Ceph RBD images"),
-    Option("rbd.pools", "list", (), "pools (or pool/namespace) to measure even without PVs in them"),
+    Option("rbd.pools", "list", (), "pools (pool, pool/namespace, or ID:pool for a named cluster) to measure "
+           "even without PVs in them"),
     Option("rbd.client", "str", "auto", "how to read Ceph: librbd (in-process, sees the RBD trash), cli (the rbd "
            "command), auto (librbd when Debian's python3-rbd is importable, else cli)"),
     Option("rbd.binary", "str", "rbd", "the rbd command (with rbd.client cli)"),
@@ -330,7 +375,27 @@ OPTIONS = (
     Option("ceph.id", "str", "", "Ceph client id, e.g. admin (as the Rook toolbox uses)"),
     Option("ceph.keyring", "str", "", "keyring file for that client"),
     Option("ceph.mon-host", "str", "", "monitor addresses, when there is no ceph.conf (as Rook's toolbox env gives)"),
+    Option("ceph.clusters", "list", (), "more Ceph clusters as ID=DIR (ID: ceph-csi's clusterID; DIR: ceph.conf, "
+           "keyring, optional client-id); PVs of other clusterIDs use the ceph.* flags above"),
 )
+
+
+def load_cluster(name: str, directory: Path) -> CephCluster:
+    """A cluster from a mounted directory: ceph.conf (required), keyring, client-id (else the keyring's
+    one client, else Ceph's default)."""
+    if any(ch in name for ch in ":/ "):
+        raise ValueError("an ID must not contain ':', '/' or spaces")
+    conf = directory / "ceph.conf"
+    if not conf.is_file():
+        raise ValueError(f"{conf} is missing")
+    keyring = directory / "keyring"
+    client_id = ""
+    if (directory / "client-id").is_file():
+        client_id = (directory / "client-id").read_text().strip()
+    elif keyring.is_file():
+        clients = re.findall(r"^\s*\[client\.([^\]]+)\]", keyring.read_text(), re.MULTILINE)
+        client_id = clients[0] if len(clients) == 1 else ""
+    return CephCluster(name, str(conf), client_id, str(keyring) if keyring.is_file() else "", "")
 
 
 def _client(s) -> str:
@@ -347,8 +412,25 @@ def _build(s) -> RbdBackend | None:
         return None
     return RbdBackend(RbdSettings(client=_client(s),
         binary=s.rbd_binary, ceph_conf=s.ceph_conf, ceph_id=s.ceph_id, keyring=s.ceph_keyring,
-        mon_host=s.ceph_mon_host, pools=tuple(s.rbd_pools), timeout_seconds=s.rbd_timeout,
+        mon_host=s.ceph_mon_host, pools=_pools(s), timeout_seconds=s.rbd_timeout,
+        clusters=load_named("ceph.clusters", s.ceph_clusters, "cluster", load_cluster),
         refresh_interval_seconds=s.rbd_refresh_interval, concurrency=s.rbd_concurrency))
+
+
+def _check(s) -> None:
+    _client(s)
+    if s.rbd_enabled:
+        load_named("ceph.clusters", s.ceph_clusters, "cluster", load_cluster)
+        _pools(s)
+
+
+def _pools(s) -> tuple[str, ...]:
+    names = {name for name, _ in named_dirs("ceph.clusters", s.ceph_clusters)}
+    for entry in s.rbd_pools:
+        cluster = split_cluster(entry)[0]
+        if cluster and cluster not in names:
+            raise ConfigError("rbd.pools", f"{entry!r} names cluster {cluster!r}, which ceph.clusters does not configure")
+    return tuple(s.rbd_pools)
 
 
 def _prepare(s) -> None:
@@ -356,4 +438,4 @@ def _prepare(s) -> None:
         keep_c_libraries_off_stderr()
 
 
-SPEC = BackendSpec(NAME, 10, OPTIONS, _build, _client, _prepare)
+SPEC = BackendSpec(NAME, 10, OPTIONS, _build, _check, _prepare)

@@ -29,8 +29,8 @@ def test_builtin_kinds_validate_against_the_schemas(docs):
     _, items = docs
     checked = 0
     for d in items:
-        if d["apiVersion"].startswith("monitoring.coreos.com"):
-            continue        # CRDs: checked below
+        if d["apiVersion"].startswith(("monitoring.coreos.com", "ceph.rook.io")):
+            continue        # CRDs: checked below (Rook's CephClient in the openshift overlay test)
         kubernetes_validate.validate(d, K8S_VERSION, strict=True)
         checked += 1
     assert checked >= 8
@@ -102,8 +102,23 @@ def test_openshift_overlay_reads_odf_credentials_and_ships_console_dashboards():
     assert exporter["metadata"]["namespace"] == "openshift-storage"
     init = exporter["spec"]["template"]["spec"]["initContainers"][0]
     refs = {e["valueFrom"].get("secretKeyRef", e["valueFrom"].get("configMapKeyRef"))["name"] for e in init["env"]}
-    assert refs == {"rook-ceph-mon", "rook-ceph-mon-endpoints"}
+    assert refs == {"rook-ceph-client-clonewatch", "rook-ceph-mon-endpoints"}, "its own client, not client.admin"
+    client = next(d for d in items if d["kind"] == "CephClient")
+    assert client["metadata"] == {"name": "clonewatch", "namespace": "openshift-storage"}
+    assert client["spec"]["caps"] == {"mon": "profile rbd", "osd": "profile rbd-read-only"}
+    env = {e["name"]: e.get("value") for e in exporter["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["CLONEWATCH_CEPH_ID"] == "clonewatch"
+    assert "[client.clonewatch]" in init["command"][-1]
     ceph = next(v for v in exporter["spec"]["template"]["spec"]["volumes"] if v["name"] == "ceph")
     assert "secret" not in ceph and ceph["emptyDir"]["medium"] == "Memory"
     boards = [d for d in items if d["kind"] == "ConfigMap" and d["metadata"]["namespace"] == "openshift-config-managed"]
     assert len(boards) == 4 and all(d["metadata"]["labels"]["console.openshift.io/dashboard"] == "true" for d in boards)
+
+
+def test_every_container_runs_the_released_image(docs):
+    """Init containers too: an image a patch adds is not reached by the base's images: list."""
+    _, items = docs
+    for dep in (d for d in items if d["kind"] == "Deployment"):
+        pod = dep["spec"]["template"]["spec"]
+        for c in pod["containers"] + pod.get("initContainers", []):
+            assert c["image"] == "quay.io/clonewatch/clonewatch:0.1.0", (dep["metadata"]["name"], c["name"], c["image"])

@@ -22,9 +22,9 @@ def ceph_conf() -> str:
 class Pool:
     """A fresh pool per test module, removed afterwards."""
 
-    def __init__(self, conf: str, prefix: str = "t") -> None:
+    def __init__(self, conf: str, prefix: str = "t", name: str = "") -> None:
         self.conf = conf
-        self.name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        self.name = name or f"{prefix}-{uuid.uuid4().hex[:8]}"
         self.ceph("osd", "pool", "create", self.name, "8", "8")
         self.rbd("pool", "init", self.name)
 

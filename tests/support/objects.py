@@ -39,12 +39,13 @@ def datasource_of(namespace: str, name: str, pvc_name: str | None = None, snapsh
 
 
 def pv_rbd(name: str, pool: str, image: str, size: str = "64Mi", driver: str = ODF_RBD,
-           storageclass_name: str = "ocs-storagecluster-ceph-rbd", rados_namespace: str = "") -> dict:
+           storageclass_name: str = "ocs-storagecluster-ceph-rbd", rados_namespace: str = "",
+           cluster_id: str = "openshift-storage") -> dict:
     return {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name},
             "spec": {"capacity": {"storage": size}, "accessModes": ["ReadWriteMany"], "volumeMode": "Block",
                      "storageClassName": storageclass_name, "persistentVolumeReclaimPolicy": "Delete",
                      "csi": {"driver": driver, "volumeHandle": f"0001-0009-openshift-storage-0000000000000001-{name}",
-                             "volumeAttributes": {"clusterID": "openshift-storage", "imageFeatures": "layering",
+                             "volumeAttributes": {"clusterID": cluster_id, "imageFeatures": "layering",
                                                   "imageName": image, "journalPool": pool, "pool": pool,
                                                   "radosNamespace": rados_namespace}}},
             "status": {"phase": "Bound"}}
@@ -120,11 +121,11 @@ def datavolume(namespace: str, name: str, source: dict | None = None, source_ref
 
 
 def rbd_clone(namespace: str, name: str, pool: str, image: str, source_ns: str, source: str,
-              storageclass_name: str, clone_type: str = "csi-clone") -> list[dict]:
+              storageclass_name: str, clone_type: str = "csi-clone", cluster_id: str = "openshift-storage") -> list[dict]:
     """A DataVolume clone of a PVC as CDI and ceph-csi leave it: the DataVolume, its PV, its PVC."""
     ann = clone_annotations(clone_type)
     return [datavolume(namespace, name, source={"pvc": {"namespace": source_ns, "name": source}}, annotations=ann),
-            pv_rbd(f"pv-{name}", pool, image),
+            pv_rbd(f"pv-{name}", pool, image, cluster_id=cluster_id),
             pvc(namespace, name, storageclass_name, volume=f"pv-{name}", owner_dv=name, annotations=ann)]
 
 

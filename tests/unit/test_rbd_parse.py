@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter.backends.base import BackendError
-from exporter.backends.rbd import RbdBackend, RbdSettings, build_volumes, parse_du, parse_ls
+from exporter.backends.base import BackendError, TargetState
+from exporter.backends.rbd import CephCluster, RbdBackend, RbdSettings, build_volumes, load_cluster, parse_du, parse_ls, split_cluster, split_target
 from exporter.efficiency import logical_bytes
 from tests.support.objects import pv_rbd
 
@@ -83,3 +83,38 @@ def test_ceph_csi_intermediates_are_links():
           f"my-csi-snap-{uid}": (0, 1)}
     vols = build_volumes("p", du, {name: None for name in du})
     assert {v.volume.split("/")[1] for v in vols.values() if v.link} == {f"csi-vol-{uid}-temp", f"csi-snap-{uid}"}
+
+
+def test_pvs_route_to_the_cluster_their_clusterID_names():
+    b = RbdBackend(RbdSettings(clusters=(CephCluster("east", "/e/ceph.conf"),)))
+    east = b.map_pv(pv_rbd("pv", "pool", "img", cluster_id="east", rados_namespace="ns"))
+    assert (east.target, east.volume) == ("east:pool/ns", "east:pool/ns/img")
+    other = b.map_pv(pv_rbd("pv", "pool", "img", cluster_id="openshift-storage"))
+    assert (other.target, other.volume) == ("pool", "pool/img"), "an unnamed clusterID goes to the default cluster"
+    vols = build_volumes("east:pool", {"c": (4, 8), "g": (8, 8)},
+                         {"c": {"pool": "pool", "image": "g", "snapshot": "s"}, "g": None})
+    assert vols["east:pool/c"].parent == "east:pool/g", "a parent lives in its child's cluster"
+    assert split_cluster("pool/img@trash:1a2b") == ("", "pool/img@trash:1a2b"), "a trashed id is not a cluster"
+    assert split_target("east:pool/ns") == ("pool", "ns")
+
+
+def test_cluster_directories_load_and_bad_ones_are_named(tmp_path):
+    d = tmp_path / "east"
+    d.mkdir()
+    with pytest.raises(ValueError, match=r"ceph\.conf is missing"):
+        load_cluster("east", d)
+    (d / "ceph.conf").write_text("[global]\nmon host = 10.0.0.1\n")
+    (d / "keyring").write_text("[client.clonewatch]\n\tkey = AQB=\n")
+    c = load_cluster("east", d)
+    assert (c.name, c.client_id, c.keyring) == ("east", "clonewatch", str(d / "keyring"))
+    (d / "client-id").write_text("reader\n")
+    assert load_cluster("east", d).client_id == "reader"
+    with pytest.raises(ValueError, match="must not contain"):
+        load_cluster("a:b", d)
+
+
+def test_a_changed_failure_reason_is_news_a_repeated_one_is_not():
+    st = TargetState("p")
+    assert st.failed("timeout", 1.0)
+    assert not st.failed("timeout", 1.0)
+    assert st.failed("permission denied", 0.1)

@@ -42,6 +42,9 @@ def test_precedence_flag_env_file(tmp_path, monkeypatch):
     ("flashsystem.timeout: 0\n", "flashsystem.timeout"),
     ("vmware:\n  vcenters: [vc1=/nonexistent/vc1]\n", "vmware.vcenters"),
     ("vmware.refresh-interval: 0\n", "vmware.refresh-interval"),
+    ("ceph:\n  clusters: [east]\n", "ceph.clusters"),                       # not ID=DIR
+    ("ceph:\n  clusters: [east=/nonexistent/east]\n", "ceph.clusters"),     # no ceph.conf there
+    ("rbd.pools: ['east:pool']\n", "rbd.pools"),                            # a cluster nobody configured
 ])
 def test_bad_config_names_the_key(tmp_path, text, key):
     cfg = tmp_path / "c.yaml"
