@@ -89,7 +89,8 @@ def vm_facts(moid: str, props: dict) -> dict:
         if capacity is None and _get(dev, "capacityInKB") is not None:
             capacity = _get(dev, "capacityInKB") * 1024       # older servers fill only this one
         if capacity is not None:                               # a VirtualDisk
-            disks.append({"key": _get(dev, "key"), "capacityInBytes": capacity})
+            disks.append({"key": _get(dev, "key"), "capacityInBytes": capacity,
+                          "fileName": str(_get(_get(dev, "backing"), "fileName", "") or "")})
     return {
         "moid": moid, "name": props.get("name", moid), "template": bool(props.get("config.template")),
         "devices": disks,
@@ -115,6 +116,19 @@ class _Layer:
     parent: str = ""
     name: str = ""
     parent_problem: str = ""
+
+
+def _top_first(vm: dict) -> bool:
+    """Whether this VM's chains list the running layer first. vCenter lists a chain base first; the
+    govmomi simulator (0.24) walks the backing's parents, top first. The disk device's own backing
+    file is the top layer, so it decides where a server says it (recorded shapes without it: base first)."""
+    names = {f["key"]: f["name"] for f in vm["file"]}
+    top = {d["key"]: d.get("fileName", "") for d in vm["devices"]}
+    for disk in vm["disk"]:
+        chain = disk["chain"]
+        if len(chain) > 1 and top.get(disk["key"]):
+            return top[disk["key"]] in {names.get(k) for k in chain[0]["fileKey"]}
+    return False
 
 
 def build_volumes(vcenter: str, vms: list[dict]) -> dict[str, Volume]:
@@ -146,14 +160,17 @@ def build_volumes(vcenter: str, vms: list[dict]) -> dict[str, Volume]:
     for vm in vms:
         capacity = {d["key"]: d["capacityInBytes"] for d in vm["devices"]}
         several = len(vm["disk"]) > 1
+        flip = _top_first(vm)
         for disk in vm["disk"]:
-            keys = layer_keys(vm, disk["chain"], int(capacity.get(disk["key"]) or 0))
+            chain = disk["chain"][::-1] if flip else disk["chain"]
+            keys = layer_keys(vm, chain, int(capacity.get(disk["key"]) or 0))
             if keys:
                 named.setdefault(keys[-1], vm["name"] + (f"/{disk['key']}" if several else ""))
         snap_names = {s["moid"]: s["name"] for s in vm["snapshots"]}
         for snap in vm["snapshotLayout"]:
             for disk in snap["disk"]:
-                keys = layer_keys(vm, disk["chain"], int(capacity.get(disk["key"]) or 0))
+                chain = disk["chain"][::-1] if flip else disk["chain"]
+                keys = layer_keys(vm, chain, int(capacity.get(disk["key"]) or 0))
                 if keys:
                     label = f"{vm['name']}@{snap_names.get(snap['key'], snap['key'])}"
                     named.setdefault(keys[-1], label + (f"/{disk['key']}" if several else ""))

@@ -55,7 +55,7 @@ async def test_inventory_snapshots_and_linked_clones(vcsim, tls, tmp_path):
     assert st.up, st.error
     names = {v.volume for v in st.volumes.values()}
     assert {"vc1/DC0_H0_VM1", "vc1/DC0_C0_RP0_VM0", "vc1/DC0_C0_RP0_VM1", "vc1/linked-1"} <= names
-    assert all(v.target == "vc1" and v.consumed_bytes == 0 for v in st.volumes.values())   # vcsim: sizes 0
+    assert all(v.target == "vc1" and v.consumed_bytes == 0 for v in st.volumes.values())   # its default VMs have no files written
     # Scoped to folders.
     b = backend(vcsim, tmp_path, tls[0], folders=("DC0/vm/linked-1",))
     st = await refreshed(b)

@@ -1,5 +1,5 @@
 """VMware: disk layers from layoutEx as volumes, named by their owners, and the family arithmetic
-on a recorded-shape fixture (vcsim reports every file size as 0)."""
+on a recorded-shape fixture of what vCenter returns (real bytes through vcsim: tests/e2e/test_vmware_linked_clones.py)."""
 
 import copy
 import json
@@ -89,7 +89,7 @@ def test_facts_from_pyvmomi_objects():
         disk=[vim.vm.FileLayoutEx.DiskLayout(key=2000, chain=[vim.vm.FileLayoutEx.DiskUnit(fileKey=[0, 1])])])
     facts = vm_facts("vm-1", {"name": "a", "config.template": False, "config.hardware.device": [disk, nic],
                               "layoutEx": layout})
-    assert facts["devices"] == [{"key": 2000, "capacityInBytes": GiB}]
+    assert facts["devices"] == [{"key": 2000, "capacityInBytes": GiB, "fileName": "[ds] a/a.vmdk"}]
     assert build_volumes("vc", [facts])["vc/a"].consumed_bytes == 5100
 
 
@@ -109,3 +109,24 @@ def test_any_layout_gives_volumes_or_a_clean_error(files, chains):
     except BackendError:
         return
     assert all(v.consumed_bytes >= 0 for v in vols.values())
+
+
+def test_a_server_that_lists_chains_top_first_gives_the_same_volumes():
+    """vcsim (govmomi 0.24) lists the running layer first; the disk's backing file says which end is the top."""
+    base_first = copy.deepcopy(FIXTURE["vms"])
+    top_first = copy.deepcopy(FIXTURE["vms"])
+    for a, b in zip(base_first, top_first, strict=True):
+        names = {f["key"]: f["name"] for f in a["file"]}
+        for dev_a, dev_b, disk in zip(a["devices"], b["devices"], a["disk"], strict=True):
+            top = next(names[k] for k in disk["chain"][-1]["fileKey"] if names[k].endswith(".vmdk")
+                       and not names[k].endswith(("-flat.vmdk", "-delta.vmdk")))
+            dev_a["fileName"] = dev_b["fileName"] = top
+        for disk in b["disk"]:
+            disk["chain"].reverse()
+        for snap in b["snapshotLayout"]:
+            for disk in snap["disk"]:
+                disk["chain"].reverse()
+    expected = build_volumes("vc1", base_first)
+    assert expected == volumes(), "the device's file name changes nothing for a base-first server"
+    assert build_volumes("vc1", top_first) == expected
+    assert expected["vc1/vm-linked-1"].parent == "vc1/rhel9-template@base"
