@@ -300,7 +300,7 @@ class RbdBackend:
             raise BackendError("the previous refresh of this pool is still running")
         self._busy.add(target)
         pool, namespace = split_target(target)
-        work = asyncio.ensure_future(asyncio.to_thread(reader.read, pool, namespace))
+        work = asyncio.wrap_future(reader.submit_read(pool, namespace))
         work.add_done_callback(lambda _f: self._busy.discard(target))
         try:
             images = await asyncio.wait_for(asyncio.shield(work), s.timeout_seconds * 2)

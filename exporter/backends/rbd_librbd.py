@@ -17,8 +17,9 @@ One long-lived connection per cluster; Ceph's own timeouts (`rados_osd_op_timeou
 within the timeout instead of hanging a thread.
 """
 
+import queue
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,49 @@ USER = 0     # rbd.RBD_SNAP_NAMESPACE_TYPE_USER: snapshots someone made by name 
 
 def available() -> bool:
     return rbd is not None and rados is not None
+
+
+_abandoned = threading.Event()
+
+
+def calls_abandoned() -> bool:
+    """Whether a Reader was closed with a Ceph call still running: the process should then end
+    with os._exit, not by unwinding librados under that call."""
+    return _abandoned.is_set()
+
+
+class Workers:
+    """A few daemon threads. Not concurrent.futures: its threads are joined at interpreter exit, so
+    one librbd call stuck until Ceph's op timeout would hold a SIGTERM'd exporter that long."""
+
+    def __init__(self, count: int, prefix: str) -> None:
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._threads = [threading.Thread(target=self._work, name=f"{prefix}-{i}", daemon=True)
+                         for i in range(max(1, count))]
+        for t in self._threads:
+            t.start()
+
+    def submit(self, fn: Any, *args: Any) -> Future:
+        future: Future = Future()
+        self._queue.put((future, fn, args))
+        return future
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            future, fn, args = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:        # handed to whoever waits on the future
+                future.set_exception(exc)
+
+    def shutdown(self) -> None:
+        for _ in self._threads:
+            self._queue.put(None)
 
 
 @dataclass(frozen=True)
@@ -70,7 +114,9 @@ class Reader:
         self._conffile, self._id, self._timeout = conffile or None, client_id or None, timeout
         self._cluster: Any = None
         self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="librbd")
+        self._pool = Workers(concurrency, "librbd")            # images of one pool, in parallel
+        self._reads = Workers(concurrency, "librbd-read")      # whole-pool reads, one per target
+        self._in_flight = 0
 
     def _connect(self) -> Any:
         with self._lock:
@@ -94,11 +140,32 @@ class Reader:
                 pass
 
     def close(self) -> None:
-        self._drop()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            busy = self._in_flight > 0
+        if busy:
+            # Shutting a cluster down under a running call is a use-after-free in librados;
+            # leave both to the end of the process.
+            _abandoned.set()
+        else:
+            self._drop()
+        self._pool.shutdown()
+        self._reads.shutdown()
+
+    def submit_read(self, pool: str, namespace: str) -> Future:
+        """read() on one of the Reader's own daemon threads."""
+        return self._reads.submit(self.read, pool, namespace)
 
     def read(self, pool: str, namespace: str) -> list[Image]:
         """Every live and trashed image of a pool (namespace); BackendError on any failure."""
+        with self._lock:
+            self._in_flight += 1
+        try:
+            return self._read(pool, namespace)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def _read(self, pool: str, namespace: str) -> list[Image]:
         cluster = self._connect()
         try:
             ioctx = cluster.open_ioctx(pool)

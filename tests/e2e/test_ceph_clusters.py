@@ -130,6 +130,25 @@ def test_each_pv_is_measured_on_its_own_cluster_with_a_read_only_key(kube, estat
         proc.stop()
 
 
+def test_sigterm_while_a_ceph_call_hangs_ends_the_exporter_at_once(estate, second_cluster):
+    """A stalled OSD holds a librbd call until Ceph's op timeout (60 s here); SIGTERM must not wait for it."""
+    pools, _images, tmp, _key = estate
+    proc = ExporterProcess(["--no-kubernetes.enabled", f"--ceph.clusters={B}={tmp / 'b'}",
+                            f"--rbd.pools={B}:{pools['b'].name}", "--rbd.timeout=60", "--rbd.refresh-interval=0.5",
+                            "--rbd.client=librbd"], tmp / "hang.log")
+    proc.wait_ready()
+    osd = int((Path(second_cluster).parent / "run" / "osd.0.pid").read_text())
+    os.kill(osd, signal.SIGSTOP)
+    try:
+        time.sleep(2)                            # the next refresh is now stuck on the paused OSD
+        took = proc.stop(timeout=10)
+    finally:
+        os.kill(osd, signal.SIGCONT)
+    assert took < 5, f"took {took:.1f}s"
+    assert proc.proc.returncode == 0 and '"stopped"' in proc.logs()
+    print(f"\nSIGTERM with a librbd call stuck on a paused OSD: exited in {took:.2f}s")
+
+
 def wait_down(proc, target: str, what: str) -> tuple[dict, float]:
     t0 = time.monotonic()
     s = proc.wait_for(lambda s: pick(s, "clonewatch_backend_up", target=target) == [0], timeout=TIMEOUT * 10, what=what)
