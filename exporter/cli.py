@@ -1,19 +1,25 @@
 """clonewatch-exporter command line: options, validation (exit 2 naming the key), run."""
 
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 
 import structlog
 
-from . import __version__
+from . import __version__, webconfig
 from .backends import registry
+from .backends.rbd_librbd import calls_abandoned
 from .logs import FORMATS, LEVELS, configure
 from .server import run
 from .settings import ConfigError, Option, Settings, parse, parse_listen_address
 
 CORE_OPTIONS = (
     Option("web.listen-address", "str", ":9753", "address to serve /metrics, /healthz, /readyz on"),
+    Option("web.config.file", "str", "", "TLS and basic auth for /metrics, in the Prometheus exporter-toolkit "
+           "web config format (README: Securing /metrics)"),
+    Option("web.authorization", "str", "none", "none, or kubernetes: a bearer token allowed to get /metrics "
+           "by TokenReview + SubjectAccessReview"),
     Option("log.level", "str", "info", "one of " + ", ".join(LEVELS)),
     Option("log.format", "str", "json", "one of " + ", ".join(FORMATS)),
     Option("kubernetes.enabled", "bool", True,
@@ -47,6 +53,10 @@ def load(argv: Sequence[str] | None = None) -> Settings:
     if settings.log_format not in FORMATS:
         raise ConfigError("log.format", f"expected one of {', '.join(FORMATS)}, got {settings.log_format!r}")
     parse_listen_address(settings.web_listen_address)
+    if settings.web_config_file:
+        webconfig.load(settings.web_config_file)
+    if settings.web_authorization not in ("none", "kubernetes"):
+        raise ConfigError("web.authorization", f"expected none or kubernetes, got {settings.web_authorization!r}")
     registry.check(settings)
     return settings
 
@@ -63,7 +73,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.info("starting", version=__version__, **{k: v for k, v in settings.as_dict().items()
                                                     if k not in ("ceph_keyring",)})
     try:
-        return asyncio.run(run(settings))
+        rc = asyncio.run(run(settings))
+        if calls_abandoned():
+            # A Ceph call was still running at shutdown (a stalled OSD): end now rather than wait
+            # for Ceph's op timeout or unwind librados under it. Logs are flushed first.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(rc)
+        return rc
     except ConfigError as exc:
         print(f"clonewatch-exporter: configuration error: {exc}", file=sys.stderr)
         return 2

@@ -17,7 +17,30 @@ from .quantity import parse_bytes
 from .settings import ConfigError, HintingParser, parse_listen_address
 from .summary import fetch as fetch_metrics
 from .summary import human
+from .webserve import MAX_BODY as WEB_MAX_BODY
+from .webserve import Security, security
+from .webserve import serve as serve_app
 
-__all__ = ["ConfigError", "HintingParser", "Volume", "configure_logging", "family_numbers", "fetch_metrics", "human",
-           "load_api_client", "logical_bytes", "parse_bytes", "parse_listen_address", "parse_rbd_du",
-           "parse_rbd_ls", "rbd_volume_id", "rbd_volumes", "request_json", "scan_dir"]
+__all__ = [
+           "WEB_MAX_BODY",
+           "ConfigError",
+           "HintingParser",
+           "Security",
+           "Volume",
+           "configure_logging",
+           "family_numbers",
+           "fetch_metrics",
+           "human",
+           "load_api_client",
+           "logical_bytes",
+           "parse_bytes",
+           "parse_listen_address",
+           "parse_rbd_du",
+           "parse_rbd_ls",
+           "rbd_volume_id",
+           "rbd_volumes",
+           "request_json",
+           "scan_dir",
+           "security",
+           "serve_app",
+]

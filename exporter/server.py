@@ -9,6 +9,7 @@ from aiohttp import web
 from . import __version__
 from .app import Exporter
 from .settings import ConfigError, parse_listen_address
+from .webserve import MAX_BODY, security, serve
 
 log = structlog.get_logger("clonewatch")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -41,7 +42,7 @@ def make_app(exporter: Exporter) -> web.Application:
     async def landing(request: web.Request) -> web.Response:
         return web.Response(text=LANDING.format(version=__version__), content_type="text/html")
 
-    app = web.Application()
+    app = web.Application(client_max_size=MAX_BODY)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -60,17 +61,12 @@ def _api_client(settings):
 
 async def run(settings) -> int:
     host, port = parse_listen_address(settings.web_listen_address)
-    api = _api_client(settings) if settings.kubernetes_enabled else None
+    needs_api = settings.kubernetes_enabled or settings.web_authorization == "kubernetes"
+    api = _api_client(settings) if needs_api else None
+    sec = security(settings.web_config_file, settings.web_authorization, api)
     exporter = Exporter(settings)
-    runner = web.AppRunner(make_app(exporter), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    try:
-        await site.start()
-    except OSError as exc:
-        await runner.cleanup()
-        raise ConfigError("web.listen-address", f"cannot listen on {settings.web_listen_address}: {exc.strerror}") from None
-    await exporter.start(api)
+    served = await serve(make_app(exporter), host, port, sec, settings.web_listen_address)
+    await exporter.start(api if settings.kubernetes_enabled else None)
     log.info("listening", address=settings.web_listen_address)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -79,7 +75,7 @@ async def run(settings) -> int:
     await stop.wait()
     log.info("stopping")
     await exporter.stop()
-    await runner.cleanup()
+    await served.close()
     if api is not None:
         api.close()
     log.info("stopped")

@@ -28,6 +28,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     r.add_argument("--scenario", required=True, metavar="FILE", help=SCENARIO_HELP)
     r.add_argument("--web.listen-address", dest="listen", default=":9754", metavar="[HOST]:PORT",
                    help="address to serve /metrics and /healthz on (default :9754)")
+    r.add_argument("--web.config.file", dest="web_config", default="", metavar="FILE",
+                   help="TLS and basic auth for /metrics, exporter-toolkit format (README: Securing /metrics)")
     c = sub.add_parser("cleanup", help="delete every clone this scenario created (nothing else)")
     c.add_argument("--scenario", required=True, metavar="FILE", help=SCENARIO_HELP)
     c.add_argument("--golden", action="store_true", help="also remove the golden if this scenario created it")
@@ -60,15 +62,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             import asyncio
 
-            from exporter.public import ConfigError, parse_listen_address
+            from exporter.public import ConfigError, parse_listen_address, security
 
             from .daemon import serve
             try:
                 host, port = parse_listen_address(args.listen)
+                sec = security(args.web_config, "none")
+                return asyncio.run(serve(scenario, host, port, sec, args.listen))
             except ConfigError as exc:
-                print(f"clonewatch-loadgen: {exc}", file=sys.stderr)
+                print(f"clonewatch-loadgen: configuration error: {exc}", file=sys.stderr)
                 return 2
-            return asyncio.run(serve(scenario, host, port))
         if args.command == "cleanup":
             from .harness import Harness
             harness = Harness(scenario, Path("."))

@@ -15,6 +15,8 @@ import structlog
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from exporter.public import WEB_MAX_BODY, Security, serve_app
+
 from .cloners import CloneFailed, NotOwned, parse_name, volume_name
 from .cloners.base import Owned
 from .cloners.factory import make_cloner
@@ -178,7 +180,8 @@ class Daemon:
             self.stopping.set()
 
 
-async def serve(scenario: Scenario, host: str | None, port: int) -> int:
+async def serve(scenario: Scenario, host: str | None, port: int, sec: Security | None = None,
+                listen: str = "") -> int:
     daemon = Daemon(scenario)
 
     async def metrics(_request):
@@ -188,12 +191,10 @@ async def serve(scenario: Scenario, host: str | None, port: int) -> int:
     async def healthz(_request):
         return web.Response(text="ok\n")
 
-    app = web.Application()
+    app = web.Application(client_max_size=WEB_MAX_BODY)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    served = await serve_app(app, host, port, sec or Security(), listen or f"{host or ''}:{port}")
     log.info("loadgen_listening", port=port, scenario=scenario.name, run=daemon.run)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -235,6 +236,6 @@ async def serve(scenario: Scenario, host: str | None, port: int) -> int:
         rc = 1
     stop_task.cancel()
     done_task.cancel()
-    await runner.cleanup()
+    await served.close()
     log.info("loadgen_stopped", drift_bytes_written=daemon.drift_written, clones_alive=len(daemon.alive))
     return rc

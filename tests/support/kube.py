@@ -28,6 +28,8 @@ DECLARED = {
     "snapshot.storage.k8s.io/v1/volumesnapshotcontents": False,
     "cdi.kubevirt.io/v1beta1/cdis": False,
     "batch/v1/jobs": True,
+    "authentication.k8s.io/v1/tokenreviews": False,
+    "authorization.k8s.io/v1/subjectaccessreviews": False,
     # volumeclonesources deliberately undeclared: the API answers 404, as for a missing CRD.
 }
 
@@ -49,6 +51,11 @@ class Emulator(kmock.KubernetesEmulator):
         self.garbage_served = 0                    # how many such lines went out (tests wait on it)
         self.expired_served = 0                    # how many 410s went out
         self.list_delay = 0.0                      # seconds every list takes (a slow API server)
+        # TokenReview / SubjectAccessReview, answered as the API server's authenticator and RBAC
+        # would: token -> user info, and which (user, non-resource path, verb) are allowed.
+        self.tokens: dict[str, dict] = {}
+        self.allowed: set[tuple[str, str, str]] = set()
+        self.reviews = {"tokenreviews": 0, "subjectaccessreviews": 0}
 
     async def _serve_list(self, request):
         if self.list_delay:
@@ -67,13 +74,33 @@ class Emulator(kmock.KubernetesEmulator):
 
     async def _handle(self, request):
         data = request.data
+        if getattr(request.resource, "plural", None) in self.reviews and isinstance(data, dict):
+            # Reviews have no name; kmock keeps every create by name, so give each one its own.
+            data.setdefault("metadata", {})["name"] = f"review-{sum(self.reviews.values())}"
         if request.namespace and isinstance(data, dict) and isinstance(data.get("metadata"), dict):
             data["metadata"].setdefault("namespace", request.namespace)
         return await super()._handle(request)
 
     async def _serve_create(self, request):
+        plural = getattr(request.resource, "plural", None)
+        if plural in self.reviews:
+            return kmock.Response(status=201, payload=self._review(plural, request.data))
         raw = await super()._serve_create(request)
         return kmock.Response(status=201, payload=raw)
+
+    def _review(self, plural: str, review: dict) -> dict:
+        """The status the API server writes into a review (authentication.k8s.io/v1, authorization.k8s.io/v1)."""
+        self.reviews[plural] += 1
+        spec = review.get("spec") or {}
+        if plural == "tokenreviews":
+            user = self.tokens.get(spec.get("token", ""))
+            status = {"authenticated": True, "user": user, "audiences": ["https://kubernetes.default.svc"]} \
+                if user else {"authenticated": False, "error": "invalid bearer token"}
+        else:
+            attrs = spec.get("nonResourceAttributes") or {}
+            ok = (spec.get("user"), attrs.get("path"), attrs.get("verb")) in self.allowed
+            status = {"allowed": ok} if ok else {"allowed": False, "reason": "no RBAC policy matched"}
+        return {**review, "status": status}
 
     async def _serve_watch(self, request):
         plural = getattr(request.resource, "plural", None)

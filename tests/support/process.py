@@ -3,6 +3,7 @@
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -27,7 +28,9 @@ class ExporterProcess:
     # Every one started, so a fixture whose set-up fails cannot leave one running (conftest).
     started: ClassVar["weakref.WeakSet[ExporterProcess]"] = weakref.WeakSet()
 
-    def __init__(self, args: list[str], log_path: Path, env: dict | None = None) -> None:
+    def __init__(self, args: list[str], log_path: Path, env: dict | None = None, tls: ssl.SSLContext | None = None,
+                 headers: dict | None = None) -> None:
+        self.tls, self.headers = tls, headers or {}      # how this test's requests reach a secured exporter
         self.port = free_port()
         self.log_path = log_path
         self._log = open(log_path, "wb")
@@ -38,12 +41,12 @@ class ExporterProcess:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def get(self, path: str, headers: dict | None = None) -> tuple[int, bytes, dict]:
-        req = urllib.request.Request(self.url + path, headers=headers or {})
+        req = urllib.request.Request(self.url + path, headers={**self.headers, **(headers or {})})
         try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
+            with urllib.request.urlopen(req, timeout=10, context=self.tls) as resp:
                 return resp.status, resp.read(), dict(resp.headers)
         except urllib.error.HTTPError as err:
             return err.code, err.read(), dict(err.headers)

@@ -1,0 +1,157 @@
+"""Serving an aiohttp app the way both daemons do: TLS and basic auth from `--web.config.file`,
+optional Kubernetes authorization (`--web.authorization=kubernetes`), response headers, and limits
+so that bad or slow clients cannot crowd out Prometheus's scrape.
+
+/healthz and /readyz are never behind authentication: kubelet probes carry no credentials and
+those endpoints tell nothing about the cluster. Everything else (/metrics, the landing page) is.
+"""
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from .settings import ConfigError
+from .webconfig import BasicAuth, ReloadingContext, WebConfig, load
+
+log = structlog.get_logger("clonewatch.web")
+
+OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+REALM = 'Basic realm="clonewatch", charset="UTF-8"'
+# Requests here are GETs of a few hundred bytes: anything bigger is not a scrape.
+MAX_BODY = 64 * 1024
+MAX_LINE = 8 * 1024
+KEEPALIVE_SECONDS = 30.0
+RELOAD_CHECK_SECONDS = 1.0
+
+
+@dataclass
+class Security:
+    config: WebConfig = field(default_factory=WebConfig)
+    basic: BasicAuth | None = None
+    authorizer: Any = None                 # kube_authz.Authorizer with --web.authorization=kubernetes
+    tls: ReloadingContext | None = None
+
+
+def security(web_config_file: str, authorization: str, api: Any = None) -> Security:
+    """What the flags ask for; ConfigError names the key when they ask for something impossible."""
+    config = load(web_config_file) if web_config_file else WebConfig()
+    if authorization not in ("none", "kubernetes"):
+        raise ConfigError("web.authorization", f"expected none or kubernetes, got {authorization!r}")
+    authorizer = None
+    if authorization == "kubernetes":
+        if api is None:
+            raise ConfigError("web.authorization", "kubernetes needs a Kubernetes API (in-cluster or --kubeconfig)")
+        from .kube_authz import Authorizer
+        authorizer = Authorizer(api)
+    return Security(config=config, basic=BasicAuth(config.users) if config.users else None, authorizer=authorizer,
+                    tls=ReloadingContext(config.tls) if config.tls else None)
+
+
+def _unauthorized(text: str, challenge: bool) -> web.Response:
+    headers = {"WWW-Authenticate": REALM} if challenge else {}
+    return web.Response(status=401, text=text + "\n", headers=headers)
+
+
+def _basic_credentials(header: str) -> tuple[str, str] | None:
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic" or not value:
+        return None
+    try:
+        user, sep, password = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return (user, password) if sep else None
+
+
+def _sans(peercert: dict | None) -> set[str]:
+    out = set()
+    for kind, value in (peercert or {}).get("subjectAltName", ()):
+        if kind in ("DNS", "URI", "email"):
+            out.add(value)
+        elif kind == "IP Address":
+            with contextlib.suppress(ValueError):
+                out.add(str(ipaddress.ip_address(value.strip())))
+    return out
+
+
+def middleware(sec: Security):
+    headers = sec.config.headers
+    allowed_sans = set(sec.config.tls.client_allowed_sans) if sec.config.tls else set()
+
+    @web.middleware
+    async def guard(request: web.Request, handler):
+        response = await _check(request) if request.path not in OPEN_PATHS else None
+        if response is None:
+            response = await handler(request)
+        for name, value in headers:
+            response.headers[name] = value
+        return response
+
+    async def _check(request: web.Request) -> web.Response | None:
+        if allowed_sans:
+            peer = request.transport.get_extra_info("peercert") if request.transport else None
+            if not _sans(peer) & allowed_sans:
+                return web.Response(status=403, text="client certificate not allowed\n")
+        if sec.basic is not None:
+            creds = _basic_credentials(request.headers.get("Authorization", ""))
+            if creds is None:
+                return _unauthorized("basic authentication required", True)
+            user, password = creds
+            ok = sec.basic.cached(user, password)
+            if ok is None:
+                ok = await asyncio.to_thread(sec.basic.check, user, password)     # bcrypt: off the event loop
+            if not ok:
+                log.info("web_auth_refused", user=user, remote=request.remote, path=request.path)
+                return _unauthorized("wrong user name or password", True)
+        if sec.authorizer is not None:
+            return await sec.authorizer.check(request)
+        return None
+
+    return guard
+
+
+@dataclass
+class Served:
+    runner: web.AppRunner
+    watcher: asyncio.Task | None
+
+    async def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.watcher
+        await self.runner.cleanup()
+
+
+async def serve(app: web.Application, host: str | None, port: int, sec: Security, listen: str) -> Served:
+    """Start `app` on host:port with `sec` applied; ConfigError when the address cannot be bound."""
+    app.middlewares.append(middleware(sec))
+    runner = web.AppRunner(app, access_log=None, keepalive_timeout=KEEPALIVE_SECONDS, max_line_size=MAX_LINE,
+                           max_field_size=MAX_LINE)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, ssl_context=sec.tls.context if sec.tls else None, backlog=128)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise ConfigError("web.listen-address", f"cannot listen on {listen}: {exc.strerror}") from None
+    watcher = asyncio.create_task(_watch(sec.tls)) if sec.tls else None
+    return Served(runner, watcher)
+
+
+async def _watch(tls: ReloadingContext) -> None:
+    while True:
+        await asyncio.sleep(RELOAD_CHECK_SECONDS)
+        if await asyncio.to_thread(tls.check):
+            log.info("web_tls_reloaded", cert_file=str(tls.tls.cert_file), reloads=tls.reloads)
+        elif tls.last_error:
+            log.warning("web_tls_reload_failed", cert_file=str(tls.tls.cert_file), error=tls.last_error,
+                        note="still serving the previous certificate")
+            tls.last_error = ""
