@@ -56,6 +56,9 @@ def test_exporter_is_read_only_and_loadgen_is_namespaced(docs):
     for d in items:
         if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "clonewatch-exporter":
             assert all(set(r["verbs"]) <= {"get", "list", "watch"} for r in d["rules"])
+        if d["kind"] == "ClusterRoleBinding" and d["subjects"][0]["name"] == "clonewatch-exporter":
+            # Its own read-only role, and (OpenShift, for --web.authorization=kubernetes) token and access reviews only.
+            assert d["roleRef"]["name"] in ("clonewatch-exporter", "system:auth-delegator")
         if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "clonewatch-loadgen-golden-source":
             assert {(tuple(r["resources"]), tuple(r["verbs"])) for r in d["rules"]} == {
                 (("persistentvolumeclaims",), ("get",)), (("datavolumes/source",), ("create",))}
@@ -72,6 +75,7 @@ def test_exporter_is_read_only_and_loadgen_is_namespaced(docs):
 def test_bindings_point_at_service_accounts_that_exist(docs):
     _, items = docs
     accounts = {(d["metadata"].get("namespace"), d["metadata"]["name"]) for d in items if d["kind"] == "ServiceAccount"}
+    accounts.add(("openshift-monitoring", "prometheus-k8s"))        # platform monitoring's Prometheus
     for d in items:
         if d["kind"] in ("RoleBinding", "ClusterRoleBinding"):
             for s in d["subjects"]:
@@ -122,3 +126,69 @@ def test_every_container_runs_the_released_image(docs):
         pod = dep["spec"]["template"]["spec"]
         for c in pod["containers"] + pod.get("initContainers", []):
             assert c["image"] == "quay.io/clonewatch/clonewatch:0.1.0", (dep["metadata"]["name"], c["name"], c["image"])
+
+
+def test_openshift_serves_metrics_over_service_ca_tls_to_prometheus_with_rbac():
+    items = build("overlays/openshift")
+    by = {(d["kind"], d["metadata"]["name"]): d for d in items}
+    svc = by["Service", "clonewatch-exporter"]
+    secret = svc["metadata"]["annotations"]["service.beta.openshift.io/serving-cert-secret-name"]
+    pod = by["Deployment", "clonewatch-exporter"]["spec"]["template"]["spec"]
+    assert next(v for v in pod["volumes"] if v["name"] == "serving-cert")["secret"]["secretName"] == secret
+    main = pod["containers"][0]
+    env = {e["name"]: e.get("value") for e in main["env"]}
+    assert env["CLONEWATCH_WEB_AUTHORIZATION"] == "kubernetes"
+    web = yaml.safe_load(by["ConfigMap", "clonewatch-exporter-web"]["data"]["web.yml"])
+    mounts = {m["name"]: m["mountPath"] for m in main["volumeMounts"]}
+    assert env["CLONEWATCH_WEB_CONFIG_FILE"] == mounts["web-config"] + "/web.yml"
+    assert web["tls_server_config"]["cert_file"] == mounts["serving-cert"] + "/tls.crt"
+    assert all(main[p]["httpGet"]["scheme"] == "HTTPS" for p in ("readinessProbe", "livenessProbe", "startupProbe"))
+    ep = by["ServiceMonitor", "clonewatch-exporter"]["spec"]["endpoints"][0]
+    assert ep["scheme"] == "https" and ep["bearerTokenFile"].endswith("serviceaccount/token")
+    assert ep["tlsConfig"]["serverName"] == f"{svc['metadata']['name']}.{svc['metadata']['namespace']}.svc"
+    assert ep["tlsConfig"]["caFile"].endswith("serving-certs-ca-bundle/service-ca.crt")
+    reader = by["ClusterRole", "clonewatch-metrics-reader"]["rules"]
+    assert reader == [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]
+    assert by["ClusterRoleBinding", "clonewatch-metrics-reader"]["subjects"][0]["name"] == "prometheus-k8s"
+
+
+def test_kubernetes_admits_scrapes_only_from_monitoring_and_cert_manager_gives_tls(tmp_path):
+    items = build("overlays/kubernetes")
+    policy = next(d for d in items if d["kind"] == "NetworkPolicy")
+    assert policy["spec"]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "clonewatch-exporter"}
+    assert policy["spec"]["ingress"][0]["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+    # The optional cert-manager component, on top of that overlay.
+    overlay = ROOT / "deploy" / "overlays" / f".test-{tmp_path.name}"
+    overlay.mkdir()
+    try:
+        (overlay / "kustomization.yaml").write_text(yaml.safe_dump({
+            "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+            "resources": ["../kubernetes"], "components": ["../../components/cert-manager"]}))
+        items = build(f"overlays/{overlay.name}")
+    finally:
+        (overlay / "kustomization.yaml").unlink()
+        overlay.rmdir()
+    by = {(d["kind"], d["metadata"]["name"]): d for d in items}
+    cert = by["Certificate", "clonewatch-exporter"]
+    pod = by["Deployment", "clonewatch-exporter"]["spec"]["template"]["spec"]
+    assert next(v for v in pod["volumes"] if v["name"] == "serving-cert")["secret"]["secretName"] == cert["spec"]["secretName"]
+    assert next(v for v in pod["volumes"] if v["name"] == "web-config")["configMap"]["name"] in {n for k, n in by if k == "ConfigMap"}
+    ep = by["ServiceMonitor", "clonewatch-exporter"]["spec"]["endpoints"][0]
+    assert ep["scheme"] == "https" and ep["tlsConfig"]["ca"]["secret"]["name"] == cert["spec"]["secretName"]
+    assert ep["tlsConfig"]["serverName"] in cert["spec"]["dnsNames"]
+
+
+def test_shipped_web_configs_are_valid(tmp_path):
+    """The web.yml files deploy/ ships load with the exporter's own parser (certificates stubbed in)."""
+    from exporter.webconfig import load
+    from tests.support.https import make_tls
+    cert, key = make_tls(tmp_path)
+    docs = [yaml.safe_load(d["data"]["web.yml"]) for d in build("overlays/openshift")
+            if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "clonewatch-exporter-web"]
+    docs.append(yaml.safe_load((ROOT / "deploy/components/cert-manager/web.yml").read_text()))
+    assert len(docs) == 2
+    for doc in docs:
+        doc["tls_server_config"] |= {"cert_file": str(cert), "key_file": str(key)}
+        (tmp_path / "web.yml").write_text(yaml.safe_dump(doc))
+        assert load(str(tmp_path / "web.yml")).tls is not None
