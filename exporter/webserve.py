@@ -22,12 +22,15 @@ from .webconfig import BasicAuth, ReloadingContext, WebConfig, load
 
 log = structlog.get_logger("clonewatch.web")
 
+SERVER_KEY: web.AppKey = web.AppKey("clonewatch_web_server", object)
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 REALM = 'Basic realm="clonewatch", charset="UTF-8"'
 # Requests here are GETs of a few hundred bytes: anything bigger is not a scrape.
 MAX_BODY = 64 * 1024
 MAX_LINE = 8 * 1024
-KEEPALIVE_SECONDS = 30.0
+KEEPALIVE_SECONDS = 30.0         # also closes a connection that never sends a request (aiohttp >= 3.10)
+HANDSHAKE_SECONDS = 10.0         # a TLS client that stalls its handshake is dropped
+MAX_CONNECTIONS = 256            # beyond this, new connections are closed at once
 RELOAD_CHECK_SECONDS = 1.0
 
 
@@ -37,6 +40,7 @@ class Security:
     basic: BasicAuth | None = None
     authorizer: Any = None                 # kube_authz.Authorizer with --web.authorization=kubernetes
     tls: ReloadingContext | None = None
+    spoke: set = field(default_factory=set)     # connections that sent a request (handlers take no weakrefs)
 
 
 def security(web_config_file: str, authorization: str, api: Any = None) -> Security:
@@ -87,6 +91,9 @@ def middleware(sec: Security):
 
     @web.middleware
     async def guard(request: web.Request, handler):
+        sec.spoke.add(request.protocol)
+        if len(sec.spoke) > 2 * MAX_CONNECTIONS and request.app.get(SERVER_KEY) is not None:
+            sec.spoke &= set(request.app[SERVER_KEY].connections)      # forget closed ones
         response = await _check(request) if request.path not in OPEN_PATHS else None
         if response is None:
             response = await handler(request)
@@ -117,9 +124,72 @@ def middleware(sec: Security):
     return guard
 
 
+class _Gate(asyncio.Protocol):
+    """Stands in front of aiohttp's protocol and decides in connection_made, when the count of open
+    connections is exact (a factory call is not: asyncio accepts a burst of connections before any of
+    them is made), then forwards everything to aiohttp's handler."""
+
+    def __init__(self, capped: "_Capped") -> None:
+        self.capped = capped
+        self.inner: Any = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if not self.capped.admit():
+            transport.close()
+            return
+        self.inner = self.capped.server()
+        self.inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self.inner is not None:
+            self.inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received() if self.inner is not None else None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.inner is not None:
+            self.inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        if self.inner is not None:
+            self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.inner is not None:
+            self.inner.resume_writing()
+
+
+class _Capped:
+    """A ceiling on open connections. At the ceiling the oldest connection that has never sent a
+    request is closed to make room (what a flood of idle or slowloris clients holds), so Prometheus's
+    scrape still gets in; if every connection has sent one, the newcomer is closed instead."""
+
+    def __init__(self, server: web.Server, limit: int, spoke: set) -> None:
+        self.server, self.limit, self.spoke = server, limit, spoke
+        self.evicted = self.refused = 0
+
+    def __call__(self) -> asyncio.BaseProtocol:
+        return _Gate(self)
+
+    def admit(self) -> bool:
+        connections = [c for c in self.server.connections if c.transport is not None]   # closed ones linger
+        if len(connections) < self.limit:
+            return True
+        self.spoke &= set(connections)
+        victim = next((c for c in connections if c not in self.spoke), None)
+        if victim is None:
+            self.refused += 1
+            return False
+        victim.force_close()
+        self.evicted += 1
+        return True
+
+
 @dataclass
 class Served:
     runner: web.AppRunner
+    server: asyncio.Server
     watcher: asyncio.Task | None
 
     async def close(self) -> None:
@@ -127,6 +197,7 @@ class Served:
             self.watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.watcher
+        self.server.close()
         await self.runner.cleanup()
 
 
@@ -136,14 +207,18 @@ async def serve(app: web.Application, host: str | None, port: int, sec: Security
     runner = web.AppRunner(app, access_log=None, keepalive_timeout=KEEPALIVE_SECONDS, max_line_size=MAX_LINE,
                            max_field_size=MAX_LINE)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, ssl_context=sec.tls.context if sec.tls else None, backlog=128)
+    assert runner.server is not None
+    app[SERVER_KEY] = runner.server
+    ctx = sec.tls.context if sec.tls else None
     try:
-        await site.start()
+        server = await asyncio.get_running_loop().create_server(
+            _Capped(runner.server, MAX_CONNECTIONS, sec.spoke), host or None, port, ssl=ctx, backlog=128, reuse_address=True,
+            ssl_handshake_timeout=HANDSHAKE_SECONDS if ctx else None)
     except OSError as exc:
         await runner.cleanup()
         raise ConfigError("web.listen-address", f"cannot listen on {listen}: {exc.strerror}") from None
     watcher = asyncio.create_task(_watch(sec.tls)) if sec.tls else None
-    return Served(runner, watcher)
+    return Served(runner, server, watcher)
 
 
 async def _watch(tls: ReloadingContext) -> None:

@@ -10,6 +10,7 @@ import ssl
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import bcrypt
 import pytest
@@ -196,3 +197,46 @@ def test_kubernetes_authorization_allows_denies_and_fails_closed(tmp_path):
             proc.stop()
     finally:
         kube.close()
+
+
+def test_a_flood_of_idle_connections_does_not_lock_out_the_scrape(tmp_path):
+    """More idle connections than the ceiling: the oldest silent ones make room, /metrics answers."""
+    from exporter.webserve import MAX_CONNECTIONS
+    (tmp_path / "qcow2").mkdir()
+    proc = ExporterProcess([*NATIVE, f"--qcow2.dirs={tmp_path / 'qcow2'}"], tmp_path / "e.log")
+    idle = []
+    try:
+        proc.wait_ready()
+        for _ in range(MAX_CONNECTIONS + 50):
+            idle.append(socket.create_connection(("127.0.0.1", proc.port), timeout=5))
+        # Connections beyond the kernel's accept queue are accepted as the client retransmits (1 s, 2 s, ...).
+        closed: set[int] = set()
+        deadline = time.monotonic() + 20          # well before the 30 s idle timeout closes them all
+        while len(closed) < 50 and time.monotonic() < deadline:
+            for i, s in enumerate(idle):
+                if i in closed:
+                    continue
+                s.setblocking(False)
+                try:
+                    if s.recv(1) == b"":
+                        closed.add(i)
+                except BlockingIOError:
+                    pass
+                except ConnectionResetError:
+                    closed.add(i)
+            time.sleep(0.2)
+        fds = len(list(Path(f"/proc/{proc.proc.pid}/fd").iterdir()))
+        # 50 over the ceiling, less the few the kernel has not handed over yet.
+        assert len(closed) >= 45, f"only {len(closed)} silent connections were closed ({fds} fds)"
+        assert max(closed) < 100, "the oldest silent connections make room"
+        t = time.monotonic()
+        status, body, _ = proc.get("/metrics")
+        assert status == 200 and b"clonewatch_build_info" in body
+        took = time.monotonic() - t
+        fds = len(list(Path(f"/proc/{proc.proc.pid}/fd").iterdir()))
+        assert fds < MAX_CONNECTIONS + 60
+        print(f"\n{len(idle)} idle connections: /metrics in {took * 1000:.1f} ms, {len(closed)} silent ones closed, {fds} fds")
+    finally:
+        for s in idle:
+            s.close()
+        proc.stop()
