@@ -77,8 +77,17 @@ class Layout:
 
     def grow(self, images: int) -> None:
         todo = max(0, (images - self.images) // 2)         # two images (temp + volume) per PVC clone
-        with ThreadPoolExecutor(8) as ex:
-            list(ex.map(self._clone, range(self.volumes, self.volumes + todo)))
+        clones = range(self.volumes, self.volumes + todo)
+        n = len(self.goldens)
+
+        def one_golden(g: int) -> None:
+            # Snapshots of one golden one at a time, as one ceph-csi provisioner would take them
+            # (librbd aborts on concurrent snapshot changes of one image from several handles).
+            for i in clones:
+                if i % n == g:
+                    self._clone(i)
+        with ThreadPoolExecutor(n) as ex:
+            list(ex.map(one_golden, range(n)))
         self.volumes += todo
         self.images += 2 * todo
 

@@ -87,6 +87,7 @@ def _sans(peercert: dict | None) -> set[str]:
 
 def middleware(sec: Security):
     headers = sec.config.headers
+    bcrypt_slot = asyncio.Semaphore(1)
     allowed_sans = set(sec.config.tls.client_allowed_sans) if sec.config.tls else set()
 
     @web.middleware
@@ -113,7 +114,10 @@ def middleware(sec: Security):
             user, password = creds
             ok = sec.basic.cached(user, password)
             if ok is None:
-                ok = await asyncio.to_thread(sec.basic.check, user, password)     # bcrypt: off the event loop
+                # bcrypt off the event loop, one at a time: a flood of made-up passwords then costs
+                # at most one core, and the scrape's cached credentials never wait for it.
+                async with bcrypt_slot:
+                    ok = await asyncio.to_thread(sec.basic.check, user, password)
             if not ok:
                 log.info("web_auth_refused", user=user, remote=request.remote, path=request.path)
                 return _unauthorized("wrong user name or password", True)

@@ -1,0 +1,119 @@
+"""Scrape latency of a secured exporter, quiet and under a flood, side by side in one run.
+
+The exporter runs as a process with TLS and basic auth (--web.config.file) over a qcow2 directory
+of 200 images. A scraper like Prometheus's (one kept-alive TLS connection, right credentials) takes
+--scrapes scrapes quiet, then again while 200 idle connections are held open and --rejected requests
+with made-up passwords (each a new TLS connection, each a bcrypt) hammer the port from 4 threads.
+
+    .venv/bin/python bench/bench_web_flood.py [--scrapes 300 --rejected 1000]
+"""
+
+import argparse
+import base64
+import http.client
+import os
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import bcrypt
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.support.pki import Pki
+from tests.support.process import ExporterProcess
+
+
+def percentile(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def scrape_times(port: int, ctx: ssl.SSLContext, auth: str, n: int, more=lambda: False) -> list[float]:
+    """n scrapes, and more while more() says so."""
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=30)
+    out: list[float] = []
+    while len(out) < n or more():
+        t = time.perf_counter()
+        conn.request("GET", "/metrics", headers={"Authorization": auth, "Accept-Encoding": "gzip"})
+        resp = conn.getresponse()
+        resp.read()
+        assert resp.status == 200, resp.status
+        out.append(time.perf_counter() - t)
+        time.sleep(0.01)
+    conn.close()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--scrapes", type=int, default=300)
+    ap.add_argument("--rejected", type=int, default=1000)
+    ap.add_argument("--idle", type=int, default=200)
+    a = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="cw-flood."))
+    pki = Pki(tmp / "pki")
+    cert, key = pki.issue("server", "127.0.0.1", "IP:127.0.0.1")
+    images = tmp / "images"
+    images.mkdir()
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(images / "golden.qcow2"), "64M"], check=True)
+    for i in range(200):
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(images / "golden.qcow2"),
+                        str(images / f"vm-{i:03d}.qcow2")], check=True)
+    hashed = bcrypt.hashpw(b"right-password", bcrypt.gensalt(rounds=10)).decode()
+    (tmp / "web.yml").write_text(yaml.safe_dump({"tls_server_config": {"cert_file": str(cert), "key_file": str(key)},
+                                                 "basic_auth_users": {"prometheus": hashed}}))
+    ctx = ssl.create_default_context(cafile=str(pki.ca_cert))
+    proc = ExporterProcess(["--no-kubernetes.enabled", "--no-rbd.enabled", f"--qcow2.dirs={images}",
+                            f"--web.config.file={tmp / 'web.yml'}"], tmp / "exporter.log", tls=ctx)
+    auth = "Basic " + base64.b64encode(b"prometheus:right-password").decode()
+    try:
+        proc.wait_ready()
+        scrape_times(proc.port, ctx, auth, 20)                                  # warm-up (bcrypt once)
+        quiet = scrape_times(proc.port, ctx, auth, a.scrapes)
+        idle = [socket.create_connection(("127.0.0.1", proc.port)) for _ in range(a.idle)]
+        counts = {"401": 0, "other": 0}
+        lock = threading.Lock()
+
+        def reject(share: int, seed: int) -> None:
+            for i in range(share):
+                bad = "Basic " + base64.b64encode(f"prometheus:guess-{seed}-{i}-{os.urandom(4).hex()}".encode()).decode()
+                try:
+                    c = http.client.HTTPSConnection("127.0.0.1", proc.port, context=ctx, timeout=30)
+                    c.request("GET", "/metrics", headers={"Authorization": bad})
+                    status = c.getresponse().status
+                    c.close()
+                except OSError:
+                    status = 0
+                with lock:
+                    counts["401" if status == 401 else "other"] += 1
+        flood = [threading.Thread(target=reject, args=(a.rejected // 4, n)) for n in range(4)]
+        t = time.perf_counter()
+        for f in flood:
+            f.start()
+        loud = scrape_times(proc.port, ctx, auth, a.scrapes, lambda: any(f.is_alive() for f in flood))
+        for f in flood:
+            f.join()
+        flood_s = time.perf_counter() - t
+        for s in idle:
+            s.close()
+        q50, q99 = statistics.median(quiet), percentile(quiet, 0.99)
+        l50, l99 = statistics.median(loud), percentile(loud, 0.99)
+        print("scrape (gzip, TLS, basic auth, 201 volumes), same run:")
+        print(f"  quiet:  p50 {q50 * 1000:.1f} ms  p99 {q99 * 1000:.1f} ms  ({len(quiet)} scrapes)")
+        print(f"  flood:  p50 {l50 * 1000:.1f} ms  p99 {l99 * 1000:.1f} ms  ({len(loud)} scrapes during {a.idle} idle connections + "
+              f"{counts['401']} rejected ({counts['other']} other) in {flood_s:.1f}s)")
+        print(f"  p99 ratio flood/quiet: {l99 / q99:.2f}x")
+    finally:
+        proc.stop()
+
+
+if __name__ == "__main__":
+    main()
