@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.timing import median_seconds
-from exporter.backends.rbd import RbdBackend, RbdSettings
+from exporter.backends.rbd import CephCluster, RbdBackend, RbdSettings
 from loadgen.cloners.native import RbdCloner
 from loadgen.scenario import parse
 
@@ -61,7 +61,7 @@ def main():
         assert backend.states()[pool].up and len(backend.states()[pool].volumes) == a.images
         conf = os.environ.get("CEPH_CONF", "")
         for threads in (4, 8):
-            lib = RbdBackend(RbdSettings(pools=(pool,), timeout_seconds=600, client="librbd", ceph_conf=conf,
+            lib = RbdBackend(RbdSettings(pools=(pool,), timeout_seconds=600, client="librbd", default=CephCluster(conf=conf),
                                          concurrency=threads))
 
             async def lib_refresh(b=lib):

@@ -58,10 +58,7 @@ class CephCluster:
 @dataclass(frozen=True)
 class RbdSettings:
     binary: str = "rbd"
-    ceph_conf: str = ""
-    ceph_id: str = ""
-    keyring: str = ""
-    mon_host: str = ""
+    default: CephCluster = CephCluster()        # the --ceph.* flags: PVs of any clusterID not named below
     clusters: tuple[CephCluster, ...] = ()     # named clusters, routed to by a PV's clusterID
     pools: tuple[str, ...] = ()        # always refreshed, Kubernetes or not ("pool" or "pool/ns")
     timeout_seconds: float = 60.0
@@ -184,7 +181,7 @@ class RbdBackend:
         self._wanted: set[str] = set()
         self._by_image: dict[str, str] = {}
         self._clusters = {c.name: c for c in settings.clusters}
-        self._clusters[""] = CephCluster("", settings.ceph_conf, settings.ceph_id, settings.keyring, settings.mon_host)
+        self._clusters[""] = settings.default
         self._readers: dict[str, Reader] = {}
         self._busy: set[str] = set()
         self._slow_logged: set[str] = set()
@@ -411,8 +408,8 @@ def _build(s) -> RbdBackend | None:
     if not s.rbd_enabled:
         return None
     return RbdBackend(RbdSettings(client=_client(s),
-        binary=s.rbd_binary, ceph_conf=s.ceph_conf, ceph_id=s.ceph_id, keyring=s.ceph_keyring,
-        mon_host=s.ceph_mon_host, pools=_pools(s), timeout_seconds=s.rbd_timeout,
+        binary=s.rbd_binary, default=CephCluster("", s.ceph_conf, s.ceph_id, s.ceph_keyring, s.ceph_mon_host),
+        pools=_pools(s), timeout_seconds=s.rbd_timeout,
         clusters=load_named("ceph.clusters", s.ceph_clusters, "cluster", load_cluster),
         refresh_interval_seconds=s.rbd_refresh_interval, concurrency=s.rbd_concurrency))
 

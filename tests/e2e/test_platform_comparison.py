@@ -23,7 +23,7 @@ import pytest
 
 from exporter.backends.flashsystem import FlashSystemBackend, FlashSystemSettings, load_array
 from exporter.backends.qcow2 import Qcow2Backend, Qcow2Settings
-from exporter.backends.rbd import RbdBackend, RbdSettings
+from exporter.backends.rbd import CephCluster, RbdBackend, RbdSettings
 from exporter.backends.vmware import VmwareBackend, VmwareSettings, load_vcenter
 from exporter.backends.vpc import VpcBackend
 from exporter.efficiency import FamilyNumbers, family_numbers, logical_bytes
@@ -56,7 +56,7 @@ async def rbd_rows(pool):
     pool.golden("golden", GOLDEN_MIB)
     for i in range(N):
         pool.clone("golden", f"c{i}")
-    b = RbdBackend(RbdSettings(pools=(pool.name,), ceph_conf=pool.conf))
+    b = RbdBackend(RbdSettings(pools=(pool.name,), default=CephCluster(conf=pool.conf)))
     members = [f"{pool.name}/golden"] + [f"{pool.name}/c{i}" for i in range(N)]
     at_creation = numbers(await refreshed(b), members)
     for i in range(N):
