@@ -59,4 +59,8 @@ def test_a_deleted_golden_stays_measured_in_the_trash_and_the_totals_add_up(layo
     # after a snapshot here, so each object is one generation).
     objects = [line for line in pool.rados("ls").splitlines() if line.startswith("rbd_data.")]
     assert sum(pick(s, "clonewatch_volume_consumed_bytes")) == len(objects) * 4 * MiB
+    print(f"\nfamily from the trashed golden: consumed {one(s, 'clonewatch_source_consumed_bytes', **fam) / MiB:.0f} MiB, "
+          f"as full copies {one(s, 'clonewatch_source_full_copy_bytes', **fam) / MiB:.0f} MiB, efficiency "
+          f"{one(s, 'clonewatch_source_efficiency_ratio', **fam):.4f}; volumes (live + trash) "
+          f"{sum(pick(s, 'clonewatch_volume_consumed_bytes')) / MiB:.0f} MiB = pool objects {len(objects)} x 4 MiB")
     assert all(v == 1 for v in pick(s, "clonewatch_volume_fast_diff")), "ceph-csi's default features include fast-diff"
