@@ -7,7 +7,9 @@ trash namespace; `snap create TEMP@y; clone TEMP@y VOL; snap rm TEMP@y`), 10% of
 by one 4 MiB object, 5% deleted (`rbd trash mv`, as ceph-csi deletes; they sit in the trash until
 its purge task runs). Images are counted live + trash; the bare commands see only the live ones.
 
-Each refresh runs in a child process, so its peak RSS is the backend's own (librbd included).
+Each size is measured in a child process, so its peak RSS is the backend's own (librbd included):
+the first (cold) refresh opens every image, as bare `rbd du` + `rbd ls -l` always do; then the median
+of --repeat refreshes with nothing changed (each image's fingerprint only).
 
     CEPH_CONF=/path/ceph.conf .venv/bin/python bench/bench_rbd_scaling.py [--sizes 100,1000,5000]
 """
@@ -28,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.timing import median_seconds
 
 MiB = 2**20
+CHILD_LOG = "/tmp/clonewatch-bench-rbd-scaling.jsonl"      # every child's figures, also when a run is cut short
 
 
 def sh(*args: str) -> str:
@@ -107,12 +110,18 @@ def child(pool: str, repeat: int) -> None:
     async def refresh() -> None:
         await backend.refresh()
     loop = asyncio.new_event_loop()
-    seconds = median_seconds(lambda: loop.run_until_complete(refresh()), repeat)
+    t = time.perf_counter()
+    loop.run_until_complete(refresh())          # cold: every image opened (what bare du + ls always pays)
+    cold = time.perf_counter() - t
+    warm = median_seconds(lambda: loop.run_until_complete(refresh()), repeat)   # nothing changed: fingerprints only
     state = backend.states()[pool]
     assert state.up, state.error
     loop.run_until_complete(backend.close())
-    print(json.dumps({"seconds": seconds, "images": len(state.volumes),
-                      "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    out = {"seconds": cold, "warm": warm, "images": len(state.volumes),
+           "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    with open(CHILD_LOG, "a") as f:
+        f.write(json.dumps({"pool": pool, **out}) + "\n")
+    print(json.dumps(out))
 
 
 def main() -> None:
@@ -146,16 +155,16 @@ def main() -> None:
                                                          ["rbd", "ls", "-l", "-p", pool, "--format", "json"]]))
             bare_s = median_seconds(bare, a.repeat)
             live = len(json.loads(sh("rbd", "ls", "-p", pool, "--format", "json")))
-            rows.append((ours["images"], live, ours["seconds"], ours["rss_mib"], bare_s))
+            rows.append((ours["images"], live, ours["seconds"], ours["warm"], ours["rss_mib"], bare_s))
             print(f"grew to {ours['images']} images in {made:.0f}s", file=sys.stderr)
     finally:
         layout.close()
         subprocess.run(["ceph", "osd", "pool", "rm", pool, pool, "--yes-i-really-really-mean-it"], capture_output=True)
-    print(f"{'images (live+trash)':>20} {'live':>6} {'librbd refresh':>15} {'per image':>10} {'peak RSS':>9} "
-          f"{'bare du+ls':>11} {'ratio':>6}")
-    for images, live, ours_s, rss, bare_s in rows:
-        print(f"{images:>20} {live:>6} {ours_s:>14.2f}s {1000 * ours_s / images:>8.2f}ms {rss:>7.0f}MB "
-              f"{bare_s:>10.2f}s {bare_s / ours_s:>5.1f}x")
+    print(f"{'images (live+trash)':>20} {'live':>6} {'cold refresh':>13} {'per image':>10} {'unchanged':>10} "
+          f"{'peak RSS':>9} {'bare du+ls':>11} {'cold ratio':>10} {'unchanged ratio':>15}")
+    for images, live, cold, warm, rss, bare_s in rows:
+        print(f"{images:>20} {live:>6} {cold:>12.2f}s {1000 * cold / images:>8.2f}ms {warm:>9.2f}s {rss:>7.0f}MB "
+              f"{bare_s:>10.2f}s {bare_s / cold:>9.1f}x {bare_s / warm:>14.1f}x")
 
 
 if __name__ == "__main__":
