@@ -6,6 +6,7 @@ golden file (tests/e2e/test_exporter_ceph.py) stays."""
 import asyncio
 import subprocess
 import time
+from concurrent.futures import Future
 from pathlib import Path
 
 from exporter import app
@@ -36,13 +37,18 @@ class FixedReader:
                    for i, vm in enumerate(scenario.FULL)]
         return images
 
+    def submit_read(self, pool, namespace) -> Future:
+        done: Future = Future()
+        done.set_result(self.read(pool, namespace))
+        return done
+
     def close(self):
         pass
 
 
 def fixed_rbd():
     backend = RbdBackend(RbdSettings(client="librbd"))
-    backend._reader = FixedReader()
+    backend._readers[""] = FixedReader()         # the default cluster's reader
     return backend
 
 
