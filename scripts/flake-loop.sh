@@ -13,7 +13,8 @@ paths=("$@"); [ ${#paths[@]} -gt 0 ] || paths=(tests/integration tests/e2e)
 scripts/setup.sh >/dev/null
 out=$work
 cluster="$out/ceph"
-trap 'scripts/ceph-cluster.sh down "$cluster" || true' EXIT INT TERM
+trap 'scripts/ceph-cluster.sh down "$cluster" || true' EXIT
+trap 'exit 143' INT TERM        # stop the loop itself, not just the run in progress
 export CLONEWATCH_TEST_CEPH_CONF=$(scripts/ceph-cluster.sh up "$cluster" rbd)
 echo "flake-loop: $runs runs of ${paths[*]}; results in $out" >&2
 for i in $(seq 1 "$runs"); do
