@@ -11,6 +11,7 @@ import base64
 import binascii
 import contextlib
 import ipaddress
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,7 @@ KEEPALIVE_SECONDS = 30.0         # also closes a connection that never sends a r
 HANDSHAKE_SECONDS = 10.0         # a TLS client that stalls its handshake is dropped
 MAX_CONNECTIONS = 256            # beyond this, new connections are closed at once
 RELOAD_CHECK_SECONDS = 1.0
+BCRYPT_PER_SECOND = 5            # password checks not answered from the cache; beyond: 429
 
 
 @dataclass
@@ -85,9 +87,26 @@ def _sans(peercert: dict | None) -> set[str]:
     return out
 
 
+class _Bucket:
+    """A token bucket: `rate` tokens a second, at most `burst` saved up."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst, self.tokens, self.at = rate, burst, burst, time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
 def middleware(sec: Security):
     headers = sec.config.headers
     bcrypt_slot = asyncio.Semaphore(1)
+    bcrypt_budget = _Bucket(BCRYPT_PER_SECOND, BCRYPT_PER_SECOND)
     allowed_sans = set(sec.config.tls.client_allowed_sans) if sec.config.tls else set()
 
     @web.middleware
@@ -114,8 +133,12 @@ def middleware(sec: Security):
             user, password = creds
             ok = sec.basic.cached(user, password)
             if ok is None:
-                # bcrypt off the event loop, one at a time: a flood of made-up passwords then costs
-                # at most one core, and the scrape's cached credentials never wait for it.
+                # bcrypt off the event loop, one at a time and at most BCRYPT_PER_SECOND: a flood of
+                # made-up passwords then costs a fraction of a core and gets 429, and the scrape's
+                # cached credentials never wait for it.
+                if not bcrypt_budget.take():
+                    return web.Response(status=429, text="too many authentication attempts\n",
+                                        headers={"Retry-After": "1"})
                 async with bcrypt_slot:
                     ok = await asyncio.to_thread(sec.basic.check, user, password)
             if not ok:

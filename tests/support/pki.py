@@ -17,13 +17,15 @@ class Pki:
              "-out", str(self.ca_cert), "-subj", f"/CN=clonewatch test {name}",
              "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
 
-    def issue(self, name: str, cn: str, san: str, client: bool = False, out: Path | None = None) -> tuple[Path, Path]:
+    def issue(self, name: str, cn: str, san: str, client: bool = False, out: Path | None = None,
+              ecdsa: bool = False) -> tuple[Path, Path]:
         """(cert, key) signed by this CA; `out` names the directory (default the PKI's)."""
         where = out or self.dir
         where.mkdir(parents=True, exist_ok=True)
         cert, key, csr, ext = where / f"{name}.crt", where / f"{name}.key", where / f"{name}.csr", where / f"{name}.ext"
         ext.write_text(f"subjectAltName={san}\nextendedKeyUsage={'clientAuth' if client else 'serverAuth'}\n")
-        _run("openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr),
+        newkey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"] if ecdsa else ["-newkey", "rsa:2048"]
+        _run("openssl", "req", "-new", *newkey, "-nodes", "-keyout", str(key), "-out", str(csr),
              "-subj", f"/CN={cn}")
         _run("openssl", "x509", "-req", "-in", str(csr), "-CA", str(self.ca_cert), "-CAkey", str(self.ca_key),
              "-CAcreateserial", "-days", "2", "-out", str(cert), "-extfile", str(ext))

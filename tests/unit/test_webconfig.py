@@ -91,3 +91,11 @@ def test_basic_auth_pays_bcrypt_once_per_pair_and_refuses_unknown_users():
     assert auth.cached("prometheus", "right") is True and auth.bcrypt_calls == 1
     assert not auth.check("prometheus", "wrong") and not auth.check("nobody", "right")
     assert auth.bcrypt_calls == 3, "an unknown user costs a bcrypt too"
+
+
+def test_the_bcrypt_budget_refills_at_its_rate():
+    from exporter.webserve import _Bucket
+    bucket = _Bucket(rate=5, burst=5)
+    assert [bucket.take() for _ in range(6)] == [True] * 5 + [False]
+    bucket.at -= 0.25                     # a quarter of a second later: one more token (5/s)
+    assert bucket.take() and not bucket.take()
