@@ -23,7 +23,6 @@ from .webconfig import BasicAuth, ReloadingContext, WebConfig, load
 
 log = structlog.get_logger("clonewatch.web")
 
-SERVER_KEY: web.AppKey = web.AppKey("clonewatch_web_server", object)
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 REALM = 'Basic realm="clonewatch", charset="UTF-8"'
 # Requests here are GETs of a few hundred bytes: anything bigger is not a scrape.
@@ -42,6 +41,7 @@ class Security:
     basic: BasicAuth | None = None
     authorizer: Any = None                 # kube_authz.Authorizer with --web.authorization=kubernetes
     tls: ReloadingContext | None = None
+    server: Any = None                   # aiohttp's web.Server once serving: its open connections
     spoke: set = field(default_factory=set)     # connections that sent a request (handlers take no weakrefs)
 
 
@@ -112,8 +112,8 @@ def middleware(sec: Security):
     @web.middleware
     async def guard(request: web.Request, handler):
         sec.spoke.add(request.protocol)
-        if len(sec.spoke) > 2 * MAX_CONNECTIONS and request.app.get(SERVER_KEY) is not None:
-            sec.spoke &= set(request.app[SERVER_KEY].connections)      # forget closed ones
+        if len(sec.spoke) > 2 * MAX_CONNECTIONS and sec.server is not None:
+            sec.spoke &= set(sec.server.connections)      # forget closed ones
         response = await _check(request) if request.path not in OPEN_PATHS else None
         if response is None:
             response = await handler(request)
@@ -235,7 +235,7 @@ async def serve(app: web.Application, host: str | None, port: int, sec: Security
                            max_field_size=MAX_LINE)
     await runner.setup()
     assert runner.server is not None
-    app[SERVER_KEY] = runner.server
+    sec.server = runner.server
     ctx = sec.tls.context if sec.tls else None
     try:
         server = await asyncio.get_running_loop().create_server(
