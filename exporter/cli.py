@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import structlog
 
-from . import __version__, webconfig
+from . import __version__, webserve
 from .backends import registry
 from .backends.rbd_librbd import calls_abandoned
 from .logs import FORMATS, LEVELS, configure
@@ -53,10 +53,7 @@ def load(argv: Sequence[str] | None = None) -> Settings:
     if settings.log_format not in FORMATS:
         raise ConfigError("log.format", f"expected one of {', '.join(FORMATS)}, got {settings.log_format!r}")
     parse_listen_address(settings.web_listen_address)
-    if settings.web_config_file:
-        webconfig.load(settings.web_config_file)
-    if settings.web_authorization not in ("none", "kubernetes"):
-        raise ConfigError("web.authorization", f"expected none or kubernetes, got {settings.web_authorization!r}")
+    webserve.check(settings.web_config_file, settings.web_authorization)
     registry.check(settings)
     return settings
 

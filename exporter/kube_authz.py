@@ -63,39 +63,37 @@ class Authorizer:
             return None
         return web.Response(status=status, text=text + "\n")
 
+    def _post(self, kind: str, path: str, spec: dict) -> dict | None:
+        """A review's status as the API server answers it, or None when it did not answer."""
+        group = path.split("/")[2]
+        body = {"apiVersion": f"{group}/v1", "kind": kind, "spec": spec}
+        try:
+            code, review = request_json(self.api, "POST", path, body, timeout=(self._timeout, self._timeout))
+        except Exception as exc:      # connection refused, timeouts: the API server did not answer
+            log.warning("web_authz_unavailable", step=kind, error=type(exc).__name__)
+            return None
+        if code >= 300 or not isinstance(review, dict):
+            log.warning("web_authz_unavailable", step=kind, status=code)
+            return None
+        return review.get("status") or {}
+
     def _review(self, token: str, path: str) -> tuple[int, str]:
         """(200, user) when allowed, else (401|403|503, why). Runs in a thread."""
         self.reviews += 1
-        timeout = (self._timeout, self._timeout)
-        try:
-            code, review = request_json(self.api, "POST", "/apis/authentication.k8s.io/v1/tokenreviews",
-                                        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
-                                         "spec": {"token": token}}, timeout=timeout)
-        except Exception as exc:      # connection refused, timeouts: the API server did not answer
-            log.warning("web_authz_unavailable", step="TokenReview", error=type(exc).__name__)
+        status = self._post("TokenReview", "/apis/authentication.k8s.io/v1/tokenreviews", {"token": token})
+        if status is None:
             return 503, "cannot check the token now (Kubernetes API unavailable)"
-        if code >= 300 or not isinstance(review, dict):
-            log.warning("web_authz_unavailable", step="TokenReview", status=code)
-            return 503, "cannot check the token now"
-        status = review.get("status") or {}
         if not status.get("authenticated"):
             return 401, "token not accepted"
         user = status.get("user") or {}
         name = str(user.get("username", ""))
-        sar = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
-               "spec": {"user": name, "groups": user.get("groups") or [], "uid": user.get("uid", ""),
-                        "extra": user.get("extra") or {},
-                        "nonResourceAttributes": {"path": path, "verb": "get"}}}
-        try:
-            code, answer = request_json(self.api, "POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", sar,
-                                        timeout=timeout)
-        except Exception as exc:
-            log.warning("web_authz_unavailable", step="SubjectAccessReview", error=type(exc).__name__)
+        answer = self._post("SubjectAccessReview", "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+                            {"user": name, "groups": user.get("groups") or [], "uid": user.get("uid", ""),
+                             "extra": user.get("extra") or {},
+                             "nonResourceAttributes": {"path": path, "verb": "get"}})
+        if answer is None:
             return 503, "cannot check access now (Kubernetes API unavailable)"
-        if code >= 300 or not isinstance(answer, dict):
-            log.warning("web_authz_unavailable", step="SubjectAccessReview", status=code)
-            return 503, "cannot check access now"
-        if (answer.get("status") or {}).get("allowed"):
+        if answer.get("allowed"):
             return 200, name
         log.info("web_authz_denied", user=name, path=path)
         return 403, f"{name} may not get {path}"

@@ -17,12 +17,11 @@ from .quantity import parse_bytes
 from .settings import ConfigError, HintingParser, parse_listen_address
 from .summary import fetch as fetch_metrics
 from .summary import human
-from .webserve import MAX_BODY as WEB_MAX_BODY
 from .webserve import Security, security
+from .webserve import application as web_application
 from .webserve import serve as serve_app
 
 __all__ = [
-           "WEB_MAX_BODY",
            "ConfigError",
            "HintingParser",
            "Security",
@@ -43,4 +42,5 @@ __all__ = [
            "scan_dir",
            "security",
            "serve_app",
+           "web_application",
 ]

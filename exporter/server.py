@@ -9,7 +9,7 @@ from aiohttp import web
 from . import __version__
 from .app import Exporter
 from .settings import ConfigError, parse_listen_address
-from .webserve import MAX_BODY, security, serve
+from .webserve import application, security, serve
 
 log = structlog.get_logger("clonewatch")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -42,7 +42,7 @@ def make_app(exporter: Exporter) -> web.Application:
     async def landing(request: web.Request) -> web.Response:
         return web.Response(text=LANDING.format(version=__version__), content_type="text/html")
 
-    app = web.Application(client_max_size=MAX_BODY)
+    app = application()
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -30,7 +30,7 @@ MAX_BODY = 64 * 1024
 MAX_LINE = 8 * 1024
 KEEPALIVE_SECONDS = 30.0         # also closes a connection that never sends a request (aiohttp >= 3.10)
 HANDSHAKE_SECONDS = 10.0         # a TLS client that stalls its handshake is dropped
-MAX_CONNECTIONS = 256            # beyond this, new connections are closed at once
+MAX_CONNECTIONS = 256            # at the ceiling the oldest connection that never sent a request makes room
 RELOAD_CHECK_SECONDS = 1.0
 BCRYPT_PER_SECOND = 5            # password checks not answered from the cache; beyond: 429
 
@@ -45,11 +45,24 @@ class Security:
     spoke: set = field(default_factory=set)     # connections that sent a request (handlers take no weakrefs)
 
 
+AUTHORIZATIONS = ("none", "kubernetes")
+
+
+def application() -> web.Application:
+    """An aiohttp application for either daemon, with the request-body bound of a scrape endpoint."""
+    return web.Application(client_max_size=MAX_BODY)
+
+
+def check(web_config_file: str, authorization: str) -> WebConfig:
+    """The web flags' values, checked; ConfigError names the key."""
+    if authorization not in AUTHORIZATIONS:
+        raise ConfigError("web.authorization", f"expected {' or '.join(AUTHORIZATIONS)}, got {authorization!r}")
+    return load(web_config_file) if web_config_file else WebConfig()
+
+
 def security(web_config_file: str, authorization: str, api: Any = None) -> Security:
     """What the flags ask for; ConfigError names the key when they ask for something impossible."""
-    config = load(web_config_file) if web_config_file else WebConfig()
-    if authorization not in ("none", "kubernetes"):
-        raise ConfigError("web.authorization", f"expected none or kubernetes, got {authorization!r}")
+    config = check(web_config_file, authorization)
     authorizer = None
     if authorization == "kubernetes":
         if api is None:

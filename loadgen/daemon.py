@@ -15,7 +15,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from exporter.public import WEB_MAX_BODY, Security, serve_app
+from exporter.public import Security, serve_app, web_application
 
 from .cloners import CloneFailed, NotOwned, parse_name, volume_name
 from .cloners.base import Owned
@@ -191,7 +191,7 @@ async def serve(scenario: Scenario, host: str | None, port: int, sec: Security |
     async def healthz(_request):
         return web.Response(text="ok\n")
 
-    app = web.Application(client_max_size=WEB_MAX_BODY)
+    app = web_application()
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     served = await serve_app(app, host, port, sec or Security(), listen or f"{host or ''}:{port}")

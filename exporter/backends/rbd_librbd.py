@@ -255,8 +255,7 @@ def _image_unless_unchanged(ioctx: Any, name: str, image_id: str, trashed: bool,
 def _image(ioctx: Any, name: str, image_id: str, trashed: bool) -> Image | None:
     """One image's facts; None when it vanished between listing and opening."""
     try:
-        img = rbd.Image(ioctx, image_id=image_id, read_only=True) if image_id else \
-            rbd.Image(ioctx, name, read_only=True)
+        img = rbd.Image(ioctx, image_id=image_id, read_only=True)      # the listings give every image's id
     except rbd.ImageNotFound:
         return None
     try:
@@ -268,7 +267,7 @@ def _image(ioctx: Any, name: str, image_id: str, trashed: bool) -> Image | None:
             parent = None
         fast = bool(img.features() & rbd.RBD_FEATURE_FAST_DIFF) and not img.flags() & rbd.RBD_FLAG_FAST_DIFF_INVALID
         own = _own_bytes(img, size)
-        return Image(name, image_id or img.id(), trashed, size, own, parent, fast)
+        return Image(name, image_id, trashed, size, own, parent, fast)
     finally:
         img.close()
 
