@@ -1,4 +1,5 @@
-"""The running exporter: watches and backend refreshes feed a view; a rebuild renders it to text.
+"""The running exporter: watches and backend refreshes feed the inventory; a rebuild re-derives and
+re-renders what they changed.
 
 Nothing in the scrape path waits on Kubernetes or storage: /metrics serves the last rendered
 body plus a few status metrics built fresh.
@@ -27,10 +28,12 @@ from .collectors.pvc import PvcCollector
 from .collectors.source import SourceCollector
 from .collectors.storageclass import StorageClassCollector
 from .collectors.volume import VolumeCollector
+from .exposition import Part
+from .inventory import Inventory, everything
 from .kube.resources import ALL, PV
 from .kube.store import Store
 from .kube.watch import Watcher, WatchSettings
-from .view import View, build_view
+from .view import View
 
 log = structlog.get_logger("clonewatch")
 
@@ -62,11 +65,11 @@ class Exporter:
         self.kubernetes = bool(settings.kubernetes_enabled)
         self.store = Store(ALL)
         self.backends = registry.build(settings)
-        self.view = View()
-        self.collectors: list[TextCollector] = [PvcCollector(), SourceCollector(), StorageClassCollector(), VolumeCollector(),
-                                                FlashCopyCollector(), DurationCollector()]
-        self.body = b""
-        self._body_gz = gzip.compress(b"")
+        self.inventory: Inventory | None = None     # None: the next rebuild starts from scratch
+        self.collectors: list[TextCollector] = []
+        self._parts: tuple[Part, ...] = ()
+        self._body_gz = b""
+        self._plain: tuple[tuple[Part, ...], bytes] = ((), b"")
         self.rebuild_seconds = 0.0
         self.rebuild_failures = 0
         self._broken: dict[tuple[str, str], tuple[str, str]] = {}
@@ -81,6 +84,7 @@ class Exporter:
             self.registry.register(KubernetesCollector(self.store))
         self._dirty = asyncio.Event()
         self._stopping = threading.Event()
+        self._rebuilding = threading.Lock()
         self._watchers: list[Watcher] = []
         self._tasks: list[asyncio.Task] = []
         # What the served metrics include: per backend the refresh count, and whether every
@@ -121,6 +125,22 @@ class Exporter:
             if close is not None:
                 await close()
 
+    @property
+    def view(self) -> View:
+        """The whole derived inventory as lists (tests, debugging): O(everything), not for the scrape path."""
+        with self._rebuilding:
+            return self.inventory.view() if self.inventory is not None else View()
+
+    @property
+    def body(self) -> bytes:
+        """The object metrics as plain text, joined on first use after each rebuild."""
+        parts, body = self._plain
+        if parts is not self._parts:
+            parts = self._parts
+            body = b"".join(p for p, _ in parts)
+            self._plain = (parts, body)
+        return body
+
     # -- readiness --------------------------------------------------------------------------
     def not_ready(self) -> list[str]:
         reasons = []
@@ -135,8 +155,9 @@ class Exporter:
 
     # -- background work --------------------------------------------------------------------
     def _backend_states(self):
-        # From the rendered view, not the live backends: up/down always matches the bytes served.
-        for (backend, _), st in sorted(self.view.states.items()):
+        # From the rendered inventory, not the live backends: up/down always matches the bytes served.
+        states = self.inventory.states if self.inventory is not None else {}
+        for (backend, _), st in sorted(states.items()):
             yield backend, st
 
     async def _backend_loop(self, backend) -> None:
@@ -175,11 +196,16 @@ class Exporter:
             self._dirty.clear()
             seen = self.store.generation
             covers = (dict(self.refreshed), self.store.ready)
-            objs = {name: dict(bucket) for name, bucket in self.store.objects.items()}
+            changes = self.store.take_changes()
+            if self.inventory is None:
+                changes = everything(self.store.objects)
             states = {b.name: {t: copy.copy(st) for t, st in b.states().items()} for b in self.backends}
             try:
-                await asyncio.to_thread(self._rebuild, objs, states)
+                await asyncio.to_thread(self._rebuild, changes, states)
             except Exception:
+                # A half-applied update cannot be trusted: start over from the whole store next time,
+                # serving the last good metrics meanwhile.
+                self.inventory = None
                 self.rebuild_failures += 1
                 log.exception("rebuild_failed")
                 await asyncio.sleep(1)
@@ -190,16 +216,34 @@ class Exporter:
             # collections, which otherwise stall the process (and scrapes) for 100s of ms at 10k PVCs.
             gc.freeze()
 
-    def _rebuild(self, objs, states) -> None:
+    def _rebuild(self, changes, states) -> None:
+        with self._rebuilding:
+            self._update(changes, states)
+
+    def _update(self, changes, states) -> None:
         start = time.perf_counter()
-        view = build_view(objs, self.backends, self.kubernetes, states)
-        body = "".join(c.text(view) for c in self.collectors).encode()
-        # Compressed here, off the event loop: Prometheus asks for gzip on every scrape.
-        self.view, self.body, self._body_gz = view, body, gzip.compress(body, 6)
-        broken = {(r.backend, r.volume.volume): (r.volume.parent, r.broken) for r in view.volumes if r.broken}
-        for (backend, volume), (parent, reason) in sorted(broken.items() - self._broken.items()):
-            log.warning("volume_chain_broken", backend=backend, volume=volume, parent=parent, reason=reason)
-        self._broken = broken       # logged once when it breaks, again only if it breaks anew
+        inv, collectors = self.inventory, self.collectors
+        if inv is None:
+            inv = Inventory(self.backends, self.kubernetes)
+            collectors = [PvcCollector(), SourceCollector(), StorageClassCollector(), VolumeCollector(),
+                          FlashCopyCollector(), DurationCollector()]
+        dirty = inv.update(changes, states)
+        for c in collectors:
+            c.update(inv, dirty)
+        parts = tuple(p for c in collectors for p in c.parts())
+        # Compressed here, off the event loop, per block of rows: Prometheus asks for gzip every scrape.
+        gz = b"".join(g for _, g in parts)
+        self.inventory, self.collectors, self._parts, self._body_gz = inv, collectors, parts, gz
+        for backend, volume in dirty.volumes:
+            row = inv.volume_rows.get((backend, volume))
+            now = (row.volume.parent, row.broken) if row is not None and row.broken else None
+            key = (self.backends[backend].name, volume)
+            if now is not None and self._broken.get(key) != now:
+                log.warning("volume_chain_broken", backend=key[0], volume=volume, parent=now[0], reason=now[1])
+            if now is None:
+                self._broken.pop(key, None)     # logged once when it breaks, again only if it breaks anew
+            else:
+                self._broken[key] = now
         self.rebuild_seconds = time.perf_counter() - start
         self.rebuilt_at = time.time()
 

@@ -34,35 +34,26 @@ def walk(volumes: Mapping[str, HasParent], vid: str) -> list[str]:
     return chain
 
 
-def logical_bytes(volumes: Mapping[str, HasParent]) -> dict[str, int | None]:
-    """None where an ancestor is unknown (not refreshed, in the trash, a cycle): we cannot tell."""
-    out: dict[str, int | None] = {}
-    for vid in volumes:
-        if vid in out:
-            continue
-        chain = walk(volumes, vid)
-        top = volumes[chain[-1]]
-        # The chain is complete only if it ends at a volume without a parent.
-        total: int | None = 0 if not top.parent else None
+def chain_numbers(volumes: Mapping[str, HasParent], vid: str) -> tuple[int | None, int]:
+    """(logical bytes, depth) of one volume, from its own chain alone (so a change recomputes only
+    the volumes below it). Logical is None where an ancestor is unknown (not refreshed, in the
+    trash, a cycle); depth counts a parent we cannot see as one level."""
+    chain = walk(volumes, vid)
+    top = volumes[chain[-1]]
+    total: int | None = 0 if not top.parent else None    # complete only if it ends without a parent
+    if total is not None:
         for member in reversed(chain):
-            if total is not None:
-                share = getattr(volumes[member], "parent_share", 1.0)
-                total = volumes[member].consumed_bytes + round(share * total)
-            if member not in out:
-                out[member] = total
-    return out
+            share = getattr(volumes[member], "parent_share", 1.0)
+            total = volumes[member].consumed_bytes + round(share * total)
+    return total, len(chain) - 1 + (1 if top.parent else 0)
+
+
+def logical_bytes(volumes: Mapping[str, HasParent]) -> dict[str, int | None]:
+    return {vid: chain_numbers(volumes, vid)[0] for vid in volumes}
 
 
 def chain_depth(volumes: Mapping[str, HasParent]) -> dict[str, int]:
-    """Parents above a volume; a parent we cannot see still counts as one level."""
-    out: dict[str, int] = {}
-    for vid in volumes:
-        chain = walk(volumes, vid)
-        top = volumes[chain[-1]]
-        unseen = 1 if top.parent else 0
-        for i, member in enumerate(chain):
-            out.setdefault(member, len(chain) - 1 - i + unseen)
-    return out
+    return {vid: chain_numbers(volumes, vid)[1] for vid in volumes}
 
 
 def root_of(volumes: Mapping[str, HasParent], vid: str) -> str:

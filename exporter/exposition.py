@@ -2,14 +2,16 @@
 
 At 10,000 PVCs (~100k samples), building fresh client_python families and calling
 generate_latest costs ~600 ms per scrape. Like kube-state-metrics, we render each row's lines
-when the row changes and keep them; a rebuild re-renders only changed rows and the scrape
-serves the joined bytes.
+when the row changes and keep them, joined and compressed per block of rows; a change
+re-renders its rows and re-compresses their blocks, and the scrape serves the pieces.
 """
 
+import bisect
+import gzip
 import math
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 Row = TypeVar("Row", bound=Hashable)
 
@@ -48,37 +50,120 @@ def sample(name: str, labels: Iterable[tuple[str, str]], value: float) -> str:
 
 Lines = dict[str, list[str]]        # metric name -> sample lines of one row
 Renderer = Callable[[Row], Lines]
+Part = tuple[bytes, bytes]          # a piece of the body: plain, and as one gzip member (b"" when empty)
+BLOCK = 128                         # rows per block; a block splits in two at twice that
 
 
-class RowCache(Generic[Row]):
-    """Rendered lines per row key, reused while the row compares equal to the cached one."""
+def gzip_member(data: bytes) -> bytes:
+    # mtime 0: the same text always compresses to the same bytes.
+    return gzip.compress(data, 6, mtime=0) if data else b""
 
-    def __init__(self, render: Renderer[Row]) -> None:
+
+class _Block:
+    __slots__ = ("keys", "parts")
+
+    def __init__(self, keys: list[Any]) -> None:
+        self.keys = keys
+        self.parts: dict[str, Part] = {}        # per metric; a missing entry is re-rendered
+
+
+class Section(Generic[Row]):
+    """A collector's metric families as text, kept per block of rows in key order.
+
+    The body is, per metric, its HELP/TYPE header and then each block's lines for it. A row that
+    changes re-renders its own lines and re-joins and re-compresses only the blocks it sits in, for
+    the metrics its lines changed in; concatenated gzip members are one valid stream (RFC 1952),
+    so a scrape serves the members as they are.
+    """
+
+    def __init__(self, defs: Sequence[MetricDef], render: Renderer[Row]) -> None:
+        self.defs = tuple(defs)
         self._render = render
-        self._cache: dict[Hashable, tuple[Row, Lines]] = {}
-        self.rendered = 0       # rows rendered on the last update (for tests and benchmarks)
+        self._rows: dict[Hashable, tuple[Row, Lines]] = {}
+        self._blocks: list[_Block] = []
+        self._firsts: list[Any] = []                 # first key of each block, for bisect
+        self._headers = {d.name: (d.header().encode(), gzip_member(d.header().encode())) for d in self.defs}
+        self.rendered = 0                       # rows rendered since the last parts() (tests, benchmarks)
 
-    def update(self, rows: Iterable[tuple[Hashable, Row]]) -> list[Lines]:
-        fresh: dict[Hashable, tuple[Row, Lines]] = {}
-        rendered = 0
-        for key, row in rows:
-            cached = self._cache.get(key)
-            if cached is not None and cached[0] == row:
-                fresh[key] = cached
-            else:
-                fresh[key] = (row, self._render(row))
-                rendered += 1
-        self._cache = fresh
-        self.rendered = rendered
-        return [lines for _, lines in fresh.values()]
+    def __len__(self) -> int:
+        return len(self._rows)
 
+    def put(self, key: Hashable, row: Row | None) -> None:
+        """Set a row (None: remove it); an equal row is left alone."""
+        old = self._rows.get(key)
+        if row is None:
+            if old is not None:
+                del self._rows[key]
+                self._remove(key, old[1])
+            return
+        if old is not None and old[0] == row:
+            return
+        lines = self._render(row)
+        self.rendered += 1
+        self._rows[key] = (row, lines)
+        if old is None:
+            self._insert(key, lines)
+        else:
+            block = self._blocks[self._find(key)]
+            for name in old[1].keys() | lines.keys():
+                if old[1].get(name) != lines.get(name):
+                    block.parts.pop(name, None)
 
-def join(defs: Iterable[MetricDef], parts: Iterable[Lines]) -> str:
-    """One block per metric (HELP, TYPE, then every row's samples), in `defs` order."""
-    parts = list(parts)
-    chunks = []
-    for d in defs:
-        chunks.append(d.header())
-        for lines in parts:
-            chunks.extend(lines.get(d.name, ()))
-    return "".join(chunks)
+    def replace(self, rows: Iterable[tuple[Hashable, Row]]) -> None:
+        """Make the section hold exactly these rows."""
+        fresh = dict(rows)
+        for key in [k for k in self._rows if k not in fresh]:
+            self.put(key, None)
+        for key, row in fresh.items():
+            self.put(key, row)
+
+    def _find(self, key: Hashable) -> int:
+        return max(0, bisect.bisect_right(self._firsts, key) - 1)
+
+    def _insert(self, key: Hashable, lines: Lines) -> None:
+        if not self._blocks:
+            self._blocks.append(_Block([key]))
+            self._firsts.append(key)
+            return
+        i = self._find(key)
+        block = self._blocks[i]
+        bisect.insort(block.keys, key)
+        self._firsts[i] = block.keys[0]
+        for name in lines:
+            block.parts.pop(name, None)
+        if len(block.keys) > 2 * BLOCK:
+            half = _Block(block.keys[BLOCK:])
+            block.keys = block.keys[:BLOCK]
+            block.parts.clear()
+            self._blocks.insert(i + 1, half)
+            self._firsts.insert(i + 1, half.keys[0])
+
+    def _remove(self, key: Hashable, lines: Lines) -> None:
+        i = self._find(key)
+        block = self._blocks[i]
+        block.keys.pop(bisect.bisect_left(block.keys, key))
+        if not block.keys:
+            del self._blocks[i], self._firsts[i]
+            return
+        self._firsts[i] = block.keys[0]
+        for name in lines:
+            block.parts.pop(name, None)
+
+    def parts(self) -> list[Part]:
+        out: list[Part] = []
+        rows = self._rows
+        for d in self.defs:
+            name = d.name
+            out.append(self._headers[name])
+            for block in self._blocks:
+                part = block.parts.get(name)
+                if part is None:
+                    text = "".join([line for k in block.keys for line in rows[k][1].get(name, ())]).encode()
+                    part = block.parts[name] = (text, gzip_member(text))
+                if part[0]:
+                    out.append(part)
+        self.rendered = 0
+        return out
+
+    def text(self) -> str:
+        return b"".join(p for p, _ in self.parts()).decode()

@@ -1,12 +1,16 @@
-"""One collector per file. Object collectors render cached text from the view (exposition.RowCache);
-status collectors (backend, kubernetes) are client_python custom collectors built fresh each scrape."""
+"""One collector per file. Object collectors keep their metric families as text (exposition.Section),
+re-rendering only the rows an inventory update touched; status collectors (backend, kubernetes) are
+client_python custom collectors built fresh each scrape."""
 
 from typing import Protocol
 
-from ..view import View
+from ..exposition import Part
+from ..inventory import Dirty, Inventory
 
 
 class TextCollector(Protocol):
-    """An object collector: the exposition text of its metric families for a view."""
+    """An object collector: takes in what an inventory update changed, hands out its body's pieces."""
 
-    def text(self, view: View) -> str: ...
+    def update(self, inv: Inventory, dirty: Dirty) -> None: ...
+
+    def parts(self) -> list[Part]: ...

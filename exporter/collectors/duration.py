@@ -6,31 +6,65 @@ same numbers instead of observing them twice, and a deleted clone drops out. Use
 histogram_quantile() on the buckets as they are, not on rate(): the counts can go down.
 """
 
-from collections import defaultdict
+import bisect
+import math
 
-from ..exposition import MetricDef, format_value, sample
-from ..view import View
+from ..exposition import MetricDef, Part, format_value, gzip_member, sample
+from ..inventory import Dirty, Inventory
 
 DURATION = MetricDef("clonewatch_clone_duration_seconds", "histogram",
                      "Seconds from a DataVolume clone's creation to its Ready condition, for the completed "
                      "clones that exist now (each counted once; counts drop when clones are deleted).")
 BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0)
+Group = tuple[str, str]         # (clone type, StorageClass)
+
+
+def render(group: Group, values: list[float]) -> str:
+    """values: sorted. The sum is exact (fsum), so it does not depend on the order clones came in."""
+    who = (("clone_type", group[0]), ("storageclass", group[1]))
+    out = [sample(f"{DURATION.name}_bucket", who + (("le", format_value(bound)),), bisect.bisect_right(values, bound))
+           for bound in BUCKETS]
+    out.append(sample(f"{DURATION.name}_bucket", who + (("le", "+Inf"),), len(values)))
+    out.append(sample(f"{DURATION.name}_sum", who, round(math.fsum(values), 3)))
+    out.append(sample(f"{DURATION.name}_count", who, len(values)))
+    return "".join(out)
 
 
 class DurationCollector:
-    def text(self, view: View) -> str:
-        groups: dict[tuple[str, str], list[float]] = defaultdict(list)
-        for row in view.pvcs.values():
-            r = row.record
-            if r.is_clone and r.duration_seconds is not None:
-                groups[(r.clone_type, r.storageclass)].append(r.duration_seconds)
-        out = [DURATION.header()]
-        for (clone_type, storageclass), values in sorted(groups.items()):
-            who = (("clone_type", clone_type), ("storageclass", storageclass))
-            for bound in BUCKETS:
-                out.append(sample(f"{DURATION.name}_bucket", who + (("le", format_value(bound)),),
-                                  sum(1 for v in values if v <= bound)))
-            out.append(sample(f"{DURATION.name}_bucket", who + (("le", "+Inf"),), len(values)))
-            out.append(sample(f"{DURATION.name}_sum", who, round(sum(values), 3)))
-            out.append(sample(f"{DURATION.name}_count", who, len(values)))
-        return "".join(out)
+    def __init__(self) -> None:
+        self._of: dict[tuple[str, str], tuple[Group, float]] = {}     # PVC -> its group and duration
+        self._groups: dict[Group, list[float]] = {}                   # sorted durations
+        self._text: dict[Group, str] = {}
+        self._part: Part | None = None
+
+    def update(self, inv: Inventory, dirty: Dirty) -> None:
+        touched: set[Group] = set()
+        for key in dirty.pvcs:
+            row = inv.pvcs.get(key)
+            r = row.record if row is not None else None
+            new = ((r.clone_type, r.storageclass), r.duration_seconds) \
+                if r is not None and r.is_clone and r.duration_seconds is not None else None
+            old = self._of.get(key)
+            if old == new:
+                continue
+            if old is not None:
+                values = self._groups[old[0]]
+                del values[bisect.bisect_left(values, old[1])]
+                touched.add(old[0])
+                del self._of[key]
+            if new is not None:
+                bisect.insort(self._groups.setdefault(new[0], []), new[1])
+                touched.add(new[0])
+                self._of[key] = new
+        for group in touched:
+            if self._groups.get(group):
+                self._text[group] = render(group, self._groups[group])
+            else:
+                self._groups.pop(group, None)
+                self._text.pop(group, None)
+        if touched or self._part is None:
+            text = (DURATION.header() + "".join(self._text[g] for g in sorted(self._text))).encode()
+            self._part = (text, gzip_member(text))
+
+    def parts(self) -> list[Part]:
+        return [self._part] if self._part is not None else []

@@ -4,8 +4,9 @@ A FlashCopy clone with a copy rate above 0 turns into a full copy in the backgro
 series show it happening, next to the family efficiency that decays with it.
 """
 
-from ..exposition import Lines, MetricDef, RowCache, join, sample
-from ..view import View, VolumeRow
+from ..exposition import Lines, MetricDef, Part, Section, sample
+from ..inventory import Dirty, Inventory
+from ..view import VolumeRow
 
 INFO = MetricDef("clonewatch_flashcopy_info", "gauge",
                  "A FlashCopy mapping feeding a volume from its source, with the array's status for it. Always 1.")
@@ -32,8 +33,12 @@ def render(row: VolumeRow) -> Lines:
 
 class FlashCopyCollector:
     def __init__(self) -> None:
-        self.cache: RowCache[VolumeRow] = RowCache(render)
+        self.section: Section[VolumeRow] = Section(DEFS, render)
 
-    def text(self, view: View) -> str:
-        return join(DEFS, self.cache.update(((r.backend, r.volume.volume), r)
-                                            for r in view.volumes if r.volume.copy is not None))
+    def update(self, inv: Inventory, dirty: Dirty) -> None:
+        for key in dirty.volumes:
+            row = inv.volume_rows.get(key)
+            self.section.put(key, row if row is not None and row.volume.copy is not None else None)
+
+    def parts(self) -> list[Part]:
+        return self.section.parts()

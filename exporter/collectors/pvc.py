@@ -1,7 +1,8 @@
 """Per-PVC metrics: what it is, whether and how it was cloned, and what it consumes."""
 
-from ..exposition import Lines, MetricDef, RowCache, join, sample
-from ..view import PvcRow, View
+from ..exposition import Lines, MetricDef, Part, Section, sample
+from ..inventory import Dirty, Inventory
+from ..view import PvcRow
 
 INFO = MetricDef("clonewatch_pvc_info", "gauge",
                  "PVC inventory: StorageClass, provisioner, bound PV and the backend that measures it "
@@ -76,7 +77,11 @@ def render(row: PvcRow) -> Lines:
 
 class PvcCollector:
     def __init__(self) -> None:
-        self.cache: RowCache[PvcRow] = RowCache(render)
+        self.section: Section[PvcRow] = Section(DEFS, render)
 
-    def text(self, view: View) -> str:
-        return join(DEFS, self.cache.update(view.pvcs.items()))
+    def update(self, inv: Inventory, dirty: Dirty) -> None:
+        for key in dirty.pvcs:
+            self.section.put(key, inv.pvcs.get(key))
+
+    def parts(self) -> list[Part]:
+        return self.section.parts()

@@ -1,7 +1,8 @@
 """Per source (golden) family metrics: a source volume and every PVC cloned from it."""
 
-from ..exposition import Lines, MetricDef, RowCache, join, sample
-from ..view import FamilyRow, View
+from ..exposition import Lines, MetricDef, Part, Section, sample
+from ..inventory import Dirty, Inventory
+from ..view import FamilyRow
 
 _LABELS = "{source_namespace,source_name,backend}"
 CONSUMED = MetricDef("clonewatch_source_consumed_bytes", "gauge",
@@ -34,8 +35,11 @@ def render(row: FamilyRow) -> Lines:
 
 class SourceCollector:
     def __init__(self) -> None:
-        self.cache: RowCache[FamilyRow] = RowCache(render)
+        self.section: Section[FamilyRow] = Section(DEFS, render)
 
-    def text(self, view: View) -> str:
-        rows = (((f.source_namespace, f.source_name, f.backend), f) for f in view.families)
-        return join(DEFS, self.cache.update(rows))
+    def update(self, inv: Inventory, dirty: Dirty) -> None:
+        for key in dirty.families:
+            self.section.put(key, inv.families.get(key))
+
+    def parts(self) -> list[Part]:
+        return self.section.parts()

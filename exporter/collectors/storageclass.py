@@ -1,7 +1,8 @@
 """Per StorageClass: which clone type CDI should deliver on it."""
 
-from ..exposition import Lines, MetricDef, RowCache, join, sample
-from ..view import StorageClassRow, View
+from ..exposition import Lines, MetricDef, Part, Section, sample
+from ..inventory import Dirty, Inventory
+from ..view import StorageClassRow
 
 STRATEGY = MetricDef("clonewatch_storageclass_clone_strategy_info", "gauge",
                      "The clone type CDI should deliver on a StorageClass (the CDI CR's cloneStrategyOverride, "
@@ -18,7 +19,11 @@ def render(row: StorageClassRow) -> Lines:
 
 class StorageClassCollector:
     def __init__(self) -> None:
-        self.cache: RowCache[StorageClassRow] = RowCache(render)
+        self.section: Section[StorageClassRow] = Section(DEFS, render)
 
-    def text(self, view: View) -> str:
-        return join(DEFS, self.cache.update((r.storageclass, r) for r in view.storageclasses))
+    def update(self, inv: Inventory, dirty: Dirty) -> None:
+        for key in dirty.storageclasses:
+            self.section.put(key, inv.storageclasses.get(key))
+
+    def parts(self) -> list[Part]:
+        return self.section.parts()

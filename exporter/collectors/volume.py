@@ -1,7 +1,8 @@
 """Per backend volume, the backend's own truth (also without Kubernetes)."""
 
-from ..exposition import Lines, MetricDef, RowCache, join, sample
-from ..view import View, VolumeRow
+from ..exposition import Lines, MetricDef, Part, Section, sample
+from ..inventory import Dirty, Inventory
+from ..view import VolumeRow
 
 INFO = MetricDef("clonewatch_volume_info", "gauge",
                  "A backend volume, its parent volume (parent=\"\" for an independent volume) and its state (live, or "
@@ -41,7 +42,11 @@ def render(row: VolumeRow) -> Lines:
 
 class VolumeCollector:
     def __init__(self) -> None:
-        self.cache: RowCache[VolumeRow] = RowCache(render)
+        self.section: Section[VolumeRow] = Section(DEFS, render)
 
-    def text(self, view: View) -> str:
-        return join(DEFS, self.cache.update(((r.backend, r.volume.volume), r) for r in view.volumes))
+    def update(self, inv: Inventory, dirty: Dirty) -> None:
+        for key in dirty.volumes:
+            self.section.put(key, inv.volume_rows.get(key))
+
+    def parts(self) -> list[Part]:
+        return self.section.parts()

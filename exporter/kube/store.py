@@ -2,7 +2,9 @@
 
 Mutated only on the event loop thread (watch threads hand batches over with
 call_soon_threadsafe), read by the rebuild task. Every change bumps `generation`
-so the rebuild knows whether there is anything new to render.
+so the rebuild knows whether there is anything new to render, and is noted by key so
+the rebuild re-derives only what it touches (`take_changes`). Objects are replaced, never
+mutated in place: the rebuild thread may hold on to the ones it was handed.
 """
 
 import asyncio
@@ -102,6 +104,17 @@ class Store:
         self.generation = 0
         self.healthy: dict[str, bool] = {r.name: False for r in self.resources}
         self.changed = asyncio.Event()
+        self._changes: dict[str, set[Key]] = {r.name: set() for r in self.resources}
+
+    def take_changes(self) -> dict[tuple[str, Key], dict[str, Any] | None]:
+        """What changed since the last call: (resource, key) -> the object now, None if gone."""
+        out: dict[tuple[str, Key], dict[str, Any] | None] = {}
+        for resource, keys in self._changes.items():
+            bucket = self.objects[resource]
+            for key in keys:
+                out[(resource, key)] = bucket.get(key)
+            keys.clear()
+        return out
 
     def _bump(self) -> None:
         self.generation += 1
@@ -124,8 +137,12 @@ class Store:
         old = bucket if namespace is None else {k: v for k, v in bucket.items() if k[0] == namespace}
         first = not self.synced[resource] or not self.present[resource]
         if fresh != old:
-            for k in list(old):
+            noted = self._changes[resource]
+            for k, v in list(old.items()):
+                if fresh.get(k) != v:
+                    noted.add(k)
                 del bucket[k]
+            noted.update(k for k, v in fresh.items() if old.get(k) != v)
             bucket.update(fresh)
             first = True
         self.present[resource] = True
@@ -152,9 +169,12 @@ class Store:
             if kind in ("ADDED", "MODIFIED"):
                 if bucket.get(key) != obj:
                     bucket[key] = obj
+                    self._changes[resource].add(key)
                     changed = True
             elif kind == "DELETED":
-                changed |= bucket.pop(key, None) is not None
+                if bucket.pop(key, None) is not None:
+                    self._changes[resource].add(key)
+                    changed = True
             else:
                 bad += 1
         if changed:
@@ -164,6 +184,7 @@ class Store:
     def mark_absent(self, resource: str) -> None:
         """An optional CRD is not installed: nothing of it exists, and that is a complete answer."""
         had = bool(self.objects[resource]) or self.present[resource]
+        self._changes[resource].update(self.objects[resource])
         self.objects[resource].clear()
         self.present[resource] = False
         self.synced[resource] = True

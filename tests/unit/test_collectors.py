@@ -1,14 +1,17 @@
 """Each collector, row in -> exact exposition lines out (no Ceph, no Kubernetes)."""
 
+from types import SimpleNamespace
+
 from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter.backends.base import BackgroundCopy, TargetState, Volume, VolumeRef
 from exporter.classify import CloneRecord
 from exporter.collectors import backend, flashcopy, kubernetes, pvc, source, storageclass, volume
 from exporter.efficiency import FamilyNumbers
+from exporter.inventory import Dirty
 from exporter.kube.resources import PVC, STORAGECLASS
 from exporter.kube.store import Store
-from exporter.view import FamilyRow, PvcRow, StorageClassRow, View, VolumeRow
+from exporter.view import FamilyRow, PvcRow, StorageClassRow, VolumeRow
 
 REF = VolumeRef("rbd", "pool", "pool/csi-vol-1")
 CLONE = CloneRecord(namespace="vms", name="vm-1", storageclass="rbd-sc", provisioner="rbd.csi.ceph.com",
@@ -108,8 +111,9 @@ def test_flashcopy_row():
 
 
 def test_collector_text_has_headers_once_and_rows_sorted_by_key():
-    view = View(pvcs={("vms", "vm-1"): PvcRow(CLONE, 1, 1), ("vms", "data"): PvcRow(PLAIN, None, None)})
-    text = pvc.PvcCollector().text(view)
+    section = pvc.PvcCollector().section
+    section.replace({("vms", "vm-1"): PvcRow(CLONE, 1, 1), ("vms", "data"): PvcRow(PLAIN, None, None)}.items())
+    text = section.text()
     assert text.count("# TYPE clonewatch_pvc_info gauge\n") == 1
     info = [line for line in text.splitlines() if line.startswith("clonewatch_pvc_info{")]
     assert len(info) == 2
@@ -156,7 +160,10 @@ def test_clone_duration_histogram_counts_each_done_clone_once():
         rec = replace(CLONE, name=f"vm-{i}", clone_type="csi-clone", duration_seconds=took)
         rows[("vms", f"vm-{i}")] = PvcRow(rec, None, None)
     rows[("vms", "busy")] = PvcRow(replace(CLONE, name="busy", complete=False, phase="CSICloneInProgress"), None, None)
-    text = DurationCollector().text(View(pvcs=rows))
+    collector = DurationCollector()
+    inv = SimpleNamespace(pvcs=rows)      # what the collector reads of an inventory
+    collector.update(inv, Dirty(pvcs=set(rows)))
+    text = b"".join(p for p, _ in collector.parts()).decode()
     who = 'clone_type="csi-clone",storageclass="rbd-sc"'
     assert "# TYPE clonewatch_clone_duration_seconds histogram\n" in text
     assert f'clonewatch_clone_duration_seconds_bucket{{{who},le="5"}} 1\n' in text
@@ -165,6 +172,15 @@ def test_clone_duration_histogram_counts_each_done_clone_once():
     assert f'clonewatch_clone_duration_seconds_bucket{{{who},le="+Inf"}} 3\n' in text
     assert f"clonewatch_clone_duration_seconds_count{{{who}}} 3\n" in text
     assert f"clonewatch_clone_duration_seconds_sum{{{who}}} 443\n" in text
+    # Incrementally: one clone deleted, one took longer, the busy one finished in 2 s.
+    del rows[("vms", "vm-0")]
+    rows[("vms", "vm-1")] = PvcRow(replace(rows[("vms", "vm-1")].record, duration_seconds=4000.0), None, None)
+    rows[("vms", "busy")] = PvcRow(replace(CLONE, name="busy", clone_type="csi-clone", duration_seconds=2.0), None, None)
+    collector.update(inv, Dirty(pvcs={("vms", "vm-0"), ("vms", "vm-1"), ("vms", "busy")}))
+    text = b"".join(p for p, _ in collector.parts()).decode()
+    assert f'clonewatch_clone_duration_seconds_bucket{{{who},le="5"}} 1\n' in text
+    assert f'clonewatch_clone_duration_seconds_bucket{{{who},le="600"}} 2\n' in text
+    assert f"clonewatch_clone_duration_seconds_sum{{{who}}} 4402\n" in text
 
 
 def test_pvc_row_in_flight_has_status_and_since():

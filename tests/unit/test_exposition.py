@@ -1,4 +1,6 @@
-from exporter.exposition import MetricDef, RowCache, escape, format_value, join, sample
+import gzip
+
+from exporter.exposition import BLOCK, MetricDef, Section, escape, format_value, sample
 
 
 def test_label_values_are_escaped():
@@ -11,20 +13,52 @@ def test_values():
     assert format_value(float("nan")) == "NaN" and format_value(float("inf")) == "+Inf"
 
 
-def test_row_cache_renders_only_changed_rows():
+def test_section_renders_only_changed_rows_and_keeps_key_order():
     calls = []
 
     def render(row):
         calls.append(row)
         return {"m": [sample("m", (("k", row[0]),), row[1])]}
 
-    cache = RowCache(render)
     d = MetricDef("m", "gauge", "help")
-    text1 = join([d], cache.update([("a", ("a", 1)), ("b", ("b", 2))]))
-    assert cache.rendered == 2
-    text2 = join([d], cache.update([("a", ("a", 1)), ("b", ("b", 3))]))
-    assert cache.rendered == 1 and calls[-1] == ("b", 3)
-    assert text1 != text2 and 'm{k="b"} 3' in text2
-    text3 = join([d], cache.update([("a", ("a", 1))]))
-    assert cache.rendered == 0 and 'k="b"' not in text3
-    assert text3.startswith("# HELP m help\n# TYPE m gauge\n")
+    section = Section([d], render)
+    section.replace([("b", ("b", 2)), ("a", ("a", 1))])
+    assert section.rendered == 2
+    text1 = section.text()
+    assert text1 == '# HELP m help\n# TYPE m gauge\nm{k="a"} 1\nm{k="b"} 2\n'
+    section.replace([("a", ("a", 1)), ("b", ("b", 3))])
+    assert section.rendered == 1 and calls[-1] == ("b", 3)
+    assert 'm{k="b"} 3' in section.text()
+    section.replace([("a", ("a", 1))])
+    assert section.rendered == 0 and 'k="b"' not in section.text()
+
+
+def test_section_gzip_members_are_one_stream_equal_to_the_text_across_block_splits():
+    d1, d2 = MetricDef("m1", "gauge", "one"), MetricDef("m2", "gauge", "two")
+
+    def render(row):
+        out = {"m1": [sample("m1", (("k", row[0]),), row[1])]}
+        if row[1] % 3 == 0:
+            out["m2"] = [sample("m2", (("k", row[0]),), row[1])]
+        return out
+
+    section = Section([d1, d2], render)
+    keys = [f"k{i:05d}" for i in range(0, 3 * BLOCK * 2, 2)]
+    for i, k in enumerate(reversed(keys)):
+        section.put(k, (k, i))
+    for i, k in enumerate(keys[::5]):       # change, remove and add rows after the blocks split
+        section.put(k, (k, 1000 + i))
+    for k in keys[1::7]:
+        section.put(k, None)
+    for i in range(1, 3 * BLOCK, 3):
+        section.put(f"k{i:05d}", (f"k{i:05d}", i))
+    want = {k: v for k, (v, _) in section._rows.items()}
+    fresh = Section([d1, d2], render)
+    fresh.replace(sorted(want.items()))
+    parts = section.parts()
+    text = b"".join(p for p, _ in parts)
+    assert text == b"".join(p for p, _ in fresh.parts())
+    assert gzip.decompress(b"".join(g for _, g in parts)) == text
+    body = text.decode()
+    rows = [line.split('"')[1] for line in body.splitlines() if line.startswith("m1{")]
+    assert rows == sorted(want) and body.count("# TYPE m2 gauge") == 1

@@ -4,7 +4,7 @@ import pytest
 
 from exporter.backends.base import TargetState, Volume
 from exporter.backends.rbd import RbdBackend, RbdSettings
-from exporter.view import build_view
+from exporter.inventory import build_view
 from tests.support.inventory import objects
 from tests.support.objects import ODF_RBD, clone_annotations, datavolume, pv_rbd, pvc, storageclass
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from exporter.backends.base import BackendError
 from exporter.backends.vmware import build_volumes, vm_facts
 from exporter.efficiency import family_numbers, logical_bytes
-from exporter.view import build_view
+from exporter.inventory import build_view
 
 FIXTURE = json.loads((Path(__file__).parent.parent / "fixtures" / "vmware" / "linked-clones.json").read_text())
 GiB = 2**30
@@ -47,7 +47,7 @@ def test_linked_clone_family_efficiency_against_full_clones():
     assert nums.efficiency_ratio == pytest.approx(1 - (BASE + deltas) / (4 * BASE + deltas))
     assert nums.efficiency_ratio > 0.65       # vs 0 for three full clones
     # The native family view shows the template snapshot as the source, like "template@snapshot".
-    view = build_view({}, [type("B", (), {"name": "vmware"})()], False,
+    view = build_view({}, [type("B", (), {"name": "vmware", "unshared_reason": "full-clone"})()], False,
                       {"vmware": {"vc1": type("S", (), {"volumes": v, "target": "vc1"})()}})
     [fam] = view.families
     assert (fam.source_name, fam.clones, fam.numbers.consumed_bytes) == ("vc1/rhel9-template@base", 3, BASE + deltas)
@@ -64,7 +64,7 @@ def test_unknown_sizes_leave_the_layer_out_and_a_missing_parent_file_breaks_only
     assert (broken.parent, broken.parent_problem) == ("vc1/<missing file keys 99>", "parent-file-missing")
     assert logical_bytes(vols)["vc1/vm-linked-2"] is None, "its full-copy size is unknown, not guessed"
     assert vols["vc1/vm-linked-1"].parent == "vc1/rhel9-template@base", "the other VMs are kept"
-    view = build_view({}, [type("B", (), {"name": "vmware"})()], False,
+    view = build_view({}, [type("B", (), {"name": "vmware", "unshared_reason": "full-clone"})()], False,
                       {"vmware": {"vc1": type("S", (), {"volumes": vols, "target": "vc1"})()}})
     assert {r.volume.volume: r.broken for r in view.volumes if r.broken} == {"vc1/vm-linked-2": "parent-file-missing"}
 

@@ -1,0 +1,106 @@
+"""Who read what: the dependency bookkeeping that lets the inventory re-derive only what a change touches.
+
+A derivation (one PVC's record, one family's numbers) runs with a token set; every input it reads
+adds a token: ("obj", resource, key) for a watched object, ("all", resource) for a whole resource,
+and the inventory's own ("vol", backend, volume), ("ref", pvc key), ("own", backend, volume),
+("snap", snapshot key), ("srv", backend, volume). A change names the tokens it touches; the index
+answers which derivations read any of them. A lookup of an absent key is a read too: its later
+arrival must reach whoever looked.
+"""
+
+from collections.abc import Hashable, Iterable, Iterator, Mapping
+from typing import Any
+
+Token = tuple[Hashable, ...]
+_EMPTY: Mapping[Any, Any] = {}
+
+
+class DepIndex:
+    """Derivation key -> the tokens it read; token -> the derivation keys that read it."""
+
+    __slots__ = ("_by", "_of")
+
+    def __init__(self) -> None:
+        self._of: dict[Hashable, tuple[Token, ...]] = {}
+        self._by: dict[Token, set[Hashable]] = {}
+
+    def note(self, key: Hashable, tokens: Iterable[Token]) -> None:
+        new = set(tokens)
+        old = self._of.get(key, ())
+        by = self._by
+        for t in old:
+            if t not in new:
+                gone = by[t]
+                gone.discard(key)
+                if not gone:
+                    del by[t]
+        for t in new:
+            readers = by.get(t)
+            if readers is None:
+                by[t] = {key}
+            else:
+                readers.add(key)
+        self._of[key] = tuple(new)
+
+    def drop(self, key: Hashable) -> None:
+        self.note(key, ())
+        del self._of[key]
+
+    def readers(self, tokens: Iterable[Token]) -> set[Any]:
+        out: set[Any] = set()
+        by = self._by
+        for t in tokens:
+            readers = by.get(t)
+            if readers:
+                out |= readers
+        return out
+
+    def __len__(self) -> int:
+        return len(self._of)
+
+
+class TrackedObjects:
+    """The watch cache's objects, read-only, noting each read in `tokens` (classification's `objs`)."""
+
+    __slots__ = ("_objs", "tokens")
+
+    def __init__(self, objs: Mapping[str, Mapping[Any, Any]], tokens: set[Token]) -> None:
+        self._objs = objs
+        self.tokens = tokens
+
+    def get(self, resource: str, default: Any = None) -> "TrackedBucket":
+        return TrackedBucket(self._objs.get(resource, _EMPTY), resource, self.tokens)
+
+
+class TrackedBucket:
+    __slots__ = ("_bucket", "_resource", "_tokens")
+
+    def __init__(self, bucket: Mapping[Any, Any], resource: str, tokens: set[Token]) -> None:
+        self._bucket, self._resource, self._tokens = bucket, resource, tokens
+
+    def __bool__(self) -> bool:
+        return True         # "is there a bucket" must not skip the lookup a later object would answer
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        self._tokens.add(("obj", self._resource, key))
+        return self._bucket.get(key, default)
+
+    def __contains__(self, key: Any) -> bool:
+        self._tokens.add(("obj", self._resource, key))
+        return key in self._bucket
+
+    def _all(self) -> Mapping[Any, Any]:
+        self._tokens.add(("all", self._resource))
+        return self._bucket
+
+    def values(self) -> Iterable[Any]:
+        return self._all().values()
+
+    def items(self) -> Iterable[tuple[Any, Any]]:
+        return self._all().items()
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
