@@ -60,29 +60,31 @@ def gzip_member(data: bytes) -> bytes:
 
 
 class _Block:
-    __slots__ = ("keys", "parts")
+    __slots__ = ("keys", "parts", "texts")
 
-    def __init__(self, keys: list[Any]) -> None:
+    def __init__(self, keys: list[Any], texts: list[list[str]]) -> None:
         self.keys = keys
-        self.parts: dict[str, Part] = {}        # per metric; a missing entry is re-rendered
+        self.texts = texts                      # per metric: each row's lines, aligned with keys
+        self.parts: list[Part | None] = [None] * len(texts)     # per metric; None: join and compress again
 
 
 class Section(Generic[Row]):
     """A collector's metric families as text, kept per block of rows in key order.
 
     The body is, per metric, its HELP/TYPE header and then each block's lines for it. A row that
-    changes re-renders its own lines and re-joins and re-compresses only the blocks it sits in, for
+    changes re-renders its own lines and re-joins and re-compresses only the block it sits in, for
     the metrics its lines changed in; concatenated gzip members are one valid stream (RFC 1952),
     so a scrape serves the members as they are.
     """
 
     def __init__(self, defs: Sequence[MetricDef], render: Renderer[Row]) -> None:
         self.defs = tuple(defs)
+        self._names = tuple(d.name for d in self.defs)
         self._render = render
-        self._rows: dict[Hashable, tuple[Row, Lines]] = {}
+        self._rows: dict[Hashable, Row] = {}
         self._blocks: list[_Block] = []
-        self._firsts: list[Any] = []                 # first key of each block, for bisect
-        self._headers = {d.name: (d.header().encode(), gzip_member(d.header().encode())) for d in self.defs}
+        self._firsts: list[Any] = []            # first key of each block, for bisect
+        self._headers = [(d.header().encode(), gzip_member(d.header().encode())) for d in self.defs]
         self.rendered = 0                       # rows rendered since the last parts() (tests, benchmarks)
 
     def __len__(self) -> int:
@@ -90,24 +92,28 @@ class Section(Generic[Row]):
 
     def put(self, key: Hashable, row: Row | None) -> None:
         """Set a row (None: remove it); an equal row is left alone."""
-        old = self._rows.get(key)
+        old = self._rows.get(key, None)
         if row is None:
-            if old is not None:
+            if key in self._rows:
                 del self._rows[key]
-                self._remove(key, old[1])
+                self._remove(key)
             return
-        if old is not None and old[0] == row:
+        if old is not None and old == row:
             return
         lines = self._render(row)
         self.rendered += 1
-        self._rows[key] = (row, lines)
-        if old is None:
-            self._insert(key, lines)
-        else:
-            block = self._blocks[self._find(key)]
-            for name in old[1].keys() | lines.keys():
-                if old[1].get(name) != lines.get(name):
-                    block.parts.pop(name, None)
+        texts = ["".join(lines.get(name, ())) for name in self._names]
+        inserted = key not in self._rows
+        self._rows[key] = row
+        if inserted:
+            self._insert(key, texts)
+            return
+        block = self._blocks[self._find(key)]
+        j = bisect.bisect_left(block.keys, key)
+        for m, text in enumerate(texts):
+            if block.texts[m][j] != text:
+                block.texts[m][j] = text
+                block.parts[m] = None
 
     def replace(self, rows: Iterable[tuple[Hashable, Row]]) -> None:
         """Make the section hold exactly these rows."""
@@ -120,46 +126,50 @@ class Section(Generic[Row]):
     def _find(self, key: Hashable) -> int:
         return max(0, bisect.bisect_right(self._firsts, key) - 1)
 
-    def _insert(self, key: Hashable, lines: Lines) -> None:
+    def _insert(self, key: Hashable, texts: list[str]) -> None:
         if not self._blocks:
-            self._blocks.append(_Block([key]))
+            self._blocks.append(_Block([key], [[t] for t in texts]))
             self._firsts.append(key)
             return
         i = self._find(key)
         block = self._blocks[i]
-        bisect.insort(block.keys, key)
+        j = bisect.bisect_left(block.keys, key)
+        block.keys.insert(j, key)
+        for m, text in enumerate(texts):
+            block.texts[m].insert(j, text)
+            if text:
+                block.parts[m] = None
         self._firsts[i] = block.keys[0]
-        for name in lines:
-            block.parts.pop(name, None)
         if len(block.keys) > 2 * BLOCK:
-            half = _Block(block.keys[BLOCK:])
+            half = _Block(block.keys[BLOCK:], [t[BLOCK:] for t in block.texts])
             block.keys = block.keys[:BLOCK]
-            block.parts.clear()
+            block.texts = [t[:BLOCK] for t in block.texts]
+            block.parts = [None] * len(block.texts)
             self._blocks.insert(i + 1, half)
             self._firsts.insert(i + 1, half.keys[0])
 
-    def _remove(self, key: Hashable, lines: Lines) -> None:
+    def _remove(self, key: Hashable) -> None:
         i = self._find(key)
         block = self._blocks[i]
-        block.keys.pop(bisect.bisect_left(block.keys, key))
+        j = bisect.bisect_left(block.keys, key)
+        del block.keys[j]
         if not block.keys:
             del self._blocks[i], self._firsts[i]
             return
         self._firsts[i] = block.keys[0]
-        for name in lines:
-            block.parts.pop(name, None)
+        for m, texts in enumerate(block.texts):
+            if texts.pop(j):
+                block.parts[m] = None
 
     def parts(self) -> list[Part]:
         out: list[Part] = []
-        rows = self._rows
-        for d in self.defs:
-            name = d.name
-            out.append(self._headers[name])
+        for m, header in enumerate(self._headers):
+            out.append(header)
             for block in self._blocks:
-                part = block.parts.get(name)
+                part = block.parts[m]
                 if part is None:
-                    text = "".join([line for k in block.keys for line in rows[k][1].get(name, ())]).encode()
-                    part = block.parts[name] = (text, gzip_member(text))
+                    text = "".join(block.texts[m]).encode()
+                    part = block.parts[m] = (text, gzip_member(text))
                 if part[0]:
                     out.append(part)
         self.rendered = 0
