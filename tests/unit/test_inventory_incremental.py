@@ -340,3 +340,17 @@ def test_a_snapshot_bound_to_its_content_later_gives_its_family_a_source():
     m.put_content("content-2", UUIDS[1])
     m.incremental_equals_full()
     assert m.inv.families[fam].numbers.consumed_bytes == 40 << 20
+
+
+def test_dep_index_one_reader_many_readers_and_back():
+    from exporter.deps import DepIndex
+    idx = DepIndex()
+    idx.note("a", [("obj", "pvcs", 1), ("all", "cdis")])
+    idx.note("b", [("all", "cdis")])
+    assert idx.readers([("all", "cdis")]) == {"a", "b"} and idx.readers([("obj", "pvcs", 1)]) == {"a"}
+    idx.note("a", [("obj", "pvcs", 2)])        # a no longer reads the CDI CR nor object 1
+    assert idx.readers([("all", "cdis")]) == {"b"} and idx.readers([("obj", "pvcs", 1)]) == set()
+    idx.drop("b")
+    assert idx.readers([("all", "cdis"), ("obj", "pvcs", 2), ("nothing",)]) == {"a"} and len(idx) == 1
+    idx.drop("a")
+    assert len(idx) == 0 and idx._by == {}
