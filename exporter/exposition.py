@@ -9,8 +9,10 @@ re-renders its rows and re-compresses their blocks, and the scrape serves the pi
 import bisect
 import gzip
 import math
+from array import array
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any, Generic, TypeVar
 
 Row = TypeVar("Row", bound=Hashable)
@@ -60,21 +62,85 @@ def gzip_member(data: bytes) -> bytes:
 
 
 class _Block:
-    __slots__ = ("keys", "parts", "texts")
+    """Up to 2 x BLOCK rows in key order. At rest, per metric, their lines as one bytes object and
+    each row's length in it (no string kept per row); while an update touches the block it is
+    exploded into per-row pieces, and parts() joins it again. Per metric a gzip member, None when
+    its lines changed."""
 
-    def __init__(self, keys: list[Any], texts: list[list[str]]) -> None:
+    __slots__ = ("keys", "parts", "rows", "sizes", "texts")
+
+    def __init__(self, keys: list[Any], rows: list[list[bytes]]) -> None:
         self.keys = keys
-        self.texts = texts                      # per metric: each row's lines, aligned with keys
-        self.parts: list[Part | None] = [None] * len(texts)     # per metric; None: join and compress again
+        self.rows: list[list[bytes]] | None = rows
+        self.texts: list[bytes] = []
+        self.sizes: list[array[int]] = []
+        self.parts: list[bytes | None] = [None] * len(rows)
+
+    def explode(self) -> list[list[bytes]]:
+        if self.rows is None:
+            self.rows = []
+            for text, sizes in zip(self.texts, self.sizes, strict=True):
+                ends = list(accumulate(sizes))
+                self.rows.append([text[e - n:e] for e, n in zip(ends, sizes, strict=True)])
+            self.texts, self.sizes = [], []
+        return self.rows
+
+    def change(self, j: int, texts: list[bytes]) -> None:
+        if self.rows is not None:
+            for m, (rows, text) in enumerate(zip(self.rows, texts, strict=True)):
+                if rows[j] != text:
+                    rows[j] = text
+                    self.parts[m] = None
+            return
+        # At rest a change splices the metric's bytes where it differs: one copy of the block, no explode.
+        for m, text in enumerate(texts):
+            sizes, old = self.sizes[m], self.texts[m]
+            off = sum(sizes[:j])
+            if old[off:off + sizes[j]] != text:
+                self.texts[m] = old[:off] + text + old[off + sizes[j]:]
+                sizes[j] = len(text)
+                self.parts[m] = None
+
+    def insert(self, j: int, texts: list[bytes]) -> None:
+        for m, (rows, text) in enumerate(zip(self.explode(), texts, strict=True)):
+            rows.insert(j, text)
+            if text:
+                self.parts[m] = None
+
+    def remove(self, j: int) -> None:
+        if self.rows is not None:
+            for m, rows in enumerate(self.rows):
+                if rows.pop(j):
+                    self.parts[m] = None
+            return
+        for m, sizes in enumerate(self.sizes):
+            if sizes[j]:
+                off = sum(sizes[:j])
+                self.texts[m] = self.texts[m][:off] + self.texts[m][off + sizes[j]:]
+                self.parts[m] = None
+            del sizes[j]
+
+    def split(self, at: int) -> "_Block":
+        rows = self.explode()
+        half = _Block(self.keys[at:], [r[at:] for r in rows])
+        self.keys, self.rows = self.keys[:at], [r[:at] for r in rows]
+        self.parts = [None] * len(rows)
+        return half
+
+    def join(self) -> None:
+        if self.rows is not None:
+            self.texts = [b"".join(r) for r in self.rows]
+            self.sizes = [array("I", map(len, r)) for r in self.rows]
+            self.rows = None
 
 
 class Section(Generic[Row]):
     """A collector's metric families as text, kept per block of rows in key order.
 
     The body is, per metric, its HELP/TYPE header and then each block's lines for it. A row that
-    changes re-renders its own lines and re-joins and re-compresses only the block it sits in, for
-    the metrics its lines changed in; concatenated gzip members are one valid stream (RFC 1952),
-    so a scrape serves the members as they are.
+    changes re-renders its own lines and re-compresses only the block it sits in, for the metrics
+    its lines changed in; concatenated gzip members are one valid stream (RFC 1952), so a scrape
+    serves the members as they are.
     """
 
     def __init__(self, defs: Sequence[MetricDef], render: Renderer[Row]) -> None:
@@ -92,28 +158,24 @@ class Section(Generic[Row]):
 
     def put(self, key: Hashable, row: Row | None) -> None:
         """Set a row (None: remove it); an equal row is left alone."""
-        old = self._rows.get(key, None)
         if row is None:
             if key in self._rows:
                 del self._rows[key]
                 self._remove(key)
             return
+        old = self._rows.get(key)
         if old is not None and old == row:
             return
         lines = self._render(row)
         self.rendered += 1
-        texts = ["".join(lines.get(name, ())) for name in self._names]
+        texts = ["".join(lines.get(name, ())).encode() for name in self._names]
         inserted = key not in self._rows
         self._rows[key] = row
         if inserted:
             self._insert(key, texts)
             return
         block = self._blocks[self._find(key)]
-        j = bisect.bisect_left(block.keys, key)
-        for m, text in enumerate(texts):
-            if block.texts[m][j] != text:
-                block.texts[m][j] = text
-                block.parts[m] = None
+        block.change(bisect.bisect_left(block.keys, key), texts)
 
     def replace(self, rows: Iterable[tuple[Hashable, Row]]) -> None:
         """Make the section hold exactly these rows."""
@@ -126,7 +188,7 @@ class Section(Generic[Row]):
     def _find(self, key: Hashable) -> int:
         return max(0, bisect.bisect_right(self._firsts, key) - 1)
 
-    def _insert(self, key: Hashable, texts: list[str]) -> None:
+    def _insert(self, key: Hashable, texts: list[bytes]) -> None:
         if not self._blocks:
             self._blocks.append(_Block([key], [[t] for t in texts]))
             self._firsts.append(key)
@@ -135,16 +197,10 @@ class Section(Generic[Row]):
         block = self._blocks[i]
         j = bisect.bisect_left(block.keys, key)
         block.keys.insert(j, key)
-        for m, text in enumerate(texts):
-            block.texts[m].insert(j, text)
-            if text:
-                block.parts[m] = None
+        block.insert(j, texts)
         self._firsts[i] = block.keys[0]
         if len(block.keys) > 2 * BLOCK:
-            half = _Block(block.keys[BLOCK:], [t[BLOCK:] for t in block.texts])
-            block.keys = block.keys[:BLOCK]
-            block.texts = [t[:BLOCK] for t in block.texts]
-            block.parts = [None] * len(block.texts)
+            half = block.split(BLOCK)
             self._blocks.insert(i + 1, half)
             self._firsts.insert(i + 1, half.keys[0])
 
@@ -157,21 +213,22 @@ class Section(Generic[Row]):
             del self._blocks[i], self._firsts[i]
             return
         self._firsts[i] = block.keys[0]
-        for m, texts in enumerate(block.texts):
-            if texts.pop(j):
-                block.parts[m] = None
+        block.remove(j)
 
     def parts(self) -> list[Part]:
         out: list[Part] = []
+        for block in self._blocks:
+            block.join()
         for m, header in enumerate(self._headers):
             out.append(header)
             for block in self._blocks:
-                part = block.parts[m]
-                if part is None:
-                    text = "".join(block.texts[m]).encode()
-                    part = block.parts[m] = (text, gzip_member(text))
-                if part[0]:
-                    out.append(part)
+                text = block.texts[m]
+                if not text:
+                    continue
+                gz = block.parts[m]
+                if gz is None:
+                    gz = block.parts[m] = gzip_member(text)
+                out.append((text, gz))
         self.rendered = 0
         return out
 

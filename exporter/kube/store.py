@@ -8,6 +8,7 @@ mutated in place: the rebuild thread may hold on to the ones it was handed.
 """
 
 import asyncio
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -21,7 +22,7 @@ Key = tuple[str, str]   # (namespace or "", name)
 KEEP: dict[str, dict[str, tuple[str, ...] | None]] = {
     "persistentvolumeclaims": {"spec": ("volumeName", "storageClassName", "dataSource", "dataSourceRef",
                                         "resources", "volumeMode"), "status": ("phase", "capacity")},
-    "persistentvolumes": {"spec": ("capacity", "storageClassName", "csi", "claimRef"), "status": ("phase",)},
+    "persistentvolumes": {"spec": ("capacity", "storageClassName", "csi"), "status": ("phase",)},
     "storageclasses": {"provisioner": None, "parameters": None},
     "datavolumes": {"spec": ("source", "sourceRef"), "status": ("phase", "conditions")},
     "storageprofiles": {"status": ("cloneStrategy",)},
@@ -35,6 +36,10 @@ ANNOTATIONS_READ = ("cdi.kubevirt.io/cloneType", "cdi.kubevirt.io/cloneFallbackR
                     "cdi.kubevirt.io/clonePhase", "cdi.kubevirt.io/storage.condition.running.reason",
                     "k8s.io/CloneRequest", "k8s.io/CloneOf", "volume.kubernetes.io/storage-provisioner")
 CONDITION_KEYS = ("type", "status", "reason", "lastTransitionTime")     # messages and heartbeats are dropped
+# What the backends read of a PV's spec.csi (rbd.map_pv, flashsystem.map_pv, vpc.map_pv): ceph-csi
+# alone writes a dozen volumeAttributes per PV, most of which nothing here reads.
+CSI_KEYS = ("driver", "volumeHandle")
+VOLUME_ATTRIBUTES = ("pool", "imageName", "radosNamespace", "clusterID", "staticVolume", "array_address")
 CDI_PREFIX = "cdi.kubevirt.io/"
 
 
@@ -67,6 +72,14 @@ def slim(obj: Any, resource: str | None = None) -> dict[str, Any] | None:
                 continue
             value = obj[top]
             out[top] = {k: value[k] for k in subs if k in value} if subs and isinstance(value, dict) else value
+    csi = get_dict(out.get("spec"), "csi")
+    if csi is not None:
+        slim_csi = {k: csi[k] for k in CSI_KEYS if k in csi}
+        attrs = csi.get("volumeAttributes")
+        if "volumeAttributes" in csi:
+            slim_csi["volumeAttributes"] = {k: attrs[k] for k in VOLUME_ATTRIBUTES if k in attrs} \
+                if isinstance(attrs, dict) else attrs
+        out["spec"] = {**out["spec"], "csi": slim_csi}
     status = out.get("status")
     if isinstance(status, dict) and isinstance(status.get("conditions"), list):
         out["status"] = {**status, "conditions": [{k: c[k] for k in CONDITION_KEYS if k in c} if isinstance(c, dict)
@@ -84,7 +97,25 @@ def slim(obj: Any, resource: str | None = None) -> dict[str, Any] | None:
     elif owners is not None:
         slim_meta["ownerReferences"] = owners
     out["metadata"] = slim_meta
-    return out
+    shared: dict[str, Any] = _shared(out)
+    return shared
+
+
+def _shared(value: Any) -> Any:
+    """The same value with its strings interned: each parsed object brings its own copy of every key
+    and of "Bound", "True", "vms"...; shared, 10,000 PVCs + PVs + DataVolumes take a third less."""
+    if isinstance(value, str):
+        return sys.intern(value)
+    if isinstance(value, dict):
+        return {sys.intern(k) if isinstance(k, str) else k: _shared(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shared(v) for v in value]
+    return value
+
+
+def get_dict(obj: Any, key: str) -> dict[str, Any] | None:
+    value = obj.get(key) if isinstance(obj, dict) else None
+    return value if isinstance(value, dict) else None
 
 
 def key_of(obj: dict[str, Any]) -> Key:

@@ -1,5 +1,5 @@
 from exporter.kube.store import Store, slim
-from tests.support.objects import clone_annotations, pvc
+from tests.support.objects import clone_annotations, pv_rbd, pvc
 
 
 def test_only_changes_to_kept_fields_bump_the_generation():
@@ -38,3 +38,20 @@ def test_slim_keeps_what_classification_reads_and_drops_the_rest():
     # A CDI-only annotation still shows that CDI handled the object.
     only_cdi = pvc("vms", "b", "sc", annotations={"cdi.kubevirt.io/storage.pod.phase": "Running", "a/b": "c"})
     assert list(slim(only_cdi, "persistentvolumeclaims")["metadata"]["annotations"]) == ["cdi.kubevirt.io/storage.pod.phase"]
+
+
+def test_slim_keeps_of_a_pv_only_what_the_backends_map_it_by():
+    from exporter.backends.rbd import RbdBackend, RbdSettings
+    obj = pv_rbd("pv-1", "ocs-pool", "csi-vol-1", rados_namespace="ns1")
+    obj["spec"]["claimRef"] = {"kind": "PersistentVolumeClaim", "namespace": "vms", "name": "a", "uid": "u"}
+    obj["spec"]["csi"]["volumeAttributes"].update({"csi.storage.k8s.io/pvc/name": "a", "mounter": "rbd",
+                                                   "csi.storage.k8s.io/pv/name": "pv-1"})
+    out = slim(obj, "persistentvolumes")
+    assert "claimRef" not in out["spec"]
+    assert set(out["spec"]["csi"]) == {"driver", "volumeHandle", "volumeAttributes"}
+    assert set(out["spec"]["csi"]["volumeAttributes"]) == {"pool", "imageName", "radosNamespace", "clusterID"}
+    backend = RbdBackend(RbdSettings())
+    assert backend.map_pv(out) == backend.map_pv(obj) is not None
+    odd = pv_rbd("pv-2", "p", "i")
+    odd["spec"]["csi"]["volumeAttributes"] = "not a map"
+    assert slim(odd, "persistentvolumes")["spec"]["csi"]["volumeAttributes"] == "not a map"
