@@ -47,7 +47,7 @@ class _SelfCollector(Collector):
         info = GaugeMetricFamily("clonewatch_build_info", "clonewatch version. Always 1.", labels=["version"])
         info.add_metric([__version__], 1)
         rebuild = GaugeMetricFamily("clonewatch_rebuild_duration_seconds",
-                                    "How long the last classification + rendering of the inventory took.")
+                                    "How long the last inventory update took (re-deriving and re-rendering what changed).")
         rebuild.add_metric([], e.rebuild_seconds)
         last = GaugeMetricFamily("clonewatch_last_rebuild_timestamp_seconds",
                                  "Unix time the served object metrics were last rendered.")

@@ -224,11 +224,7 @@ class Inventory:
             new_ref = new.volume_ref if new else None
             if old is None or new is None or old_ref != new_ref:
                 touched.add(("ref", key))
-                claim = (0, PVC_KIND, key[0], key[1])
-                if old_ref is not None:
-                    touched |= self._claim((old_ref.backend, old_ref.volume), claim, False)
-                if new_ref is not None:
-                    touched |= self._claim((new_ref.backend, new_ref.volume), claim, True)
+                touched |= self._reclaim((0, PVC_KIND, key[0], key[1]), old_ref, new_ref)
         return touched
 
     def _map_pv(self, pv: dict[str, Any]) -> VolumeRef | None:
@@ -237,6 +233,14 @@ class Inventory:
             if ref is not None:
                 return ref
         return None
+
+    def _reclaim(self, claim: tuple[int, str, str, str], old: VolumeRef | None, new: VolumeRef | None) -> set[Token]:
+        touched: set[Token] = set()
+        if old is not None:
+            touched |= self._claim((old.backend, old.volume), claim, False)
+        if new is not None:
+            touched |= self._claim((new.backend, new.volume), claim, True)
+        return touched
 
     def _claim(self, vol: tuple[str, str], claim: tuple[int, str, str, str], add: bool) -> set[Token]:
         """A PVC (else a VolumeSnapshot) claims a volume; the first by kind, namespace and name owns it."""
@@ -279,11 +283,7 @@ class Inventory:
             if key in self._snap_refs and key in fresh and old == new:
                 continue
             touched.add(("snap", key))
-            claim = (1, SNAPSHOT_KIND, key[0], key[1])
-            if old is not None:
-                touched |= self._claim((old.backend, old.volume), claim, False)
-            if new is not None:
-                touched |= self._claim((new.backend, new.volume), claim, True)
+            touched |= self._reclaim((1, SNAPSHOT_KIND, key[0], key[1]), old, new)
         self._snap_refs = fresh
         return touched
 

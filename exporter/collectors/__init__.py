@@ -2,10 +2,13 @@
 re-rendering only the rows an inventory update touched; status collectors (backend, kubernetes) are
 client_python custom collectors built fresh each scrape."""
 
-from typing import Protocol
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from typing import Any, Generic, Protocol, TypeVar
 
-from ..exposition import Part
+from ..exposition import Lines, MetricDef, Part, Section
 from ..inventory import Dirty, Inventory
+
+Row = TypeVar("Row", bound=Hashable)
 
 
 class TextCollector(Protocol):
@@ -14,3 +17,19 @@ class TextCollector(Protocol):
     def update(self, inv: Inventory, dirty: Dirty) -> None: ...
 
     def parts(self) -> list[Part]: ...
+
+
+class RowCollector(Generic[Row]):
+    """An object collector over one kind of inventory row: puts the rows an update touched."""
+
+    def __init__(self, defs: Sequence[MetricDef], render: Callable[[Row], Lines],
+                 touched: Callable[[Dirty], Iterable[Any]], row: Callable[[Inventory, Any], Row | None]) -> None:
+        self.section: Section[Row] = Section(defs, render)
+        self._touched, self._row = touched, row
+
+    def update(self, inv: Inventory, dirty: Dirty) -> None:
+        for key in self._touched(dirty):
+            self.section.put(key, self._row(inv, key))
+
+    def parts(self) -> list[Part]:
+        return self.section.parts()

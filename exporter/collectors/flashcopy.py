@@ -4,9 +4,10 @@ A FlashCopy clone with a copy rate above 0 turns into a full copy in the backgro
 series show it happening, next to the family efficiency that decays with it.
 """
 
-from ..exposition import Lines, MetricDef, Part, Section, sample
-from ..inventory import Dirty, Inventory
+from ..exposition import Lines, MetricDef, sample
+from ..inventory import Inventory
 from ..view import VolumeRow
+from . import RowCollector
 
 INFO = MetricDef("clonewatch_flashcopy_info", "gauge",
                  "A FlashCopy mapping feeding a volume from its source, with the array's status for it. Always 1.")
@@ -31,14 +32,11 @@ def render(row: VolumeRow) -> Lines:
     }
 
 
-class FlashCopyCollector:
+def _with_copy(inv: Inventory, key: tuple[int, str]) -> VolumeRow | None:
+    row = inv.volume_rows.get(key)
+    return row if row is not None and row.volume.copy is not None else None
+
+
+class FlashCopyCollector(RowCollector[VolumeRow]):
     def __init__(self) -> None:
-        self.section: Section[VolumeRow] = Section(DEFS, render)
-
-    def update(self, inv: Inventory, dirty: Dirty) -> None:
-        for key in dirty.volumes:
-            row = inv.volume_rows.get(key)
-            self.section.put(key, row if row is not None and row.volume.copy is not None else None)
-
-    def parts(self) -> list[Part]:
-        return self.section.parts()
+        super().__init__(DEFS, render, lambda d: d.volumes, _with_copy)

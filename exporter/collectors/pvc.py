@@ -1,8 +1,8 @@
 """Per-PVC metrics: what it is, whether and how it was cloned, and what it consumes."""
 
-from ..exposition import Lines, MetricDef, Part, Section, sample
-from ..inventory import Dirty, Inventory
+from ..exposition import Lines, MetricDef, sample
 from ..view import PvcRow
+from . import RowCollector
 
 INFO = MetricDef("clonewatch_pvc_info", "gauge",
                  "PVC inventory: StorageClass, provisioner, bound PV and the backend that measures it "
@@ -75,13 +75,6 @@ def render(row: PvcRow) -> Lines:
     return out
 
 
-class PvcCollector:
+class PvcCollector(RowCollector[PvcRow]):
     def __init__(self) -> None:
-        self.section: Section[PvcRow] = Section(DEFS, render)
-
-    def update(self, inv: Inventory, dirty: Dirty) -> None:
-        for key in dirty.pvcs:
-            self.section.put(key, inv.pvcs.get(key))
-
-    def parts(self) -> list[Part]:
-        return self.section.parts()
+        super().__init__(DEFS, render, lambda d: d.pvcs, lambda inv, k: inv.pvcs.get(k))

@@ -1,8 +1,8 @@
 """Per source (golden) family metrics: a source volume and every PVC cloned from it."""
 
-from ..exposition import Lines, MetricDef, Part, Section, sample
-from ..inventory import Dirty, Inventory
+from ..exposition import Lines, MetricDef, sample
 from ..view import FamilyRow
+from . import RowCollector
 
 _LABELS = "{source_namespace,source_name,backend}"
 CONSUMED = MetricDef("clonewatch_source_consumed_bytes", "gauge",
@@ -33,13 +33,6 @@ def render(row: FamilyRow) -> Lines:
     return out
 
 
-class SourceCollector:
+class SourceCollector(RowCollector[FamilyRow]):
     def __init__(self) -> None:
-        self.section: Section[FamilyRow] = Section(DEFS, render)
-
-    def update(self, inv: Inventory, dirty: Dirty) -> None:
-        for key in dirty.families:
-            self.section.put(key, inv.families.get(key))
-
-    def parts(self) -> list[Part]:
-        return self.section.parts()
+        super().__init__(DEFS, render, lambda d: d.families, lambda inv, k: inv.families.get(k))

@@ -1,8 +1,8 @@
 """Per StorageClass: which clone type CDI should deliver on it."""
 
-from ..exposition import Lines, MetricDef, Part, Section, sample
-from ..inventory import Dirty, Inventory
+from ..exposition import Lines, MetricDef, sample
 from ..view import StorageClassRow
+from . import RowCollector
 
 STRATEGY = MetricDef("clonewatch_storageclass_clone_strategy_info", "gauge",
                      "The clone type CDI should deliver on a StorageClass (the CDI CR's cloneStrategyOverride, "
@@ -17,13 +17,6 @@ def render(row: StorageClassRow) -> Lines:
         ("expected_clone_type", row.expected_clone_type)), 1)]}
 
 
-class StorageClassCollector:
+class StorageClassCollector(RowCollector[StorageClassRow]):
     def __init__(self) -> None:
-        self.section: Section[StorageClassRow] = Section(DEFS, render)
-
-    def update(self, inv: Inventory, dirty: Dirty) -> None:
-        for key in dirty.storageclasses:
-            self.section.put(key, inv.storageclasses.get(key))
-
-    def parts(self) -> list[Part]:
-        return self.section.parts()
+        super().__init__(DEFS, render, lambda d: d.storageclasses, lambda inv, k: inv.storageclasses.get(k))

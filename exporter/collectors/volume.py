@@ -1,8 +1,8 @@
 """Per backend volume, the backend's own truth (also without Kubernetes)."""
 
-from ..exposition import Lines, MetricDef, Part, Section, sample
-from ..inventory import Dirty, Inventory
+from ..exposition import Lines, MetricDef, sample
 from ..view import VolumeRow
+from . import RowCollector
 
 INFO = MetricDef("clonewatch_volume_info", "gauge",
                  "A backend volume, its parent volume (parent=\"\" for an independent volume) and its state (live, or "
@@ -40,13 +40,6 @@ def render(row: VolumeRow) -> Lines:
     }
 
 
-class VolumeCollector:
+class VolumeCollector(RowCollector[VolumeRow]):
     def __init__(self) -> None:
-        self.section: Section[VolumeRow] = Section(DEFS, render)
-
-    def update(self, inv: Inventory, dirty: Dirty) -> None:
-        for key in dirty.volumes:
-            self.section.put(key, inv.volume_rows.get(key))
-
-    def parts(self) -> list[Part]:
-        return self.section.parts()
+        super().__init__(DEFS, render, lambda d: d.volumes, lambda inv, k: inv.volume_rows.get(k))
