@@ -86,6 +86,28 @@ class Exporter:
         self.proc.wait(30)
 
 
+def churn_forever(kube: KubeAPI, stop: threading.Event, rate: float, n: int, goldens: int, updates: list[int]) -> None:
+    """Until `stop`: at `rate` a second, resize a clone PVC or flip a DataVolume between done and in
+    flight, in turn; updates[0] counts them as it goes."""
+    i = 0
+    updates[:] = [0]
+    ann = clone_annotations("csi-clone")
+    while not stop.is_set() and rate > 0:
+        t = time.perf_counter()
+        j = (i // 2) % n
+        if i % 2 == 0:
+            size = "21Gi" if (i // (2 * n)) % 2 == 0 else "20Gi"
+            kube.burst(PVCS, [pvc("vms", f"vm-{j}", "rbd", volume=f"pv-{j}", size=size, owner_dv=f"vm-{j}",
+                                  annotations=ann)])
+        else:
+            flip = "CSICloneInProgress" if (i // (2 * n)) % 2 == 0 else "Succeeded"
+            kube.burst(DVS, [datavolume("vms", f"vm-{j}", source={"pvc": {"namespace": "img", "name": f"g{j % goldens}"}},
+                                        annotations=ann, phase=flip)])
+        i += 1
+        updates[0] = i
+        stop.wait(max(0.0, 1 / rate - (time.perf_counter() - t)))
+
+
 def phase(kube: KubeAPI, exp: Exporter, seconds: float, rate: float, n: int, goldens: int) -> dict:
     """Scrape every second, probe every 2 s, and (rate > 0) churn; returns the figures."""
     stop = threading.Event()
@@ -121,22 +143,7 @@ def phase(kube: KubeAPI, exp: Exporter, seconds: float, rate: float, n: int, gol
                 errors.append("probe not seen within 10 s")
 
     def churner():
-        i = 0
-        ann = clone_annotations("csi-clone")
-        while not stop.is_set() and rate > 0:
-            t = time.perf_counter()
-            j = (i // 2) % n
-            if i % 2 == 0:
-                size = "21Gi" if (i // (2 * n)) % 2 == 0 else "20Gi"
-                kube.burst(PVCS, [pvc("vms", f"vm-{j}", "rbd", volume=f"pv-{j}", size=size, owner_dv=f"vm-{j}",
-                                      annotations=ann)])
-            else:
-                flip = "CSICloneInProgress" if (i // (2 * n)) % 2 == 0 else "Succeeded"
-                kube.burst(DVS, [datavolume("vms", f"vm-{j}", source={"pvc": {"namespace": "img", "name": f"g{j % goldens}"}},
-                                            annotations=ann, phase=flip)])
-            i += 1
-            stop.wait(max(0.0, 1 / rate - (time.perf_counter() - t)))
-        updates.append(i)
+        churn_forever(kube, stop, rate, n, goldens, updates)
 
     updates: list[int] = []
     threads = [threading.Thread(target=f, daemon=True) for f in (scraper, prober, churner)]

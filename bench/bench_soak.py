@@ -1,0 +1,78 @@
+"""A soak: the exporter at 10,000 clone PVCs under bench_churn's churn for a long while, sampled.
+
+    .venv/bin/python bench/bench_soak.py [--minutes 60] [--every 300] [--pvcs 10000] [--rate 20]
+
+Every `--every` seconds it prints the exporter's RSS, threads and open file descriptors (from
+/proc) and its CPU over the interval; at the end, the RSS growth after warm-up (the first sample).
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.bench_churn import PVCS, Exporter, churn_forever, cpu_seconds  # noqa: E402
+from bench.bench_inventory import rss_mb, seed  # noqa: E402
+from tests.support.kube import KubeAPI  # noqa: E402
+from tests.support.objects import pvc  # noqa: E402
+
+
+def counts(pid: int) -> tuple[int, int]:
+    threads = len(os.listdir(f"/proc/{pid}/task"))
+    fds = len(os.listdir(f"/proc/{pid}/fd"))
+    return threads, fds
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--pvcs", type=int, default=10000)
+    ap.add_argument("--goldens", type=int, default=100)
+    ap.add_argument("--rate", type=float, default=20)
+    ap.add_argument("--minutes", type=float, default=60)
+    ap.add_argument("--every", type=float, default=300)
+    a = ap.parse_args()
+    os.environ.update(FAKE_RBD_IMAGES=str(a.pvcs), FAKE_RBD_GOLDENS=str(a.goldens))
+    tmp = Path(tempfile.mkdtemp(prefix="cw-soak-"))
+    kube = KubeAPI()
+    seed(kube, a.pvcs, a.goldens)
+    kube.burst(PVCS, [pvc("aaa", "probe", "probe-0")])
+    exp = Exporter(ROOT, kube.write_kubeconfig(tmp / "kubeconfig"), tmp / "exporter.log")
+    stop = threading.Event()
+    updates: list[int] = []
+    try:
+        exp.wait_measured(f'clonewatch_pvc_consumed_bytes{{namespace="vms",persistentvolumeclaim="vm-{a.pvcs - 1}"')
+        worker = threading.Thread(target=churn_forever, args=(kube, stop, a.rate, a.pvcs, a.goldens, updates),
+                                  daemon=True)
+        worker.start()
+        pid = exp.proc.pid
+        print(f"soak: {a.pvcs} PVCs, {a.rate:g} updates/s for {a.minutes:g} min; log {tmp / 'exporter.log'}")
+        print(f"{'min':>5} {'RSS MB':>7} {'threads':>7} {'fds':>4} {'CPU %':>6} {'updates':>8}")
+        start = time.monotonic()
+        first = None
+        cpu, t = cpu_seconds(pid), time.monotonic()
+        while True:
+            rss = rss_mb(pid)
+            threads, fds = counts(pid)
+            now_cpu, now = cpu_seconds(pid), time.monotonic()
+            share = 100 * (now_cpu - cpu) / max(now - t, 1e-9)
+            cpu, t = now_cpu, now
+            first = first if first is not None else rss
+            print(f"{(now - start) / 60:5.1f} {rss:7.0f} {threads:7d} {fds:4d} {share:6.1f} {updates[0] if updates else 0:8d}", flush=True)
+            if now - start >= a.minutes * 60:
+                break
+            time.sleep(a.every)
+        print(f"RSS growth after warm-up: {rss - first:+.0f} MB ({100 * (rss - first) / first:+.1f}%)")
+    finally:
+        stop.set()
+        exp.stop()
+        kube.close()
+
+
+if __name__ == "__main__":
+    main()
