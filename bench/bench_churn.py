@@ -62,6 +62,7 @@ class Exporter:
     def __init__(self, root: Path, kubeconfig: Path, log: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
         self._log = open(log, "wb")
         env = {**os.environ, "FAKE_RBD_IMAGES": os.environ["FAKE_RBD_IMAGES"], "PYTHONPATH": str(root)}
         self.proc = subprocess.Popen(
@@ -159,13 +160,32 @@ def phase(kube: KubeAPI, exp: Exporter, seconds: float, rate: float, n: int, gol
             "updates": (updates[0] if updates else 0) / wall, "errors": errors}
 
 
-def run(root: Path, a, tmp: Path) -> tuple[dict, dict]:
+def seeded(root: Path, a, tmp: Path) -> tuple[KubeAPI, Exporter]:
+    """The emulator seeded with a.pvcs clones over a.goldens and the probe PVC, and the exporter of
+    `root` serving every PVC's bytes."""
+    os.environ.update(FAKE_RBD_IMAGES=str(a.pvcs), FAKE_RBD_GOLDENS=str(a.goldens))
     kube = KubeAPI()
     seed(kube, a.pvcs, a.goldens)
     kube.burst(PVCS, [pvc("aaa", "probe", "probe-0")])
     exp = Exporter(root, kube.write_kubeconfig(tmp / "kubeconfig"), tmp / f"exporter-{root.name}.log")
     try:
         exp.wait_measured(f'clonewatch_pvc_consumed_bytes{{namespace="vms",persistentvolumeclaim="vm-{a.pvcs - 1}"')
+    except BaseException:
+        exp.stop()
+        kube.close()
+        raise
+    return kube, exp
+
+
+def workload_args(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--pvcs", type=int, default=10000)
+    ap.add_argument("--goldens", type=int, default=100)
+    ap.add_argument("--rate", type=float, default=20, help="PVC/DataVolume updates a second")
+
+
+def run(root: Path, a, tmp: Path) -> tuple[dict, dict]:
+    kube, exp = seeded(root, a, tmp)
+    try:
         quiet = phase(kube, exp, a.quiet, 0, a.pvcs, a.goldens)
         churn = phase(kube, exp, a.seconds, a.rate, a.pvcs, a.goldens)
     finally:
@@ -184,14 +204,11 @@ def line(label: str, f: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--pvcs", type=int, default=10000)
-    ap.add_argument("--goldens", type=int, default=100)
-    ap.add_argument("--rate", type=float, default=20)
+    workload_args(ap)
     ap.add_argument("--seconds", type=float, default=120)
     ap.add_argument("--quiet", type=float, default=30)
     ap.add_argument("--baseline", type=Path, help="another source tree to run first, e.g. a worktree of an older commit")
     a = ap.parse_args()
-    os.environ.update(FAKE_RBD_IMAGES=str(a.pvcs), FAKE_RBD_GOLDENS=str(a.goldens))
     tmp = Path(tempfile.mkdtemp(prefix="cw-churn-"))
     results = []
     for root in ([a.baseline.resolve()] if a.baseline else []) + [ROOT]:

@@ -17,10 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_churn import PVCS, Exporter, churn_forever, cpu_seconds  # noqa: E402
-from bench.bench_inventory import rss_mb, seed  # noqa: E402
-from tests.support.kube import KubeAPI  # noqa: E402
-from tests.support.objects import pvc  # noqa: E402
+from bench.bench_churn import churn_forever, cpu_seconds, seeded, workload_args  # noqa: E402
+from bench.bench_inventory import rss_mb  # noqa: E402
 
 
 def counts(pid: int) -> tuple[int, int]:
@@ -31,27 +29,20 @@ def counts(pid: int) -> tuple[int, int]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--pvcs", type=int, default=10000)
-    ap.add_argument("--goldens", type=int, default=100)
-    ap.add_argument("--rate", type=float, default=20)
+    workload_args(ap)
     ap.add_argument("--minutes", type=float, default=60)
     ap.add_argument("--every", type=float, default=300)
     a = ap.parse_args()
-    os.environ.update(FAKE_RBD_IMAGES=str(a.pvcs), FAKE_RBD_GOLDENS=str(a.goldens))
     tmp = Path(tempfile.mkdtemp(prefix="cw-soak-"))
-    kube = KubeAPI()
-    seed(kube, a.pvcs, a.goldens)
-    kube.burst(PVCS, [pvc("aaa", "probe", "probe-0")])
-    exp = Exporter(ROOT, kube.write_kubeconfig(tmp / "kubeconfig"), tmp / "exporter.log")
+    kube, exp = seeded(ROOT, a, tmp)
     stop = threading.Event()
     updates: list[int] = []
     try:
-        exp.wait_measured(f'clonewatch_pvc_consumed_bytes{{namespace="vms",persistentvolumeclaim="vm-{a.pvcs - 1}"')
         worker = threading.Thread(target=churn_forever, args=(kube, stop, a.rate, a.pvcs, a.goldens, updates),
                                   daemon=True)
         worker.start()
         pid = exp.proc.pid
-        print(f"soak: {a.pvcs} PVCs, {a.rate:g} updates/s for {a.minutes:g} min; log {tmp / 'exporter.log'}")
+        print(f"soak: {a.pvcs} PVCs, {a.rate:g} updates/s for {a.minutes:g} min; log {exp.log}")
         print(f"{'min':>5} {'RSS MB':>7} {'threads':>7} {'fds':>4} {'CPU %':>6} {'updates':>8}")
         start = time.monotonic()
         first = None

@@ -52,10 +52,6 @@ def logical_bytes(volumes: Mapping[str, HasParent]) -> dict[str, int | None]:
     return {vid: chain_numbers(volumes, vid)[0] for vid in volumes}
 
 
-def chain_depth(volumes: Mapping[str, HasParent]) -> dict[str, int]:
-    return {vid: chain_numbers(volumes, vid)[1] for vid in volumes}
-
-
 def root_of(volumes: Mapping[str, HasParent], vid: str) -> str:
     return walk(volumes, vid)[-1] if vid in volumes else vid
 

@@ -25,11 +25,21 @@ from .deps import DepIndex, Token, TrackedObjects
 from .efficiency import chain_numbers, walk
 from .objects import annotations, get, text
 from .strategies import cdi_override, expected_clone_type
-from .view import FamilyRow, PvcRow, StorageClassRow, View, VolumeRow, broken_reason, measured, native_families, sharing
+from .view import (
+    FamilyRow,
+    PvcRow,
+    StorageClassRow,
+    Usage,
+    View,
+    VolumeRow,
+    broken_reason,
+    measured,
+    native_families,
+    sharing,
+)
 
 Key = tuple[str, str]
 FamilyKey = tuple[str, str, str, str]       # (kind, namespace, name, backend) of the family's source
-Usage = tuple[int, int | None] | None       # (own bytes, full-copy bytes) of a measured volume
 Plan = tuple[VolumeRef | None, list[VolumeRef]] | None
 PVCS = "persistentvolumeclaims"
 _SC_INPUTS = (("all", "storageclasses"), ("all", "storageprofiles"), ("all", "cdis"))
@@ -72,7 +82,6 @@ class Inventory:
         self.records: dict[Key, CloneRecord] = {}       # as classified, before attribution
         self._record_deps = DepIndex()
         self.pvcs: dict[Key, PvcRow] = {}
-        self._usage: dict[Key, Usage] = {}
         self._family_of: dict[Key, FamilyKey] = {}
         self._row_deps = DepIndex()
         self._claims: dict[tuple[str, str], set[tuple[int, str, str, str]]] = {}
@@ -312,14 +321,13 @@ class Inventory:
                     del self.members[old_family]
             if rec is None:
                 if key in self.pvcs:
-                    del self.pvcs[key], self._usage[key]
+                    del self.pvcs[key]
                     self._row_deps.drop(key)
                     dirty.pvcs.add(key)
                 continue
             tokens: set[Token] = {("obj", PVCS, key), ("rec", key)}
-            row, use = self._row(key, rec, tokens)
+            row = self._row(key, rec, tokens)
             self._row_deps.note(key, tokens)
-            self._usage[key] = use
             if self.pvcs.get(key) != row:
                 self.pvcs[key] = row
                 dirty.pvcs.add(key)
@@ -330,19 +338,18 @@ class Inventory:
                 families.add(fkey)
         return families
 
-    def _row(self, key: Key, rec: CloneRecord, tokens: set[Token]) -> tuple[PvcRow, Usage]:
+    def _row(self, key: Key, rec: CloneRecord, tokens: set[Token]) -> PvcRow:
         ref = rec.volume_ref
-        if ref is not None:
-            self._chain(ref.backend, ref.volume, tokens)
-        rec = self._attribute(key, rec, tokens)
+        chain = self._chain(ref.backend, ref.volume, tokens) if ref is not None else []
+        rec = self._attribute(key, rec, chain, tokens)
         use = self._use(ref)
         depth = self.depth[ref.backend].get(ref.volume) if ref is not None and use else None
         shares, why = None, ""
         if rec.is_clone and ref is not None and use is not None:
             shares, why = sharing(self.volumes[ref.backend][ref.volume], self._unshared.get(ref.backend, "no-parent"))
-        return PvcRow(rec, use[0] if use else None, depth, shares, why), use
+        return PvcRow(rec, use[0] if use else None, depth, shares, why)
 
-    def _attribute(self, key: Key, rec: CloneRecord, tokens: set[Token]) -> CloneRecord:
+    def _attribute(self, key: Key, rec: CloneRecord, chain: list[str], tokens: set[Token]) -> CloneRecord:
         """Put a clone in the family it was really made from, by the storage's evidence.
 
         A DataSource (what DataImportCron moves to each new golden) or any source is resolved as it
@@ -350,12 +357,12 @@ class Inventory:
         family source maps to is not among a clone's ancestors, the clone goes to the nearest
         ancestor that a live PVC or VolumeSnapshot maps to, else to a family named after the source
         and the chain's top volume ("<source>@<volume>", kind BackendVolume). Without backend
-        evidence (not measured, no parent) the resolution stays as Kubernetes says."""
+        evidence (not measured, no parent) the resolution stays as Kubernetes says. `chain`: the
+        clone's volume and its measured ancestors (walk())."""
         ref = rec.volume_ref
         vols = self.volumes.get(ref.backend) if ref is not None else None
         if not rec.is_clone or ref is None or not vols or ref.volume not in vols:
             return rec
-        chain = walk(vols, ref.volume)
         top = vols[chain[-1]].parent
         ancestors = chain[1:] + ([top] if top and top not in chain else [])
         source = self._source_volume(rec.family_kind, rec.family_namespace, rec.family_name, tokens)

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
+from ..objects import get
 from .resources import ALL, Resource
 
 Key = tuple[str, str]   # (namespace or "", name)
@@ -72,8 +73,8 @@ def slim(obj: Any, resource: str | None = None) -> dict[str, Any] | None:
                 continue
             value = obj[top]
             out[top] = {k: value[k] for k in subs if k in value} if subs and isinstance(value, dict) else value
-    csi = get_dict(out.get("spec"), "csi")
-    if csi is not None:
+    csi = get(out, "spec", "csi")
+    if isinstance(csi, dict):
         slim_csi = {k: csi[k] for k in CSI_KEYS if k in csi}
         attrs = csi.get("volumeAttributes")
         if "volumeAttributes" in csi:
@@ -111,11 +112,6 @@ def _shared(value: Any) -> Any:
     if isinstance(value, list):
         return [_shared(v) for v in value]
     return value
-
-
-def get_dict(obj: Any, key: str) -> dict[str, Any] | None:
-    value = obj.get(key) if isinstance(obj, dict) else None
-    return value if isinstance(value, dict) else None
 
 
 def key_of(obj: dict[str, Any]) -> Key:
