@@ -83,9 +83,10 @@ def test_prometheus_scrapes_over_tls_client_certs_and_basic_auth(tmp_path):
              "tls_config": tls}])
         seen = wait_health(prom, {"mtls": "up", "basic": "up", "loadgen": "up", "no-credentials": "down",
                                   "no-client-cert": "down"})
-        assert "401" in seen["no-credentials"]["lastError"]
+        # Match Prometheus's whole phrase: a bare "401" also matches a random port such as 34015.
+        assert "HTTP status 401" in seen["no-credentials"]["lastError"]
         # TLS 1.3: the server judges the client certificate after the client's handshake, so Go sees EOF.
-        assert seen["no-client-cert"]["lastError"] and "401" not in seen["no-client-cert"]["lastError"]
+        assert seen["no-client-cert"]["lastError"] and "HTTP status" not in seen["no-client-cert"]["lastError"]
         result = prom.query('clonewatch_build_info{job=~"mtls|basic"}')["data"]["result"]
         assert {r["metric"]["job"] for r in result} == {"mtls", "basic"}
         for job, t in seen.items():
