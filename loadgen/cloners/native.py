@@ -108,7 +108,6 @@ class Qcow2Cloner(_Native):
         self.dir = Path(scenario.qcow2_dir)
         self.golden_file = f"{scenario.golden_name}.qcow2"
         self.manifest = FileManifest(self.dir, scenario.name, run)
-        self._pattern_file: str | None = None
 
     def _key(self, name: str) -> str:
         return f"{name}.qcow2"
@@ -165,15 +164,16 @@ class Qcow2Cloner(_Native):
     def _write(self, path: str, writes: list[tuple[int, int]], fraction: float, pattern: str) -> None:
         if not writes:
             return
-        if self._pattern_file is None and fraction < 1.0:
-            fd, self._pattern_file = tempfile.mkstemp(prefix="cwlg-pattern-")
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(os.urandom(65536))
-        cmds = []
-        for i, (off, length) in enumerate(writes):
-            fill = f"-P {pattern}" if compressible(i, len(writes), fraction) else f"-s {self._pattern_file}"
-            cmds.append(f"write -q {fill} {off} {length}")
-        _run(["qemu-io", "-f", "qcow2", path], input_text="\n".join(cmds) + "\n")
+        # Incompressible writes repeat 64 KiB of random bytes; the file lives only for this call, so
+        # a daemon that runs for weeks leaves nothing behind in /tmp.
+        with tempfile.NamedTemporaryFile(prefix="cwlg-pattern-") as noise:
+            noise.write(os.urandom(65536))
+            noise.flush()
+            cmds = []
+            for i, (off, length) in enumerate(writes):
+                fill = f"-P {pattern}" if compressible(i, len(writes), fraction) else f"-s {noise.name}"
+                cmds.append(f"write -q {fill} {off} {length}")
+            _run(["qemu-io", "-f", "qcow2", path], input_text="\n".join(cmds) + "\n")
 
     def _remove(self, name: str) -> None:
         (self.dir / f"{name}.qcow2").unlink(missing_ok=True)

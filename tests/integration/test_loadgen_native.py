@@ -5,6 +5,7 @@ reports through the exporter's backends."""
 import json
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -33,7 +34,10 @@ def expected_cow_ratio(golden, n, drift):
     return 1 - (golden + n * drift) / (golden + n * (golden + drift))
 
 
-def test_qcow2_harness_measures_what_was_written(tmp_path):
+def test_qcow2_harness_measures_what_was_written(tmp_path, monkeypatch):
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     images = tmp_path / "images"
     sc = scenario("qcow2", images)
     points = Harness(sc, tmp_path / "out").run_all()
@@ -61,6 +65,8 @@ def test_qcow2_harness_measures_what_was_written(tmp_path):
     assert html.count("<svg") == 3 and 'class="bar"' in html
     # Cleanup: everything it created is gone (the golden too: this run made it).
     assert sorted(p.name for p in images.iterdir()) == [".clonewatch-loadgen.json"]
+    # The random bytes its incompressible writes repeat were written to a temporary file: gone too.
+    assert list(scratch.iterdir()) == []
 
 
 def test_qcow2_random_4k_drift_copies_up_whole_clusters(tmp_path):
