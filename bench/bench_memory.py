@@ -55,7 +55,7 @@ def main() -> None:
         pvcs.append(pvc("vms", f"vm-{i}", "rbd", volume=f"pv-{i}", owner_dv=f"vm-{i}", annotations=ann))
     for name, items in (("persistentvolumes", pvs), ("persistentvolumeclaims", pvcs), ("datavolumes", dvs)):
         store.replace(name, None, items)
-    del pvs, pvcs, dvs
+    del pvs, pvcs, dvs, items     # the loop variable holds the last list too
     after_store = used()
     vols = {f"p/g{g}": Volume(f"p/g{g}", "p", 20 << 30, 20 << 30) for g in range(a.goldens)}
     vols.update({f"p/vm-{i}": Volume(f"p/vm-{i}", "p", (i % 50) * 4 * MiB, 20 << 30, f"p/g{i % a.goldens}", "base")

@@ -24,6 +24,7 @@ from .classify import DATASOURCE_KIND, PVC_KIND, SNAPSHOT_KIND, VOLUME_KIND, Clo
 from .deps import DepIndex, Token, TrackedObjects
 from .efficiency import chain_numbers, walk
 from .objects import annotations, get, text
+from .packed import Packed, PackedBucket, packed_buckets
 from .strategies import cdi_override, expected_clone_type
 from .view import (
     FamilyRow,
@@ -58,9 +59,10 @@ class Dirty:
         return bool(self.pvcs or self.families or self.storageclasses or self.volumes)
 
 
-def everything(objs: Objects) -> dict[tuple[str, Key], dict[str, Any] | None]:
-    """Every object as a change: what a fresh Inventory is fed for a full rebuild."""
-    return {(resource, key): obj for resource, bucket in objs.items() for key, obj in bucket.items()}
+def everything(objs: Objects) -> dict[tuple[str, Key], Packed | None]:
+    """Every object as a change (packed): what a fresh Inventory is fed for a full rebuild."""
+    return {(resource, key): raw for resource, bucket in packed_buckets(objs).items()
+            for key, raw in bucket.raw.items()}
 
 
 class Inventory:
@@ -69,7 +71,7 @@ class Inventory:
         self.kubernetes = kubernetes
         self._position = {b.name: i for i, b in enumerate(self.backends)}
         self._unshared = {b.name: b.unshared_reason for b in self.backends}
-        self.objs: dict[str, dict[Key, dict[str, Any]]] = {}
+        self.objs: dict[str, PackedBucket] = {}
         self.states: dict[tuple[str, str], TargetState] = {}
         # volumes, per backend
         self._targets: dict[str, dict[str, dict[str, Volume]]] = {b.name: {} for b in self.backends}
@@ -98,14 +100,14 @@ class Inventory:
         self.storageclasses: dict[str, StorageClassRow] = {}
 
     # -- the update ---------------------------------------------------------------------------
-    def update(self, changes: Mapping[tuple[str, Key], dict[str, Any] | None],
+    def update(self, changes: Mapping[tuple[str, Key], Packed | None],
                states: Mapping[str, Mapping[str, TargetState]]) -> Dirty:
-        """changes: (resource, key) -> the object now, None when deleted. states: backend name ->
+        """changes: (resource, key) -> the object now (packed), None when deleted. states: backend name ->
         target -> a copy of its last refresh state (volumes dicts are replaced, never mutated)."""
         dirty = Dirty()
         touched: set[Token] = set()
         for (resource, key), obj in changes.items():
-            bucket = self.objs.setdefault(resource, {})
+            bucket = self.objs.setdefault(resource, PackedBucket()).raw
             if obj is None:
                 bucket.pop(key, None)
             else:
@@ -210,7 +212,7 @@ class Inventory:
     # -- records and owners -------------------------------------------------------------------
     def _update_records(self, keys: Iterable[Key]) -> set[Token]:
         touched: set[Token] = set()
-        pvcs = self.objs.get(PVCS, {})
+        pvcs = self.objs.get(PVCS) or PackedBucket()
         mapper = self._map_pv
         for key in keys:
             old = self.records.get(key)
@@ -478,8 +480,8 @@ class Inventory:
 
     # -- StorageClasses and native mode ---------------------------------------------------------
     def _update_storageclasses(self, dirty: Dirty) -> None:
-        profiles = self.objs.get("storageprofiles", {})
-        override = cdi_override(self.objs.get("cdis", {}).values())
+        profiles = self.objs.get("storageprofiles") or PackedBucket()
+        override = cdi_override((self.objs.get("cdis") or PackedBucket()).values())
         fresh = {}
         for (_, sc_name), sc in self.objs.get("storageclasses", {}).items():
             provisioner = text(get(sc, "provisioner"))

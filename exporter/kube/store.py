@@ -1,4 +1,4 @@
-"""The watch cache: slimmed objects by resource and (namespace, name).
+"""The watch cache: slimmed objects by resource and (namespace, name), kept packed (`packed`).
 
 Mutated only on the event loop thread (watch threads hand batches over with
 call_soon_threadsafe), read by the rebuild task. Every change bumps `generation`
@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..objects import get
+from ..packed import Packed, PackedBucket, pack, same
 from .resources import ALL, Resource
 
 Key = tuple[str, str]   # (namespace or "", name)
@@ -120,10 +121,36 @@ def key_of(obj: dict[str, Any]) -> Key:
     return (ns if isinstance(ns, str) else "", meta["name"])
 
 
+def pack_items(resource: str, items: Iterable[Any]) -> tuple[dict[Key, Packed], int]:
+    """A list's items slimmed and packed by key, and how many were not objects. Pure: any thread."""
+    fresh: dict[Key, Packed] = {}
+    dropped = 0
+    for item in items:
+        obj = slim(item, resource)
+        if obj is None:
+            dropped += 1
+            continue
+        fresh[key_of(obj)] = pack(obj)
+    return fresh, dropped
+
+
+def pack_events(resource: str, events: Iterable[tuple[str, Any]]) -> tuple[list[tuple[str, Key, Packed]], int]:
+    """Watch events as (type, key, packed object), and how many were malformed. Pure: any thread."""
+    out: list[tuple[str, Key, Packed]] = []
+    bad = 0
+    for kind, raw in events:
+        obj = slim(raw, resource)
+        if obj is None or kind not in ("ADDED", "MODIFIED", "DELETED"):
+            bad += 1
+            continue
+        out.append((kind, key_of(obj), pack(obj)))
+    return out, bad
+
+
 class Store:
     def __init__(self, resources: Iterable[Resource] = ALL) -> None:
         self.resources = tuple(resources)
-        self.objects: dict[str, dict[Key, dict[str, Any]]] = {r.name: {} for r in self.resources}
+        self.objects: dict[str, PackedBucket] = {r.name: PackedBucket() for r in self.resources}
         self.present: dict[str, bool] = {r.name: False for r in self.resources}
         self.synced: dict[str, bool] = {r.name: False for r in self.resources}
         self.restarts: dict[str, int] = {r.name: 0 for r in self.resources}
@@ -133,11 +160,11 @@ class Store:
         self.changed = asyncio.Event()
         self._changes: dict[str, set[Key]] = {r.name: set() for r in self.resources}
 
-    def take_changes(self) -> dict[tuple[str, Key], dict[str, Any] | None]:
-        """What changed since the last call: (resource, key) -> the object now, None if gone."""
-        out: dict[tuple[str, Key], dict[str, Any] | None] = {}
+    def take_changes(self) -> dict[tuple[str, Key], Packed | None]:
+        """What changed since the last call: (resource, key) -> the object now (packed), None if gone."""
+        out: dict[tuple[str, Key], Packed | None] = {}
         for resource, keys in self._changes.items():
-            bucket = self.objects[resource]
+            bucket = self.objects[resource].raw
             for key in keys:
                 out[(resource, key)] = bucket.get(key)
             keys.clear()
@@ -152,67 +179,58 @@ class Store:
 
         Returns how many items were not objects and were dropped.
         """
-        bucket = self.objects[resource]
-        fresh: dict[Key, dict[str, Any]] = {}
-        dropped = 0
-        for item in items:
-            obj = slim(item, resource)
-            if obj is None:
-                dropped += 1
-                continue
-            fresh[key_of(obj)] = obj
+        fresh, dropped = pack_items(resource, items)
+        self.replace_packed(resource, namespace, fresh)
+        return dropped
+
+    def replace_packed(self, resource: str, namespace: str | None, fresh: dict[Key, Packed]) -> None:
+        """`replace` of items already packed by `pack_items` (the watch thread packs each page as it
+        arrives, so a 10k-object list never sits in memory as parsed JSON)."""
+        bucket = self.objects[resource].raw
         old = bucket if namespace is None else {k: v for k, v in bucket.items() if k[0] == namespace}
         first = not self.synced[resource] or not self.present[resource]
         if fresh != old:
-            noted = self._changes[resource]
-            for k, v in list(old.items()):
-                if fresh.get(k) != v:
-                    noted.add(k)
-                del bucket[k]
-            noted.update(k for k, v in fresh.items() if old.get(k) != v)
-            bucket.update(fresh)
-            first = True
+            gone = old.keys() - fresh.keys()
+            changed = gone | {k for k, v in fresh.items() if not same(old.get(k), v)}
+            if changed:
+                for k in gone:
+                    del bucket[k]
+                bucket.update((k, fresh[k]) for k in changed - gone)
+                self._changes[resource].update(changed)
+                first = True
         self.present[resource] = True
         self.synced[resource] = True
         if first:
             self._bump()
-        return dropped
 
     def apply(self, resource: str, events: Iterable[tuple[str, Any]]) -> int:
-        """Watch events (type, object). Returns how many could not be applied.
+        """Watch events (type, object). Returns how many could not be applied."""
+        packed, bad = pack_events(resource, events)
+        self.apply_packed(resource, packed)
+        return bad
 
-        Only a change to what we keep counts as a change: a status heartbeat or a replayed
-        ADDED of an object we already hold does not trigger a rebuild.
-        """
-        bucket = self.objects[resource]
-        bad = 0
+    def apply_packed(self, resource: str, events: Iterable[tuple[str, Key, Packed]]) -> None:
+        """Events packed by `pack_events`. Only a change to what we keep counts as a change: a status
+        heartbeat or a replayed ADDED of an object we already hold does not trigger a rebuild."""
+        bucket = self.objects[resource].raw
         changed = False
-        for kind, raw in events:
-            obj = slim(raw, resource)
-            if obj is None:
-                bad += 1
-                continue
-            key = key_of(obj)
-            if kind in ("ADDED", "MODIFIED"):
-                if bucket.get(key) != obj:
-                    bucket[key] = obj
-                    self._changes[resource].add(key)
-                    changed = True
-            elif kind == "DELETED":
+        for kind, key, raw in events:
+            if kind == "DELETED":
                 if bucket.pop(key, None) is not None:
                     self._changes[resource].add(key)
                     changed = True
-            else:
-                bad += 1
+            elif not same(bucket.get(key), raw):
+                bucket[key] = raw
+                self._changes[resource].add(key)
+                changed = True
         if changed:
             self._bump()
-        return bad
 
     def mark_absent(self, resource: str) -> None:
         """An optional CRD is not installed: nothing of it exists, and that is a complete answer."""
         had = bool(self.objects[resource]) or self.present[resource]
         self._changes[resource].update(self.objects[resource])
-        self.objects[resource].clear()
+        self.objects[resource].raw.clear()
         self.present[resource] = False
         self.synced[resource] = True
         if had:
@@ -229,7 +247,9 @@ class Store:
         return all(self.synced.values())
 
     def get(self, resource: str, namespace: str, name: str) -> dict[str, Any] | None:
-        return self.objects[resource].get((namespace, name))
+        obj: dict[str, Any] | None = self.objects[resource].get((namespace, name))
+        return obj
 
-    def items(self, resource: str) -> dict[Key, dict[str, Any]]:
+    def items(self, resource: str) -> PackedBucket:
+        """key -> object; each read unpacks a fresh copy."""
         return self.objects[resource]

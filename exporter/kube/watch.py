@@ -15,9 +15,10 @@ from typing import Any
 
 import structlog
 
+from ..packed import Packed
 from .client import KubeError, get_json, open_request
 from .resources import Resource
-from .store import Store
+from .store import Key, Store, pack_events, pack_items
 
 log = structlog.get_logger("clonewatch.kube")
 
@@ -108,7 +109,8 @@ class Watcher(threading.Thread):
         """Full list (paginated); hands the items to the store. None when an optional CRD is absent."""
         s = self.settings
         path = self.resource.path(self.namespace)
-        items: list[Any] = []
+        items: dict[Key, Packed] = {}
+        dropped = 0
         cont: str | None = None
         rv = ""
         while True:
@@ -122,24 +124,27 @@ class Watcher(threading.Thread):
                 if exc.status == 404 and self.resource.optional:
                     return None
                 if exc.status == 410 and cont:
-                    items, cont = [], None   # continue token expired: start over
+                    items, dropped, cont = {}, 0, None   # continue token expired: start over
                     continue
                 raise
             page = doc.get("items")
             if isinstance(page, list):
-                items.extend(page)
+                # Packed page by page: only one page is ever held as parsed JSON.
+                packed, bad = pack_items(self.resource.name, page)
+                items.update(packed)
+                dropped += bad
             raw_meta = doc.get("metadata")
             meta = raw_meta if isinstance(raw_meta, dict) else {}
             rv = str(meta.get("resourceVersion") or "")
             cont = meta.get("continue") or None
             if not cont:
                 break
-        self._call(self._replace, items)
+        self._call(self._replace, items, dropped)
         return rv
 
-    def _replace(self, items: list[Any]) -> None:
+    def _replace(self, items: dict[Key, Packed], dropped: int) -> None:
         # Inventory and health change in one callback: nobody sees the new list with the old health.
-        dropped = self.store.replace(self.resource.name, self.namespace, items)
+        self.store.replace_packed(self.resource.name, self.namespace, items)
         self._set_health(True)
         if dropped:
             self._log.warning("kubernetes_objects_dropped", count=dropped, reason="not an object with a name")
@@ -180,7 +185,7 @@ class Watcher(threading.Thread):
                 return rv
             buffer += chunk
             *lines, buffer = buffer.split(b"\n")
-            batch: list[tuple[Any, Any]] = []     # (type, object) as sent: the store checks both
+            batch: list[tuple[Any, Any]] = []     # (type, object) as sent: pack_events checks both
             for line in lines:
                 if not line.strip():
                     continue
@@ -199,11 +204,13 @@ class Watcher(threading.Thread):
                     continue
                 batch.append((kind, obj))
             if batch:
-                self._call(self._apply, batch)
+                # Slimmed and packed here, off the event loop, which only swaps the packed bytes in.
+                packed, bad = pack_events(self.resource.name, batch)
+                self._call(self._apply, packed, bad)
         return rv
 
-    def _apply(self, batch: list[tuple[Any, Any]]) -> None:
-        bad = self.store.apply(self.resource.name, batch)
+    def _apply(self, packed: list[tuple[str, Key, Packed]], bad: int) -> None:
+        self.store.apply_packed(self.resource.name, packed)
         if bad:
             self._log.warning("kubernetes_events_dropped", count=bad, reason="malformed watch event")
 
