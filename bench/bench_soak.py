@@ -3,15 +3,18 @@
     .venv/bin/python bench/bench_soak.py [--minutes 60] [--every 300] [--pvcs 10000] [--rate 20]
 
 Every `--every` seconds it prints the exporter's RSS, threads and open file descriptors (from
-/proc) and its CPU over the interval; at the end, the RSS growth after warm-up (the first sample).
+/proc), its asyncio tasks (clonewatch_event_loop_tasks) and its CPU over the interval; at the end, the RSS growth after warm-up (the first sample).
 """
 
 import argparse
+import gzip
 import os
+import re
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,6 +28,18 @@ def counts(pid: int) -> tuple[int, int]:
     threads = len(os.listdir(f"/proc/{pid}/task"))
     fds = len(os.listdir(f"/proc/{pid}/fd"))
     return threads, fds
+
+
+def loop_tasks(url: str) -> int | None:
+    """clonewatch_event_loop_tasks from a gzip scrape (as Prometheus asks), None if unreadable."""
+    req = urllib.request.Request(f"{url}/metrics", headers={"Accept-Encoding": "gzip"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            body = gzip.decompress(resp.read()).decode()
+    except OSError:
+        return None
+    found = re.search(r"^clonewatch_event_loop_tasks (\S+)$", body, re.M)
+    return int(float(found.group(1))) if found else None
 
 
 def main() -> None:
@@ -43,7 +58,7 @@ def main() -> None:
         worker.start()
         pid = exp.proc.pid
         print(f"soak: {a.pvcs} PVCs, {a.rate:g} updates/s for {a.minutes:g} min; log {exp.log}")
-        print(f"{'min':>5} {'RSS MB':>7} {'threads':>7} {'fds':>4} {'CPU %':>6} {'updates':>8}")
+        print(f"{'min':>5} {'RSS MB':>7} {'threads':>7} {'fds':>4} {'tasks':>5} {'CPU %':>6} {'updates':>8}")
         start = time.monotonic()
         first = None
         cpu, t = cpu_seconds(pid), time.monotonic()
@@ -53,8 +68,10 @@ def main() -> None:
             now_cpu, now = cpu_seconds(pid), time.monotonic()
             share = 100 * (now_cpu - cpu) / max(now - t, 1e-9)
             cpu, t = now_cpu, now
+            tasks = loop_tasks(exp.url)
             first = first if first is not None else rss
-            print(f"{(now - start) / 60:5.1f} {rss:7.0f} {threads:7d} {fds:4d} {share:6.1f} {updates[0] if updates else 0:8d}", flush=True)
+            print(f"{(now - start) / 60:5.1f} {rss:7.0f} {threads:7d} {fds:4d} {tasks if tasks is not None else '?':>5} "
+                  f"{share:6.1f} {updates[0] if updates else 0:8d}", flush=True)
             if now - start >= a.minutes * 60:
                 break
             time.sleep(a.every)

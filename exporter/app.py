@@ -56,7 +56,11 @@ class _SelfCollector(Collector):
                                        "Rebuilds of the object metrics that failed (a bug: the last good "
                                        "metrics keep being served; see the log's rebuild_failed).")
         failures.add_metric([], e.rebuild_failures)
-        return [info, rebuild, last, failures]
+        tasks = GaugeMetricFamily("clonewatch_event_loop_tasks",
+                                  "asyncio tasks alive on the exporter's event loop (watchers, backend "
+                                  "refreshes, the rebuild, requests in flight); steady growth is a leak.")
+        tasks.add_metric([], len(asyncio.all_tasks(e.loop)) if e.loop is not None else 0)
+        return [info, rebuild, last, failures, tasks]
 
 
 class Exporter:
@@ -66,6 +70,7 @@ class Exporter:
         self.store = Store(ALL)
         self.backends = registry.build(settings)
         self.inventory: Inventory | None = None     # None: the next rebuild starts from scratch
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.collectors: list[TextCollector] = []
         self._parts: tuple[Part, ...] = ()
         self._body_gz = b""
@@ -94,7 +99,7 @@ class Exporter:
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self, api_client=None) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self.loop = asyncio.get_running_loop()
         if self.kubernetes:
             s = self.settings
             ws = WatchSettings(watch_timeout_seconds=s.kubernetes_watch_timeout,
