@@ -20,13 +20,16 @@ class DepIndex:
     """Derivation key -> the tokens it read; token -> the derivation keys that read it.
 
     Most tokens have one reader (a PVC's own PV, DataVolume and volume): those map to the key
-    itself rather than to a one-element set, which halves the index at 10,000 PVCs."""
+    itself rather than to a one-element set, which halves the index at 10,000 PVCs. A token many
+    read (the StorageClass, the golden's PVC and volume) is built afresh by each reader: the index
+    keeps one instance of it for all of them (`_shared`)."""
 
-    __slots__ = ("_by", "_of")
+    __slots__ = ("_by", "_of", "_shared")
 
     def __init__(self) -> None:
         self._of: dict[Hashable, tuple[Token, ...]] = {}
         self._by: dict[Token, Any] = {}      # token -> a key, or a set of keys when several read it
+        self._shared: dict[Token, Token] = {}   # tokens with several readers -> the instance kept
 
     def note(self, key: Hashable, tokens: Iterable[Token]) -> None:
         new = set(tokens)
@@ -39,18 +42,24 @@ class DepIndex:
                     readers.discard(key)
                     if len(readers) == 1:
                         by[t] = next(iter(readers))
+                        self._shared.pop(t, None)
                 else:
                     del by[t]
+        shared = self._shared
+        kept = []
         for t in new:
             readers = by.get(t, _NONE)
             if readers is _NONE:
                 by[t] = key
             elif isinstance(readers, set):
                 readers.add(key)
+                t = shared.setdefault(t, t)
             elif readers != key:
                 by[t] = {readers, key}
-        if new:
-            self._of[key] = tuple(new)
+                t = shared.setdefault(t, t)
+            kept.append(t)
+        if kept:
+            self._of[key] = tuple(kept)
         else:
             self._of.pop(key, None)
 
