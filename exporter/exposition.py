@@ -177,6 +177,30 @@ class Section(Generic[Row]):
         block = self._blocks[self._find(key)]
         block.change(bisect.bisect_left(block.keys, key), texts)
 
+    def fill(self, rows: Iterable[tuple[Hashable, Row | None]]) -> None:
+        """`put` each row (None rows are skipped). Into an empty section: in key order, a block at a
+        time, each block joined as soon as it is full. A first build of 10,000 rows then never holds
+        150,000 per-row pieces at once, whose holes the allocator keeps as resident memory."""
+        if self._rows:
+            for key, maybe in rows:
+                self.put(key, maybe)
+            return
+        ordered: list[tuple[Any, Row]] = sorted(((k, r) for k, r in rows if r is not None), key=lambda kv: kv[0])
+        names, render = self._names, self._render
+        for start in range(0, len(ordered), BLOCK):
+            chunk = ordered[start:start + BLOCK]
+            pieces: list[list[bytes]] = [[] for _ in names]
+            for key, row in chunk:
+                lines = render(row)
+                for m, name in enumerate(names):
+                    pieces[m].append("".join(lines.get(name, ())).encode())
+                self._rows[key] = row
+            block = _Block([key for key, _ in chunk], pieces)
+            block.join()
+            self._blocks.append(block)
+            self._firsts.append(block.keys[0])
+        self.rendered += len(ordered)
+
     def replace(self, rows: Iterable[tuple[Hashable, Row]]) -> None:
         """Make the section hold exactly these rows."""
         fresh = dict(rows)

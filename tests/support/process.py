@@ -29,13 +29,13 @@ class ExporterProcess:
     started: ClassVar["weakref.WeakSet[ExporterProcess]"] = weakref.WeakSet()
 
     def __init__(self, args: list[str], log_path: Path, env: dict | None = None, tls: ssl.SSLContext | None = None,
-                 headers: dict | None = None) -> None:
+                 headers: dict | None = None, python: str = sys.executable) -> None:
         self.tls, self.headers = tls, headers or {}      # how this test's requests reach a secured exporter
         self.port = free_port()
         self.log_path = log_path
         self._log = open(log_path, "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "exporter", f"--web.listen-address=127.0.0.1:{self.port}", *args],
+            [python, "-m", "exporter", f"--web.listen-address=127.0.0.1:{self.port}", *args],
             cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
         ExporterProcess.started.add(self)
 

@@ -62,3 +62,36 @@ def test_section_gzip_members_are_one_stream_equal_to_the_text_across_block_spli
     body = text.decode()
     rows = [line.split('"')[1] for line in body.splitlines() if line.startswith("m1{")]
     assert rows == sorted(want) and body.count("# TYPE m2 gauge") == 1
+
+
+def test_fill_builds_what_put_builds_and_takes_changes_after():
+    d1, d2 = MetricDef("m1", "gauge", "one"), MetricDef("m2", "gauge", "two")
+
+    def render(row):
+        out = {"m1": [sample("m1", (("k", row[0]),), row[1])]}
+        if row[1] % 4 == 0:
+            out["m2"] = [sample("m2", (("k", row[0]),), row[1])]
+        return out
+
+    rows = [(f"k{i:05d}", (f"k{i:05d}", i)) for i in range(5 * BLOCK + 3)]
+    shuffled = rows[1::2] + rows[::2] + [("gone", None)]
+    filled, put = Section([d1, d2], render), Section([d1, d2], render)
+    filled.fill(iter(shuffled))
+    for key, row in shuffled:
+        put.put(key, row)
+    assert filled.rendered == len(rows) and len(filled) == len(rows)
+    assert all(not b.rows and len(b.keys) <= BLOCK for b in filled._blocks), "joined at rest, a block at a time"
+    text = b"".join(p for p, _ in filled.parts())
+    assert text == b"".join(p for p, _ in put.parts())
+    # Later changes land in the filled blocks as in any others.
+    for key, row in rows[::7]:
+        filled.put(key, (key, row[1] + 1))
+        put.put(key, (key, row[1] + 1))
+    filled.put(rows[3][0], None)
+    put.put(rows[3][0], None)
+    parts = filled.parts()
+    assert b"".join(p for p, _ in parts) == b"".join(p for p, _ in put.parts())
+    assert gzip.decompress(b"".join(g for _, g in parts)) == b"".join(p for p, _ in parts)
+    # A section that holds rows takes fill() as puts.
+    filled.fill([(rows[5][0], None), ("zz", ("zz", 8))])
+    assert rows[5][0] not in filled._rows and 'm2{k="zz"} 8' in filled.text()
