@@ -65,6 +65,9 @@ def everything(objs: Objects) -> dict[tuple[str, Key], Packed | None]:
             for key, raw in bucket.raw.items()}
 
 
+Claim = tuple[int, str, str, str]      # (0 for a PVC else 1 for a VolumeSnapshot, kind, namespace, name)
+
+
 class Inventory:
     def __init__(self, backends: Sequence[Backend], kubernetes: bool) -> None:
         self.backends = list(backends)
@@ -86,7 +89,8 @@ class Inventory:
         self.pvcs: dict[Key, PvcRow] = {}
         self._family_of: dict[Key, FamilyKey] = {}
         self._row_deps = DepIndex()
-        self._claims: dict[tuple[str, str], set[tuple[int, str, str, str]]] = {}
+        # volume -> its claim, or a set of them when several claim it (rare: a set per volume costs 2 MB at 10k)
+        self._claims: dict[tuple[str, str], Claim | set[Claim]] = {}
         self.owner: dict[tuple[str, str], tuple[str, str, str]] = {}
         self._snap_refs: dict[Key, VolumeRef | None] = {}
         # families
@@ -124,7 +128,8 @@ class Inventory:
         touched |= self._update_records(changed_pvcs | self._record_deps.readers(touched))
         if volumes_changed or any(t in touched for t in _SNAP_INPUTS):
             touched |= self._update_snapshots()
-        families = self._update_rows(changed_pvcs | self._row_deps.readers(touched), dirty)
+        changed_records: set[Any] = {t[1] for t in touched if t[0] == "rec"}
+        families = self._update_rows(changed_pvcs | changed_records | self._row_deps.readers(touched), dirty)
         self._update_families(families | self._plan_deps.readers(touched), dirty)
         if any(t in touched for t in _SC_INPUTS):
             self._update_storageclasses(dirty)
@@ -224,8 +229,10 @@ class Inventory:
                 self._record_deps.drop(key)
                 new = None
             else:
-                tokens: set[Token] = {("obj", PVCS, key)}
+                tokens: set[Token] = set()
                 new = classify(cast(Objects, TrackedObjects(self.objs, tokens)), obj, mapper)
+                # A PVC's own object is not noted: a changed PVC is always re-derived (update()).
+                tokens.discard(("obj", PVCS, key))
                 self._record_deps.note(key, tokens)
                 if new == old:
                     continue
@@ -245,7 +252,7 @@ class Inventory:
                 return ref
         return None
 
-    def _reclaim(self, claim: tuple[int, str, str, str], old: VolumeRef | None, new: VolumeRef | None) -> set[Token]:
+    def _reclaim(self, claim: Claim, old: VolumeRef | None, new: VolumeRef | None) -> set[Token]:
         touched: set[Token] = set()
         if old is not None:
             touched |= self._claim((old.backend, old.volume), claim, False)
@@ -253,16 +260,19 @@ class Inventory:
             touched |= self._claim((new.backend, new.volume), claim, True)
         return touched
 
-    def _claim(self, vol: tuple[str, str], claim: tuple[int, str, str, str], add: bool) -> set[Token]:
+    def _claim(self, vol: tuple[str, str], claim: Claim, add: bool) -> set[Token]:
         """A PVC (else a VolumeSnapshot) claims a volume; the first by kind, namespace and name owns it."""
-        claims = self._claims.setdefault(vol, set())
+        held = self._claims.get(vol)
+        claims = set() if held is None else {held} if isinstance(held, tuple) else held
         if add:
             claims.add(claim)
         else:
             claims.discard(claim)
         owner = min(claims)[1:] if claims else None
         if not claims:
-            del self._claims[vol]
+            self._claims.pop(vol, None)
+        else:
+            self._claims[vol] = next(iter(claims)) if len(claims) == 1 else claims
         if owner == self.owner.get(vol):
             return set()
         if owner is None:
@@ -327,8 +337,10 @@ class Inventory:
                     self._row_deps.drop(key)
                     dirty.pvcs.add(key)
                 continue
-            tokens: set[Token] = {("obj", PVCS, key), ("rec", key)}
+            tokens: set[Token] = set()
             row = self._row(key, rec, tokens)
+            # Nor its own PVC or record: update() re-derives the rows of changed PVCs and records.
+            tokens.discard(("obj", PVCS, key))
             self._row_deps.note(key, tokens)
             if self.pvcs.get(key) != row:
                 self.pvcs[key] = row
