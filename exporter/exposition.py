@@ -7,8 +7,8 @@ re-renders its rows and re-compresses their blocks, and the scrape serves the pi
 """
 
 import bisect
-import gzip
 import math
+import zlib
 from array import array
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
@@ -57,8 +57,15 @@ BLOCK = 128                         # rows per block; a block splits in two at t
 
 
 def gzip_member(data: bytes) -> bytes:
-    # mtime 0: the same text always compresses to the same bytes.
-    return gzip.compress(data, 6, mtime=0) if data else b""
+    """One gzip member (zlib's header: mtime 0, so the same text always gives the same bytes).
+
+    Level 1 with a small hash table: a member is one block's lines for one metric (~14 KB), where
+    setting up level 6's tables costs more than compressing; 3x faster than gzip.compress(data, 6)
+    for ~6% more bytes, and a refresh that changes 1% of volumes recompresses ~150 of them."""
+    if not data:
+        return b""
+    z = zlib.compressobj(1, zlib.DEFLATED, 31, 4)
+    return z.compress(data) + z.flush()
 
 
 class _Block:
