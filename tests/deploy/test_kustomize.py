@@ -128,24 +128,49 @@ def test_every_container_runs_the_released_image(docs):
             assert c["image"] == "quay.io/clonewatch/clonewatch:0.1.0", (dep["metadata"]["name"], c["name"], c["image"])
 
 
+def serves_tls(by, name, container):
+    """The daemon `name` reads a web config that points at its mounted serving certificate, is probed
+    over HTTPS, and its ServiceMonitor scrapes HTTPS for the Service's DNS name. Returns the endpoint."""
+    pod = by["Deployment", name]["spec"]["template"]["spec"]
+    main = next(c for c in pod["containers"] if c["name"] == container)
+    mounts = {m["name"]: m["mountPath"] for m in main["volumeMounts"]}
+    env = {e["name"]: e.get("value") for e in main.get("env", [])}
+    flag = next((a.split("=", 1)[1] for a in main.get("args", []) if a.startswith("--web.config.file=")), None)
+    assert (flag or env.get("CLONEWATCH_WEB_CONFIG_FILE")) == mounts["web-config"] + "/web.yml", name
+    config_map = next(v for v in pod["volumes"] if v["name"] == "web-config")["configMap"]["name"]
+    web = yaml.safe_load(by["ConfigMap", config_map]["data"]["web.yml"])
+    assert web["tls_server_config"]["cert_file"] == mounts["serving-cert"] + "/tls.crt"
+    assert web["tls_server_config"]["key_file"] == mounts["serving-cert"] + "/tls.key"
+    probes = [p for p in ("readinessProbe", "livenessProbe", "startupProbe") if p in main]
+    assert probes and all(main[p]["httpGet"]["scheme"] == "HTTPS" for p in probes), name
+    svc = by["Service", name]
+    ep = by["ServiceMonitor", name]["spec"]["endpoints"][0]
+    assert ep["scheme"] == "https"
+    assert ep["tlsConfig"]["serverName"] == f"{name}.{svc['metadata'].get('namespace', 'clonewatch')}.svc"
+    return ep, svc, next(v for v in pod["volumes"] if v["name"] == "serving-cert")["secret"]["secretName"]
+
+
+def test_openshift_serves_the_loadgens_metrics_over_service_ca_tls_to_user_workload_monitoring():
+    by = {(d["kind"], d["metadata"]["name"]): d for d in build("overlays/openshift")}
+    ep, svc, secret = serves_tls(by, "clonewatch-loadgen", "loadgen")
+    assert svc["metadata"]["annotations"]["service.beta.openshift.io/serving-cert-secret-name"] == secret
+    bundle = ep["tlsConfig"]["ca"]["configMap"]
+    assert by["ConfigMap", bundle["name"]]["metadata"]["annotations"]["service.beta.openshift.io/inject-cabundle"] == "true"
+    assert bundle["key"] == "service-ca.crt"
+    policy = by["NetworkPolicy", "clonewatch-loadgen-scrapes"]["spec"]
+    assert policy["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "clonewatch-loadgen"}
+    assert policy["ingress"][0]["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "openshift-user-workload-monitoring"}}}]
+
+
 def test_openshift_serves_metrics_over_service_ca_tls_to_prometheus_with_rbac():
     items = build("overlays/openshift")
     by = {(d["kind"], d["metadata"]["name"]): d for d in items}
-    svc = by["Service", "clonewatch-exporter"]
-    secret = svc["metadata"]["annotations"]["service.beta.openshift.io/serving-cert-secret-name"]
-    pod = by["Deployment", "clonewatch-exporter"]["spec"]["template"]["spec"]
-    assert next(v for v in pod["volumes"] if v["name"] == "serving-cert")["secret"]["secretName"] == secret
-    main = pod["containers"][0]
-    env = {e["name"]: e.get("value") for e in main["env"]}
-    assert env["CLONEWATCH_WEB_AUTHORIZATION"] == "kubernetes"
-    web = yaml.safe_load(by["ConfigMap", "clonewatch-exporter-web"]["data"]["web.yml"])
-    mounts = {m["name"]: m["mountPath"] for m in main["volumeMounts"]}
-    assert env["CLONEWATCH_WEB_CONFIG_FILE"] == mounts["web-config"] + "/web.yml"
-    assert web["tls_server_config"]["cert_file"] == mounts["serving-cert"] + "/tls.crt"
-    assert all(main[p]["httpGet"]["scheme"] == "HTTPS" for p in ("readinessProbe", "livenessProbe", "startupProbe"))
-    ep = by["ServiceMonitor", "clonewatch-exporter"]["spec"]["endpoints"][0]
-    assert ep["scheme"] == "https" and ep["bearerTokenFile"].endswith("serviceaccount/token")
-    assert ep["tlsConfig"]["serverName"] == f"{svc['metadata']['name']}.{svc['metadata']['namespace']}.svc"
+    ep, svc, secret = serves_tls(by, "clonewatch-exporter", "exporter")
+    assert svc["metadata"]["annotations"]["service.beta.openshift.io/serving-cert-secret-name"] == secret
+    main = by["Deployment", "clonewatch-exporter"]["spec"]["template"]["spec"]["containers"][0]
+    assert {e["name"]: e.get("value") for e in main["env"]}["CLONEWATCH_WEB_AUTHORIZATION"] == "kubernetes"
+    assert ep["bearerTokenFile"].endswith("serviceaccount/token")
     assert ep["tlsConfig"]["caFile"].endswith("serving-certs-ca-bundle/service-ca.crt")
     reader = by["ClusterRole", "clonewatch-metrics-reader"]["rules"]
     assert reader == [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]
@@ -154,10 +179,12 @@ def test_openshift_serves_metrics_over_service_ca_tls_to_prometheus_with_rbac():
 
 def test_kubernetes_admits_scrapes_only_from_monitoring_and_cert_manager_gives_tls(tmp_path):
     items = build("overlays/kubernetes")
-    policy = next(d for d in items if d["kind"] == "NetworkPolicy")
-    assert policy["spec"]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "clonewatch-exporter"}
-    assert policy["spec"]["ingress"][0]["from"] == [
-        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+    policies = {d["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"]: d["spec"]
+                for d in items if d["kind"] == "NetworkPolicy"}
+    assert set(policies) == {"clonewatch-exporter", "clonewatch-loadgen"}
+    for policy in policies.values():
+        assert policy["ingress"][0]["from"] == [
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
     # The optional cert-manager component, on top of that overlay.
     overlay = ROOT / "deploy" / "overlays" / f".test-{tmp_path.name}"
     overlay.mkdir()
@@ -170,13 +197,11 @@ def test_kubernetes_admits_scrapes_only_from_monitoring_and_cert_manager_gives_t
         (overlay / "kustomization.yaml").unlink()
         overlay.rmdir()
     by = {(d["kind"], d["metadata"]["name"]): d for d in items}
-    cert = by["Certificate", "clonewatch-exporter"]
-    pod = by["Deployment", "clonewatch-exporter"]["spec"]["template"]["spec"]
-    assert next(v for v in pod["volumes"] if v["name"] == "serving-cert")["secret"]["secretName"] == cert["spec"]["secretName"]
-    assert next(v for v in pod["volumes"] if v["name"] == "web-config")["configMap"]["name"] in {n for k, n in by if k == "ConfigMap"}
-    ep = by["ServiceMonitor", "clonewatch-exporter"]["spec"]["endpoints"][0]
-    assert ep["scheme"] == "https" and ep["tlsConfig"]["ca"]["secret"]["name"] == cert["spec"]["secretName"]
-    assert ep["tlsConfig"]["serverName"] in cert["spec"]["dnsNames"]
+    for name, container in (("clonewatch-exporter", "exporter"), ("clonewatch-loadgen", "loadgen")):
+        cert = by["Certificate", name]
+        ep, _, secret = serves_tls(by, name, container)
+        assert secret == cert["spec"]["secretName"] == ep["tlsConfig"]["ca"]["secret"]["name"]
+        assert ep["tlsConfig"]["serverName"] in cert["spec"]["dnsNames"]
 
 
 def test_shipped_web_configs_are_valid(tmp_path):
@@ -185,9 +210,9 @@ def test_shipped_web_configs_are_valid(tmp_path):
     from tests.support.https import make_tls
     cert, key = make_tls(tmp_path)
     docs = [yaml.safe_load(d["data"]["web.yml"]) for d in build("overlays/openshift")
-            if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "clonewatch-exporter-web"]
+            if d["kind"] == "ConfigMap" and d["metadata"]["name"] in ("clonewatch-exporter-web", "clonewatch-loadgen-web")]
     docs.append(yaml.safe_load((ROOT / "deploy/components/cert-manager/web.yml").read_text()))
-    assert len(docs) == 2
+    assert len(docs) == 3
     for doc in docs:
         doc["tls_server_config"] |= {"cert_file": str(cert), "key_file": str(key)}
         (tmp_path / "web.yml").write_text(yaml.safe_dump(doc))
