@@ -202,6 +202,7 @@ def test_kubernetes_admits_scrapes_only_from_monitoring_and_cert_manager_gives_t
         ep, _, secret = serves_tls(by, name, container)
         assert secret == cert["spec"]["secretName"] == ep["tlsConfig"]["ca"]["secret"]["name"]
         assert ep["tlsConfig"]["serverName"] in cert["spec"]["dnsNames"]
+        assert cert["spec"]["privateKey"] == {"rotationPolicy": "Always", "algorithm": "ECDSA", "size": 256}
 
 
 def test_shipped_web_configs_are_valid(tmp_path):

@@ -133,7 +133,8 @@ def test_a_rotated_certificate_is_served_on_the_next_connection(pki, tmp_path):
     try:
         first = handshake(proc.port, client_ctx(pki))
         staged = tmp_path / "staged"
-        new_cert, new_key = pki.issue("rot", "127.0.0.1", "IP:127.0.0.1", out=staged)
+        # An ECDSA P-256 pair, as deploy/components/cert-manager issues: a rotation may change the key type.
+        new_cert, new_key = pki.issue("rot", "127.0.0.1", "IP:127.0.0.1", out=staged, ecdsa=True)
         # As cert-manager and kubelet do: the new pair appears at once (rename), not byte by byte.
         new_key.replace(key)
         new_cert.replace(cert)
