@@ -13,6 +13,7 @@ from .webserve import application, security, serve
 
 log = structlog.get_logger("clonewatch")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+STREAM_CHUNK = 1 << 20
 
 LANDING = """<!doctype html><html><head><title>clonewatch exporter</title></head><body>
 <h1>clonewatch exporter {version}</h1>
@@ -22,12 +23,27 @@ LANDING = """<!doctype html><html><head><title>clonewatch exporter</title></head
 
 
 def make_app(exporter: Exporter) -> web.Application:
-    async def metrics(request: web.Request) -> web.Response:
-        want_gzip = "gzip" in request.headers.get("Accept-Encoding", "")
-        body = exporter.scrape(want_gzip)
-        resp = web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
-        if want_gzip:
-            resp.headers["Content-Encoding"] = "gzip"
+    async def metrics(request: web.Request) -> web.StreamResponse:
+        if "gzip" in request.headers.get("Accept-Encoding", ""):
+            return web.Response(body=exporter.scrape(True),
+                                headers={"Content-Type": CONTENT_TYPE, "Content-Encoding": "gzip"})
+        # Plain: written a chunk at a time from the pieces the body is kept in. Joining it first
+        # would allocate the whole body (69 MB at 50k PVCs) per scrape, and asyncio copy it again.
+        pieces = exporter.plain_pieces()
+        resp = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE})
+        resp.content_length = sum(map(len, pieces))
+        await resp.prepare(request)
+        chunk: list[bytes] = []
+        size = 0
+        for piece in pieces:
+            chunk.append(piece)
+            size += len(piece)
+            if size >= STREAM_CHUNK:
+                await resp.write(b"".join(chunk))
+                chunk, size = [], 0
+        if chunk:
+            await resp.write(b"".join(chunk))
+        await resp.write_eof()
         return resp
 
     async def healthz(request: web.Request) -> web.Response:

@@ -117,7 +117,6 @@ class _Bucket:
 
 
 def middleware(sec: Security):
-    headers = sec.config.headers
     bcrypt_slot = asyncio.Semaphore(1)
     bcrypt_budget = _Bucket(BCRYPT_PER_SECOND, BCRYPT_PER_SECOND)
     allowed_sans = set(sec.config.tls.client_allowed_sans) if sec.config.tls else set()
@@ -130,8 +129,6 @@ def middleware(sec: Security):
         response = await _check(request) if request.path not in OPEN_PATHS else None
         if response is None:
             response = await handler(request)
-        for name, value in headers:
-            response.headers[name] = value
         return response
 
     async def _check(request: web.Request) -> web.Response | None:
@@ -244,6 +241,14 @@ class Served:
 async def serve(app: web.Application, host: str | None, port: int, sec: Security, listen: str) -> Served:
     """Start `app` on host:port with `sec` applied; ConfigError when the address cannot be bound."""
     app.middlewares.append(middleware(sec))
+    headers = sec.config.headers
+
+    async def add_headers(request: web.BaseRequest, response: web.StreamResponse) -> None:
+        # As the headers go out: streamed responses and aiohttp's own error pages get them too.
+        for name, value in headers:
+            response.headers[name] = value
+    if headers:
+        app.on_response_prepare.append(add_headers)
     runner = web.AppRunner(app, access_log=None, keepalive_timeout=KEEPALIVE_SECONDS, max_line_size=MAX_LINE,
                            max_field_size=MAX_LINE)
     await runner.setup()

@@ -85,6 +85,11 @@ def test_client_certificates_versions_and_plain_http(pki, tmp_path):
     try:
         status, body, headers = proc.get("/metrics")
         assert status == 200 and b"clonewatch_build_info" in body and headers["X-Frame-Options"] == "deny"
+        assert int(headers["Content-Length"]) == len(body), "the plain body is streamed with its length"
+        status, _, headers = proc.get("/metrics", {"Accept-Encoding": "gzip"})
+        assert status == 200 and headers["Content-Encoding"] == "gzip" and headers["X-Frame-Options"] == "deny"
+        status, _, headers = proc.get("/nowhere")
+        assert status == 404 and headers["X-Frame-Options"] == "deny", "aiohttp's own pages carry them too"
         assert served(proc.port, client_ctx(pki, pki.client))
         assert not served(proc.port, client_ctx(pki)), "no client certificate"
         assert not served(proc.port, client_ctx(pki, pki.stranger)), "a certificate from another CA"
