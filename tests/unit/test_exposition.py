@@ -33,15 +33,19 @@ def test_section_renders_only_changed_rows_and_keeps_key_order():
     assert section.rendered == 0 and 'k="b"' not in section.text()
 
 
-def test_section_gzip_members_are_one_stream_equal_to_the_text_across_block_splits():
-    d1, d2 = MetricDef("m1", "gauge", "one"), MetricDef("m2", "gauge", "two")
-
+def two_metrics(every):
+    """A row renders a line of m1, and of m2 when its value is a multiple of `every`."""
     def render(row):
         out = {"m1": [sample("m1", (("k", row[0]),), row[1])]}
-        if row[1] % 3 == 0:
+        if row[1] % every == 0:
             out["m2"] = [sample("m2", (("k", row[0]),), row[1])]
         return out
+    return render
 
+
+def test_section_gzip_members_are_one_stream_equal_to_the_text_across_block_splits():
+    d1, d2 = MetricDef("m1", "gauge", "one"), MetricDef("m2", "gauge", "two")
+    render = two_metrics(every=3)
     section = Section([d1, d2], render)
     keys = [f"k{i:05d}" for i in range(0, 3 * BLOCK * 2, 2)]
     for i, k in enumerate(reversed(keys)):
@@ -66,13 +70,7 @@ def test_section_gzip_members_are_one_stream_equal_to_the_text_across_block_spli
 
 def test_fill_builds_what_put_builds_and_takes_changes_after():
     d1, d2 = MetricDef("m1", "gauge", "one"), MetricDef("m2", "gauge", "two")
-
-    def render(row):
-        out = {"m1": [sample("m1", (("k", row[0]),), row[1])]}
-        if row[1] % 4 == 0:
-            out["m2"] = [sample("m2", (("k", row[0]),), row[1])]
-        return out
-
+    render = two_metrics(every=4)
     rows = [(f"k{i:05d}", (f"k{i:05d}", i)) for i in range(5 * BLOCK + 3)]
     shuffled = rows[1::2] + rows[::2] + [("gone", None)]
     filled, put = Section([d1, d2], render), Section([d1, d2], render)
