@@ -138,7 +138,9 @@ class Backend(Protocol):
         """The backend volume behind a VolumeSnapshotContent, if it can tell (no I/O)."""
 
     def want(self, pvs: Iterable[dict]) -> None:
-        """The PVs Kubernetes knows of: refresh what holds the ones this backend serves."""
+        """The PVs Kubernetes knows of: refresh what holds the ones this backend serves. Runs in a
+        worker thread between refreshes: build new containers and assign them, never edit in place
+        what states() or a scrape may be reading."""
 
     async def refresh(self) -> None:
         """Refresh every target once; never raises (failures land in the target states)."""
