@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_memory.py [--pvcs 10000] [--goldens 100]
 
-Builds the watch cache the way the store keeps it (slimmed objects), then a fresh Inventory fed
+Builds the watch cache the way the store keeps it (slimmed and packed objects), then a fresh Inventory fed
 everything, then the collectors' text; prints what each step added, and the inventory's own parts
 (records, rows, the two dependency indexes, volumes) measured by building each on its own.
 """
@@ -87,7 +87,7 @@ def main() -> None:
         parts_of[attr] = weigh(attr)
     mb = 1e6
     print(f"{a.pvcs} PVCs over {a.goldens} goldens (tracemalloc, MB):")
-    print(f"  watch cache (slimmed PVCs, PVs, DataVolumes):   {(after_store - base) / mb:7.1f}")
+    print(f"  watch cache (packed PVCs, PVs, DataVolumes):    {(after_store - base) / mb:7.1f}")
     print(f"  backend volumes (one refresh):                  {(after_volumes - after_store) / mb:7.1f}")
     print(f"  inventory (derived, indexes):                   {(after_inventory - after_volumes) / mb:7.1f}")
     print(f"  collectors' text + gzip members:                {(after_text - after_inventory) / mb:7.1f}  "
