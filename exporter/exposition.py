@@ -60,8 +60,9 @@ def gzip_member(data: bytes) -> bytes:
     """One gzip member (zlib's header: mtime 0, so the same text always gives the same bytes).
 
     Level 1 with a small hash table: a member is one block's lines for one metric (~14 KB), where
-    setting up level 6's tables costs more than compressing; 3x faster than gzip.compress(data, 6)
-    for ~6% more bytes, and a refresh that changes 1% of volumes recompresses ~150 of them."""
+    setting up level 6's tables costs more than compressing; 3x faster than gzip.compress(data, 6),
+    and a refresh that changes 1% of volumes recompresses ~150 of them. The price: the gzip body is
+    16% bigger (0.57 -> 0.66 MB at 10,000 PVCs)."""
     if not data:
         return b""
     z = zlib.compressobj(1, zlib.DEFLATED, 31, 4)
@@ -173,9 +174,7 @@ class Section(Generic[Row]):
         old = self._rows.get(key)
         if old is not None and old == row:
             return
-        lines = self._render(row)
-        self.rendered += 1
-        texts = ["".join(lines.get(name, ())).encode() for name in self._names]
+        texts = self._texts(row)
         inserted = key not in self._rows
         self._rows[key] = row
         if inserted:
@@ -185,28 +184,28 @@ class Section(Generic[Row]):
         block.change(bisect.bisect_left(block.keys, key), texts)
 
     def fill(self, rows: Iterable[tuple[Hashable, Row | None]]) -> None:
-        """`put` each row (None rows are skipped). Into an empty section: in key order, a block at a
-        time, each block joined as soon as it is full. A first build of 10,000 rows then never holds
+        """`put` each row (None: remove it). Into an empty section: in key order, a block at a time,
+        each block joined as soon as it is full. A first build of 10,000 rows then never holds
         150,000 per-row pieces at once, whose holes the allocator keeps as resident memory."""
         if self._rows:
             for key, maybe in rows:
                 self.put(key, maybe)
             return
         ordered: list[tuple[Any, Row]] = sorted(((k, r) for k, r in rows if r is not None), key=lambda kv: kv[0])
-        names, render = self._names, self._render
         for start in range(0, len(ordered), BLOCK):
             chunk = ordered[start:start + BLOCK]
-            pieces: list[list[bytes]] = [[] for _ in names]
-            for key, row in chunk:
-                lines = render(row)
-                for m, name in enumerate(names):
-                    pieces[m].append("".join(lines.get(name, ())).encode())
-                self._rows[key] = row
-            block = _Block([key for key, _ in chunk], pieces)
+            per_row = [self._texts(row) for _, row in chunk]
+            self._rows.update(chunk)
+            block = _Block([key for key, _ in chunk], [list(metric) for metric in zip(*per_row, strict=True)])
             block.join()
             self._blocks.append(block)
             self._firsts.append(block.keys[0])
-        self.rendered += len(ordered)
+
+    def _texts(self, row: Row) -> list[bytes]:
+        """A row rendered: its lines per metric, in the section's metric order."""
+        lines = self._render(row)
+        self.rendered += 1
+        return ["".join(lines.get(name, ())).encode() for name in self._names]
 
     def replace(self, rows: Iterable[tuple[Hashable, Row]]) -> None:
         """Make the section hold exactly these rows."""

@@ -149,16 +149,11 @@ class Inventory:
                 old, new = before.get(t, {}), now.get(t, {})
                 if old is new:
                     continue
-                if list(old) == list(new):
-                    # The common refresh: same images in the same order, most Volume objects reused
-                    # or equal. Walking both in step costs a fraction of a lookup per id.
-                    changed.update(vid for vid, a, c in zip(old, old.values(), new.values(), strict=True)
-                                   if a is not c and a != c)
-                    continue
-                for vid in old.keys() | new.keys():
-                    a, c = old.get(vid), new.get(vid)
-                    if a is not c and a != c:
-                        changed.add(vid)
+                # The common refresh lists the same images in the same order, most Volume objects
+                # reused or equal: walking both in step costs a fraction of a lookup per id.
+                pairs = zip(old, old.values(), new.values(), strict=True) if list(old) == list(new) \
+                    else ((vid, old.get(vid), new.get(vid)) for vid in old.keys() | new.keys())
+                changed.update(vid for vid, a, c in pairs if a is not c and a != c)
             self._targets[b] = now
             if not changed:
                 continue

@@ -28,11 +28,7 @@ class RowCollector(Generic[Row]):
         self._touched, self._row = touched, row
 
     def update(self, inv: Inventory, dirty: Dirty) -> None:
-        if not len(self.section):
-            self.section.fill((key, self._row(inv, key)) for key in self._touched(dirty))
-            return
-        for key in self._touched(dirty):
-            self.section.put(key, self._row(inv, key))
+        self.section.fill((key, self._row(inv, key)) for key in self._touched(dirty))
 
     def parts(self) -> list[Part]:
         return self.section.parts()
