@@ -1,6 +1,6 @@
 """Per-PVC metrics: what it is, whether and how it was cloned, and what it consumes."""
 
-from ..exposition import Lines, MetricDef, sample
+from ..exposition import Lines, MetricDef, label_text, sample
 from ..view import PvcRow
 from . import RowCollector
 
@@ -19,7 +19,7 @@ PROVISIONED = MetricDef("clonewatch_pvc_provisioned_bytes", "gauge",
                         "Capacity of the PVC: its PV's capacity, else the PVC's status or request.")
 CONSUMED = MetricDef("clonewatch_pvc_consumed_bytes", "gauge",
                      "Bytes the PVC's backend volume alone occupies, as the backend last reported it. "
-                     "Absent when the backend could not tell.")
+                     "Absent when the backend could not tell.", volatile=True)
 VOLUME = MetricDef("clonewatch_pvc_volume_info", "gauge",
                    "The backend volume behind a PVC (backend_volume as in clonewatch_volume_info's volume "
                    "label), to join PVCs with the backend's volume metrics. Always 1.")
@@ -44,32 +44,33 @@ DEFS = (INFO, CLONE_INFO, FALLBACK, PROVISIONED, CONSUMED, VOLUME, DEPTH, PENDIN
 
 def render(row: PvcRow) -> Lines:
     r = row.record
-    who = (("namespace", r.namespace), ("persistentvolumeclaim", r.name))
-    out: Lines = {INFO.name: [sample(INFO.name, who + (
+    who = label_text((("namespace", r.namespace), ("persistentvolumeclaim", r.name)))
+    out: Lines = {INFO.name: [sample(INFO.name, label_text((
         ("storageclass", r.storageclass), ("provisioner", r.provisioner),
-        ("volume", r.volume), ("backend", r.backend)), 1)]}
+        ("volume", r.volume), ("backend", r.backend)), who), 1)]}
     if r.is_clone:
-        out[CLONE_INFO.name] = [sample(CLONE_INFO.name, who + (
+        out[CLONE_INFO.name] = [sample(CLONE_INFO.name, label_text((
             ("source_kind", r.source_kind), ("source_namespace", r.source_namespace),
             ("source_name", r.source_name), ("clone_type", r.clone_type),
             ("expected_clone_type", r.expected_clone_type), ("expected_from", r.expected_from),
-            ("fallback_reason", r.fallback_reason)), 1)]
+            ("fallback_reason", r.fallback_reason)), who), 1)]
         out[FALLBACK.name] = [sample(FALLBACK.name, who, 1 if r.fallback else 0)]
     if r.provisioned_bytes is not None:
         out[PROVISIONED.name] = [sample(PROVISIONED.name, who, r.provisioned_bytes)]
     if row.consumed_bytes is not None:
-        out[CONSUMED.name] = [sample(CONSUMED.name, who + (("backend", r.backend),), row.consumed_bytes)]
+        out[CONSUMED.name] = [sample(CONSUMED.name, label_text((("backend", r.backend),), who), row.consumed_bytes)]
     if r.volume_ref is not None:
-        out[VOLUME.name] = [sample(VOLUME.name, who + (("backend", r.volume_ref.backend), ("target", r.volume_ref.target),
-                                                       ("backend_volume", r.volume_ref.volume)), 1)]
+        ref = r.volume_ref
+        out[VOLUME.name] = [sample(VOLUME.name, label_text((
+            ("backend", ref.backend), ("target", ref.target), ("backend_volume", ref.volume)), who), 1)]
     if row.depth is not None:
         out[DEPTH.name] = [sample(DEPTH.name, who, row.depth)]
     if row.sharing is not None:
         out[SHARING.name] = [sample(SHARING.name, who, 1 if row.sharing else 0)]
         if not row.sharing:
-            out[UNSHARED.name] = [sample(UNSHARED.name, who + (("reason", row.unshared_reason),), 1)]
+            out[UNSHARED.name] = [sample(UNSHARED.name, label_text((("reason", row.unshared_reason),), who), 1)]
     if r.is_clone and not r.complete:
-        out[STATUS.name] = [sample(STATUS.name, who + (("phase", r.phase), ("reason", r.phase_reason)), 1)]
+        out[STATUS.name] = [sample(STATUS.name, label_text((("phase", r.phase), ("reason", r.phase_reason)), who), 1)]
         if r.pending_since is not None:
             out[PENDING_SINCE.name] = [sample(PENDING_SINCE.name, who, r.pending_since)]
     return out

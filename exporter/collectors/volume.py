@@ -1,6 +1,6 @@
 """Per backend volume, the backend's own truth (also without Kubernetes)."""
 
-from ..exposition import Lines, MetricDef, sample
+from ..exposition import Lines, MetricDef, label_text, sample
 from ..view import VolumeRow
 from . import RowCollector
 
@@ -12,7 +12,7 @@ FAST_DIFF = MetricDef("clonewatch_volume_fast_diff", "gauge",
                       "every object (slow on big images). Absent where the backend does not say.")
 CONSUMED = MetricDef("clonewatch_volume_consumed_bytes", "gauge",
                      "Bytes this volume alone occupies in the backend (for RBD: the image head plus its "
-                     "snapshots, in whole RADOS objects).")
+                     "snapshots, in whole RADOS objects).", volatile=True)
 PROVISIONED = MetricDef("clonewatch_volume_provisioned_bytes", "gauge", "Provisioned size of the volume.")
 DEPTH = MetricDef("clonewatch_volume_clone_depth", "gauge",
                   "Parents above this volume in its clone chain (0 for an independent volume).")
@@ -28,14 +28,16 @@ DEFS = (INFO, CONSUMED, PROVISIONED, DEPTH, ORIGIN, BROKEN, FAST_DIFF)
 
 def render(row: VolumeRow) -> Lines:
     v = row.volume
-    who = (("backend", row.backend), ("target", v.target), ("volume", v.volume))
+    who = label_text((("backend", row.backend), ("target", v.target), ("volume", v.volume)))
     return {
-        INFO.name: [sample(INFO.name, who + (("parent", v.parent), ("state", "trash" if v.trashed else "live")), 1)],
+        INFO.name: [sample(INFO.name, label_text((("parent", v.parent), ("state", "trash" if v.trashed else "live")),
+                                                 who), 1)],
         CONSUMED.name: [sample(CONSUMED.name, who, v.consumed_bytes)],
         PROVISIONED.name: [sample(PROVISIONED.name, who, v.provisioned_bytes)],
         DEPTH.name: [sample(DEPTH.name, who, row.depth)],
-        ORIGIN.name: [sample(ORIGIN.name, who + (("origin", v.origin),), 1)] if v.origin else [],
-        BROKEN.name: [sample(BROKEN.name, who + (("parent", v.parent), ("reason", row.broken)), 1)] if row.broken else [],
+        ORIGIN.name: [sample(ORIGIN.name, label_text((("origin", v.origin),), who), 1)] if v.origin else [],
+        BROKEN.name: ([sample(BROKEN.name, label_text((("parent", v.parent), ("reason", row.broken)), who), 1)]
+                      if row.broken else []),
         FAST_DIFF.name: [sample(FAST_DIFF.name, who, 1 if v.fast_diff else 0)] if v.fast_diff is not None else [],
     }
 

@@ -93,3 +93,48 @@ def test_fill_builds_what_put_builds_and_takes_changes_after():
     # A section that holds rows takes fill() as puts.
     filled.fill([(rows[5][0], None), ("zz", ("zz", 8))])
     assert rows[5][0] not in filled._rows and 'm2{k="zz"} 8' in filled.text()
+
+
+def test_a_volatile_metric_recompresses_only_the_stretch_of_rows_that_changed(monkeypatch):
+    import exporter.exposition as exposition
+    d1, d2 = MetricDef("m1", "gauge", "one"), MetricDef("bytes", "gauge", "two", volatile=True)
+
+    def render(row):
+        return {"m1": [sample("m1", (("k", row[0]),), 1)], "bytes": [sample("bytes", (("k", row[0]),), row[1])]}
+    rows = {f"k{i:05d}": (f"k{i:05d}", i) for i in range(3 * BLOCK)}
+    section = Section([d1, d2], render)
+    section.fill(rows.items())
+    section.parts()
+    compressed: list[bytes] = []
+    real = exposition.gzip_member
+    monkeypatch.setattr(exposition, "gzip_member", lambda data: compressed.append(data) or real(data))
+    for key in ("k00005", "k00200"):          # two rows, two blocks, one stretch of CHUNK rows each
+        rows[key] = (key, rows[key][1] * 1000 + 7)
+        section.put(key, rows[key])
+    parts = section.parts()
+    assert len(compressed) == 2 and all(data.count(b"\n") == exposition.CHUNK for data in compressed)
+    assert b"bytes{k=\"k00005\"} 5007" in compressed[0] and b"m1{" not in b"".join(compressed)
+    # Longer and shorter values, a removal and an insertion (which moves the stretches) in between.
+    for i, key in enumerate(list(rows)[::37]):
+        rows[key] = (key, 10 ** (i % 12))
+        section.put(key, rows[key])
+    del rows["k00100"]
+    section.put("k00100", None)
+    section.parts()
+    rows["k00100x"] = ("k00100x", 3)
+    section.put("k00100x", rows["k00100x"])
+    parts = section.parts()
+    fresh = Section([d1, d2], render)
+    fresh.fill(rows.items())
+    text = b"".join(p for p, _ in parts)
+    assert text == b"".join(p for p, _ in fresh.parts())
+    assert gzip.decompress(b"".join(g for _, g in parts)) == text
+
+
+def test_label_text_renders_shared_labels_once():
+    from exporter.exposition import label_text
+    who = label_text((("namespace", "vms"), ("pvc", 'a"b')))
+    assert who == 'namespace="vms",pvc="a\\"b"'
+    assert sample("m", label_text((("backend", "rbd"),), who), 2) == 'm{namespace="vms",pvc="a\\"b",backend="rbd"} 2\n'
+    assert sample("m", who, 1) == sample("m", (("namespace", "vms"), ("pvc", 'a"b')), 1)
+    assert label_text((), who) == who and label_text((("a", "b"),)) == 'a="b"' and sample("m", "", 1) == "m 1\n"
