@@ -36,6 +36,8 @@ from .kube.store import Store
 from .kube.watch import Watcher, WatchSettings
 from .packed import unpack
 from .view import View
+from .webmetrics import WebCollector
+from .webserve import Security
 
 log = structlog.get_logger("clonewatch")
 
@@ -66,7 +68,7 @@ class _SelfCollector(Collector):
 
 
 class Exporter:
-    def __init__(self, settings) -> None:
+    def __init__(self, settings, web: Security | None = None) -> None:
         self.settings = settings
         self.kubernetes = bool(settings.kubernetes_enabled)
         self.store = Store(ALL)
@@ -82,7 +84,7 @@ class Exporter:
         self.rebuilt_at = 0.0
         self.refreshed: dict[str, int] = {b.name: 0 for b in self.backends}
         self.registry = CollectorRegistry(auto_describe=False)
-        for c in (_SelfCollector(self), BackendCollector(self._backend_states)):
+        for c in (_SelfCollector(self), BackendCollector(self._backend_states), WebCollector(web or Security())):
             self.registry.register(c)
         for standard in (ProcessCollector, PlatformCollector, GCCollector):
             standard(registry=self.registry)

@@ -17,6 +17,7 @@ from .quantity import parse_bytes
 from .settings import ConfigError, HintingParser, parse_listen_address
 from .summary import fetch as fetch_metrics
 from .summary import human
+from .webmetrics import WebCollector
 from .webserve import Security, security
 from .webserve import application as web_application
 from .webserve import serve as serve_app
@@ -26,6 +27,7 @@ __all__ = [
            "HintingParser",
            "Security",
            "Volume",
+           "WebCollector",
            "configure_logging",
            "family_numbers",
            "fetch_metrics",

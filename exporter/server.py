@@ -80,7 +80,7 @@ async def run(settings) -> int:
     needs_api = settings.kubernetes_enabled or settings.web_authorization == "kubernetes"
     api = _api_client(settings) if needs_api else None
     sec = security(settings.web_config_file, settings.web_authorization, api)
-    exporter = Exporter(settings)
+    exporter = Exporter(settings, sec)
     served = await serve(make_app(exporter), host, port, sec, settings.web_listen_address)
     await exporter.start(api if settings.kubernetes_enabled else None)
     log.info("listening", address=settings.web_listen_address)

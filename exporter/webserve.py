@@ -37,6 +37,7 @@ MAX_CONNECTIONS = 256            # at the ceiling the oldest connection that nev
 RELOAD_CHECK_SECONDS = 1.0
 BCRYPT_PER_SECOND = 5            # password checks not answered from the cache; beyond: 429
 BCRYPT_NICE = 19                 # the password checker's thread yields the CPU to everything else
+REFUSED_CODES = (401, 403, 429, 503)    # what the guard answers instead of the page (counted from 0)
 
 
 @dataclass
@@ -48,6 +49,8 @@ class Security:
     server: Any = None                   # aiohttp's web.Server once serving: its open connections
     spoke: set = field(default_factory=set)     # connections that sent a request (handlers take no weakrefs)
     checker: ThreadPoolExecutor | None = None   # bcrypt's own low-priority thread, once a check needs it
+    refused: dict[int, int] = field(default_factory=lambda: dict.fromkeys(REFUSED_CODES, 0))  # by HTTP status
+    capped: "_Capped | None" = None             # the connection ceiling once serving: evicted/refused counts
 
     def password_checker(self) -> ThreadPoolExecutor:
         if self.checker is None:
@@ -153,7 +156,8 @@ def middleware(sec: Security):
             sec.spoke &= set(sec.server.connections)      # forget closed ones
         response = await _check(request) if request.path not in OPEN_PATHS else None
         if response is None:
-            response = await handler(request)
+            return await handler(request)
+        sec.refused[response.status] = sec.refused.get(response.status, 0) + 1
         return response
 
     async def _check(request: web.Request) -> web.Response | None:
@@ -284,8 +288,9 @@ async def serve(app: web.Application, host: str | None, port: int, sec: Security
     sec.server = runner.server
     ctx = sec.tls.context if sec.tls else None
     try:
+        sec.capped = _Capped(runner.server, MAX_CONNECTIONS, sec.spoke)
         server = await asyncio.get_running_loop().create_server(
-            _Capped(runner.server, MAX_CONNECTIONS, sec.spoke), host or None, port, ssl=ctx, backlog=128, reuse_address=True,
+            sec.capped, host or None, port, ssl=ctx, backlog=128, reuse_address=True,
             ssl_handshake_timeout=HANDSHAKE_SECONDS if ctx else None)
     except OSError as exc:
         await runner.cleanup()

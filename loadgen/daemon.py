@@ -15,7 +15,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from exporter.public import Security, serve_app, web_application
+from exporter.public import Security, WebCollector, serve_app, web_application
 
 from .cloners import CloneFailed, NotOwned, parse_name, volume_name
 from .cloners.base import Owned
@@ -194,7 +194,9 @@ async def serve(scenario: Scenario, host: str | None, port: int, sec: Security |
     app = web_application()
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
-    served = await serve_app(app, host, port, sec or Security(), listen or f"{host or ''}:{port}")
+    sec = sec or Security()
+    daemon.metrics.registry.register(WebCollector(sec, "clonewatch_loadgen"))
+    served = await serve_app(app, host, port, sec, listen or f"{host or ''}:{port}")
     log.info("loadgen_listening", port=port, scenario=scenario.name, run=daemon.run)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

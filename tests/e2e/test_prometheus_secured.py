@@ -89,6 +89,14 @@ def test_prometheus_scrapes_over_tls_client_certs_and_basic_auth(tmp_path):
         assert seen["no-client-cert"]["lastError"] and "HTTP status" not in seen["no-client-cert"]["lastError"]
         result = prom.query('clonewatch_build_info{job=~"mtls|basic"}')["data"]["result"]
         assert {r["metric"]["job"] for r in result} == {"mtls", "basic"}
+        # The refused scrapes are counted where they were refused, and Prometheus sees the count.
+        deadline = time.monotonic() + 20
+        while not prom.query('clonewatch_web_requests_refused_total{job="basic",code="401"} > 0')["data"]["result"]:
+            assert time.monotonic() < deadline, "the no-credentials job's 401s never showed in the basic exporter's counter"
+            time.sleep(0.5)
+        codes = prom.query('clonewatch_loadgen_web_requests_refused_total{job="loadgen"}')["data"]["result"]
+        assert sorted(r["metric"]["code"] for r in codes) == ["401", "403", "429", "503"]
+        assert all(r["value"][1] == "0" for r in codes), codes
         for job, t in seen.items():
             print(f"\n{job}: {t['health']} {t['lastError'] or ''} (scrape {t['lastScrapeDuration'] * 1000:.1f} ms)")
         for log in ("basic.log", "loadgen.log"):

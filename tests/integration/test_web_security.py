@@ -5,6 +5,7 @@ by the Kubernetes emulator, and no secret in any log."""
 
 import base64
 import http.client
+import re
 import socket
 import ssl
 import subprocess
@@ -129,6 +130,9 @@ def test_basic_auth_with_health_open_and_no_password_in_the_logs(pki, tmp_path):
         for _ in range(20):
             assert proc.get("/metrics", auth("prometheus", password))[0] == 200
         per_scrape = (time.monotonic() - t) / 20
+        body = proc.get("/metrics", auth("prometheus", password))[1].decode()
+        assert 'clonewatch_web_requests_refused_total{code="401"} 3.0\n' in body, "every refusal is counted"
+        assert 'clonewatch_web_requests_refused_total{code="429"} 0.0\n' in body
         assert proc.get("/healthz")[0] == 200 and proc.get("/readyz")[0] == 200, "probes carry no credentials"
         assert password not in proc.logs() and hashed not in proc.logs()
         print(f"\nbasic auth: 20 authorized scrapes, {per_scrape * 1000:.1f} ms each (bcrypt once, then cached)")
@@ -203,6 +207,9 @@ def test_kubernetes_authorization_allows_denies_and_fails_closed(tmp_path):
             kube.start_server()
             kube.emu.tokens["new-token"] = kube.emu.tokens["prom-token"]
             assert proc.get("/metrics", {"Authorization": "Bearer new-token"})[0] == 200, "an outage is not cached"
+            body = proc.get("/metrics", {"Authorization": "Bearer prom-token"})[1].decode()
+            for code, count in (("401", 2), ("403", 1), ("429", 0), ("503", 1)):
+                assert f'clonewatch_web_requests_refused_total{{code="{code}"}} {count}.0\n' in body, code
             logs = proc.logs()
             assert "prom-token" not in logs and "other-token" not in logs and "web_authz_denied" in logs
         finally:
@@ -244,6 +251,8 @@ def test_a_flood_of_idle_connections_does_not_lock_out_the_scrape(tmp_path):
         t = time.monotonic()
         status, body, _ = proc.get("/metrics")
         assert status == 200 and b"clonewatch_build_info" in body
+        evicted = re.search(rb'^clonewatch_web_connections_dropped_total\{reason="evicted"\} (\S+)', body, re.M)
+        assert evicted and float(evicted.group(1)) >= len(closed), "the evictions are counted"
         took = time.monotonic() - t
         fds = len(list(Path(f"/proc/{proc.proc.pid}/fd").iterdir()))
         assert fds < MAX_CONNECTIONS + 60
