@@ -188,6 +188,9 @@ def backends():
     b.panel("table", "Watches healthy", [t(f"clonewatch_kubernetes_watch_healthy{{{J}}}", instant=True, fmt="table")])
     b.panel("timeseries", "Exporter rebuild duration", [t(f"clonewatch_rebuild_duration_seconds{{{J}}}", "{{instance}}")],
             unit="s")
+    b.panel("timeseries", "/metrics requests refused (401 credentials, 403 not allowed, 429 guessing, 503 authz down)",
+            [t(f"sum by (instance, code) (rate(clonewatch_web_requests_refused_total{{{J}}}[$__rate_interval]))",
+               "{{instance}} {{code}}")], unit="reqps")
     return b
 
 

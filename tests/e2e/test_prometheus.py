@@ -25,6 +25,7 @@ from tests.support.prometheus import Prometheus
 # Signals no local scenario can produce yet; each is covered by promtool unit tests instead.
 NOT_PRODUCIBLE = {
     "CloneWatchLoadgenClonesSlow": "needs clones that take over 5 minutes",
+    "CloneWatchMetricsRequestsRefused": "needs an endpoint with credentials: tests/e2e/test_prometheus_secured.py",
 }
 SUBSTITUTE = {"$__rate_interval": "15s", "${job}": ".*", "$job": ".*", "$namespace": ".*", "$source": "rhel9"}
 

@@ -94,6 +94,14 @@ def test_prometheus_scrapes_over_tls_client_certs_and_basic_auth(tmp_path):
         while not prom.query('clonewatch_web_requests_refused_total{job="basic",code="401"} > 0')["data"]["result"]:
             assert time.monotonic() < deadline, "the no-credentials job's 401s never showed in the basic exporter's counter"
             time.sleep(0.5)
+        # The alert's own expression finds that exporter (the no-credentials job is refused once a second).
+        rules = yaml.safe_load((ROOT / "deploy/rules/clonewatch.rules.yml").read_text())
+        expr = next(r["expr"] for g in rules["groups"] for r in g["rules"] if r.get("alert") == "CloneWatchMetricsRequestsRefused")
+        deadline = time.monotonic() + 20
+        while not (firing := prom.query(expr)["data"]["result"]):
+            assert time.monotonic() < deadline, "CloneWatchMetricsRequestsRefused's expression found nothing"
+            time.sleep(0.5)
+        assert [(r["metric"]["job"], r["metric"]["instance"]) for r in firing] == [("basic", f"127.0.0.1:{basic.port}")]
         codes = prom.query('clonewatch_loadgen_web_requests_refused_total{job="loadgen"}')["data"]["result"]
         assert sorted(r["metric"]["code"] for r in codes) == ["401", "403", "429", "503"]
         assert all(r["value"][1] == "0" for r in codes), codes
