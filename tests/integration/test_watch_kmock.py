@@ -134,6 +134,22 @@ async def test_10k_event_burst_converges_without_restarts(kube, tmp_path):
         run.stop()
 
 
+async def test_a_paged_list_starts_over_when_its_continue_token_expires(kube, tmp_path):
+    kube.burst("v1/persistentvolumeclaims", [pvc("vms", f"p-{i:04d}", "sc") for i in range(1100)])
+    kube.emu.expire_continues = 1            # the first list's second page: 410 Expired
+    run = Running(kube, tmp_path, resources=[PVC])
+    try:
+        await until(lambda: run.store.synced[PVC.name])
+        assert len(run.store.items(PVC.name)) == 1100, "every page of the list that started over"
+        # 500 a page: the first list got one page and a 410 for its token; the second three pages.
+        assert kube.emu.continues_expired == 1 and kube.emu.pages_served == 3
+        assert run.store.errors[PVC.name] == 0 and run.store.healthy[PVC.name]
+        kube.create(pvc("vms", "after", "sc"))           # and the watch runs after the paged list
+        await until(lambda: ("vms", "after") in run.store.items(PVC.name))
+    finally:
+        run.stop()
+
+
 async def test_garbage_in_the_watch_stream_relists_and_recovers(kube, tmp_path):
     kube.create(pvc("vms", "a", "sc"))
     run = Running(kube, tmp_path, resources=[PVC])

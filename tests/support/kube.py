@@ -2,17 +2,20 @@
 
 The exporter and the tests both talk to it with the official `kubernetes` client. The subclass
 closes the kmock 0.8 gaps we hit (see docs/testing.md): creates answer 201 and store the
-namespace from the URL, and a watch can be told to answer 410 Gone like a real API server does
-when a resourceVersion is too old.
+namespace from the URL; a watch can be told to answer 410 Gone like a real API server does
+when a resourceVersion is too old; lists honour `limit` with continue tokens over a snapshot, and
+a continue token can be made to expire (410), as etcd's compaction does.
 """
 
 import asyncio
+import itertools
 import json
 import threading
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+import attrs
 import kmock
 import yaml
 from kubernetes import client as k8s
@@ -43,6 +46,15 @@ PATHS = {   # kinds the tests delete through the raw API
 }
 
 
+@attrs.frozen
+class ContinueExpired(kmock.KubernetesError):
+    """What the API server answers for a continue token whose revision etcd has compacted."""
+    status: int = 410
+    reason: str = "Expired"
+    message: str = ("The provided continue parameter is too old to display a consistent list result. "
+                    "You can start a new list without the continue parameter.")
+
+
 class Emulator(kmock.KubernetesEmulator):
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -56,11 +68,38 @@ class Emulator(kmock.KubernetesEmulator):
         self.tokens: dict[str, dict] = {}
         self.allowed: set[tuple[str, str, str]] = set()
         self.reviews = {"tokenreviews": 0, "subjectaccessreviews": 0}
+        self.pages_served = 0                      # list pages answered with a continue token
+        self.expire_continues = 0                  # this many continue tokens presented next get 410
+        self.continues_expired = 0
+        self._rests: dict[str, list] = {}          # continue token -> the rest of its list
+        self._tokens = itertools.count(1)
 
     async def _serve_list(self, request):
         if self.list_delay:
             await asyncio.sleep(self.list_delay)
-        return await super()._serve_list(request)
+        # As the API server pages: `limit` items and a continue token for the rest, which reads the
+        # same snapshot (etcd serves later pages at the first page's revision) until it expires.
+        token = request.params.get("continue")
+        if token:
+            rest = self._rests.pop(token, None)
+            if rest is None or self.expire_continues:
+                self.expire_continues = max(0, self.expire_continues - 1)
+                self.continues_expired += 1
+                # Raised, not returned as kmock.Response(410): kmock keeps a returned status on its
+                # list reaction, and every later list would answer 410 too.
+                raise ContinueExpired()
+            payload = {"metadata": {"resourceVersion": "..."}, "items": rest}
+        else:
+            payload = await super()._serve_list(request)
+        limit = int(request.params.get("limit") or 0)
+        items = payload["items"]
+        if limit <= 0 or len(items) <= limit:
+            return payload
+        token = f"page-{next(self._tokens)}"
+        self._rests[token] = items[limit:]
+        self.pages_served += 1
+        return {"metadata": {**payload["metadata"], "continue": token, "remainingItemCount": len(items) - limit},
+                "items": items[:limit]}
 
     async def burst(self, resource: str, objects: list[dict]) -> None:
         """Add many objects at once and tell every watcher, as a busy API server would."""
