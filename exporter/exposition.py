@@ -85,6 +85,11 @@ def gzip_member(data: bytes) -> bytes:
     return z.compress(data) + z.flush()
 
 
+def _start(ends: "array[int]", j: int) -> int:
+    """Where row j's lines begin in its metric's bytes."""
+    return ends[j - 1] if j else 0
+
+
 def _shift(ends: "array[int]", j: int, delta: int) -> None:
     ends[j:] = array("I", [end + delta for end in ends[j:]])
 
@@ -131,7 +136,7 @@ class _Block:
         # At rest a change splices the metric's bytes where it differs: one copy of the block, no explode.
         for m, text in enumerate(texts):
             ends, old = self.ends[m], self.texts[m]
-            a, b = (ends[j - 1] if j else 0), ends[j]
+            a, b = _start(ends, j), ends[j]
             if b - a == len(text) and old.startswith(text, a):
                 continue
             self.texts[m] = old[:a] + text + old[b:]
@@ -154,7 +159,7 @@ class _Block:
                     self.chunks.pop(m, None)
             return
         for m, ends in enumerate(self.ends):
-            a, b = (ends[j - 1] if j else 0), ends[j]
+            a, b = _start(ends, j), ends[j]
             del ends[j]
             if b > a:
                 self.texts[m] = self.texts[m][:a] + self.texts[m][b:]
@@ -191,8 +196,7 @@ class _Block:
             chunks = self.chunks[m] = [None] * -(-len(ends) // CHUNK)
         for c, done in enumerate(chunks):
             if done is None:
-                a = ends[c * CHUNK - 1] if c else 0
-                chunks[c] = gzip_member(text[a:ends[min(len(ends), (c + 1) * CHUNK) - 1]])
+                chunks[c] = gzip_member(text[_start(ends, c * CHUNK):ends[min(len(ends), (c + 1) * CHUNK) - 1]])
         gz = self.parts[m] = b"".join(chunks)        # type: ignore[arg-type]
         return gz
 
