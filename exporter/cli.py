@@ -10,6 +10,7 @@ import structlog
 from . import __version__, webserve
 from .backends import registry
 from .backends.rbd_librbd import calls_abandoned
+from .heap import hold_mmap_threshold
 from .logs import FORMATS, LEVELS, configure
 from .server import run
 from .settings import ConfigError, Option, Settings, parse, parse_listen_address
@@ -67,8 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     registry.prepare(settings)       # before logging: a backend may need to set up the process
     configure(settings.log_level, settings.log_format)
     log = structlog.get_logger("clonewatch")
-    log.info("starting", version=__version__, **{k: v for k, v in settings.as_dict().items()
-                                                    if k not in ("ceph_keyring",)})
+    log.info("starting", version=__version__, mmap_threshold_held=hold_mmap_threshold(),
+             **{k: v for k, v in settings.as_dict().items() if k not in ("ceph_keyring",)})
     try:
         rc = asyncio.run(run(settings))
         if calls_abandoned():

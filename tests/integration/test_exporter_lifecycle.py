@@ -69,5 +69,6 @@ def test_credentials_never_reach_logs_or_metrics(tmp_path):
         proc.stop()
     logs = proc.logs()
     assert "kubernetes_watch_error" in logs and "backend_refresh_failed" in logs
+    assert '"mmap_threshold_held": true' in logs          # main() holds glibc's threshold (tests/unit/test_heap.py)
     for secret in (token, key):
         assert secret not in logs and secret not in metrics

@@ -1,8 +1,14 @@
-"""malloc_trim really hands freed heap pages back (glibc: this machine and CI run Debian)."""
+"""malloc_trim really hands freed heap pages back, and a held mmap threshold keeps large buffers out of
+the heap (glibc: this machine and CI run Debian)."""
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 from exporter.heap import release_free_memory
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def rss_bytes() -> int:
@@ -21,3 +27,37 @@ def test_freed_heap_pages_in_the_middle_of_the_heap_are_returned():
     after = rss_bytes()
     assert before - after > 30 * 2**20, (before >> 20, after >> 20)
     assert pin[:1] == b"\0"
+
+
+MAPPED_AFTER_A_BIG_FREE = """
+import ctypes, sys
+from exporter.heap import hold_mmap_threshold
+
+class Mallinfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                 "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+info = ctypes.CDLL("libc.so.6").mallinfo2
+info.restype = Mallinfo2
+held = hold_mmap_threshold() if sys.argv[1] == "hold" else None
+big = bytearray(8 * 2**20)      # mapped on its own; freeing it moves glibc's threshold up to 8 MiB
+del big
+before = info().hblkhd
+buffer = bytearray(2**20)       # a body-sized buffer
+print(held, info().hblkhd - before)
+"""
+
+
+def mapped_bytes_of_a_new_buffer(mode: str) -> tuple[str, int]:
+    out = subprocess.run([sys.executable, "-c", MAPPED_AFTER_A_BIG_FREE, mode], capture_output=True, text=True,
+                         check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout.split()
+    return out[0], int(out[1])
+
+
+def test_large_buffers_stay_out_of_the_heap_once_the_threshold_is_held():
+    # A fresh process each: the threshold glibc moved cannot be moved back within one.
+    held, mapped = mapped_bytes_of_a_new_buffer("hold")
+    assert held == "True"
+    assert mapped >= 2**20                       # mapped on its own: unmapped, not left as a hole, when freed
+    held, mapped = mapped_bytes_of_a_new_buffer("default")
+    assert (held, mapped) == ("None", 0)         # glibc's own behaviour: carved from the heap
