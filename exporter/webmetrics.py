@@ -21,7 +21,7 @@ class WebCollector(Collector):
             "allowed (client certificate, Kubernetes authorization), 429 over the password-check budget, "
             "503 Kubernetes authorization unreachable. /healthz and /readyz are never refused.",
             labels=["code"])
-        for code, count in sorted(sec.refused.items()):
+        for code, count in sorted(sec.refused_requests.items()):
             refused.add_metric([str(code)], count)
         dropped = CounterMetricFamily(
             f"{p}_web_connections_dropped",
@@ -30,5 +30,5 @@ class WebCollector(Collector):
             labels=["reason"])
         capped = sec.capped
         dropped.add_metric(["evicted"], capped.evicted if capped is not None else 0)
-        dropped.add_metric(["refused"], capped.refused if capped is not None else 0)
+        dropped.add_metric(["refused"], capped.refused_connections if capped is not None else 0)
         return [refused, dropped]

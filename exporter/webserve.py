@@ -46,11 +46,10 @@ class Security:
     basic: BasicAuth | None = None
     authorizer: Any = None                 # kube_authz.Authorizer with --web.authorization=kubernetes
     tls: ReloadingContext | None = None
-    server: Any = None                   # aiohttp's web.Server once serving: its open connections
     spoke: set = field(default_factory=set)     # connections that sent a request (handlers take no weakrefs)
     checker: ThreadPoolExecutor | None = None   # bcrypt's own low-priority thread, once a check needs it
-    refused: dict[int, int] = field(default_factory=lambda: dict.fromkeys(REFUSED_CODES, 0))  # by HTTP status
-    capped: "_Capped | None" = None             # the connection ceiling once serving: evicted/refused counts
+    refused_requests: dict[int, int] = field(default_factory=lambda: dict.fromkeys(REFUSED_CODES, 0))  # by status
+    capped: "_Capped | None" = None             # the connection ceiling once serving: its server and counts
 
     def password_checker(self) -> ThreadPoolExecutor:
         if self.checker is None:
@@ -152,12 +151,12 @@ def middleware(sec: Security):
     @web.middleware
     async def guard(request: web.Request, handler):
         sec.spoke.add(request.protocol)
-        if len(sec.spoke) > 2 * MAX_CONNECTIONS and sec.server is not None:
-            sec.spoke &= set(sec.server.connections)      # forget closed ones
+        if len(sec.spoke) > 2 * MAX_CONNECTIONS and sec.capped is not None:
+            sec.spoke &= set(sec.capped.server.connections)      # forget closed ones
         response = await _check(request) if request.path not in OPEN_PATHS else None
         if response is None:
             return await handler(request)
-        sec.refused[response.status] = sec.refused.get(response.status, 0) + 1
+        sec.refused_requests[response.status] = sec.refused_requests.get(response.status, 0) + 1
         return response
 
     async def _check(request: web.Request) -> web.Response | None:
@@ -234,7 +233,7 @@ class _Capped:
 
     def __init__(self, server: web.Server, limit: int, spoke: set) -> None:
         self.server, self.limit, self.spoke = server, limit, spoke
-        self.evicted = self.refused = 0
+        self.evicted = self.refused_connections = 0
 
     def __call__(self) -> asyncio.BaseProtocol:
         return _Gate(self)
@@ -246,7 +245,7 @@ class _Capped:
         self.spoke &= set(connections)
         victim = next((c for c in connections if c not in self.spoke), None)
         if victim is None:
-            self.refused += 1
+            self.refused_connections += 1
             return False
         victim.force_close()
         self.evicted += 1
@@ -285,7 +284,6 @@ async def serve(app: web.Application, host: str | None, port: int, sec: Security
                            max_field_size=MAX_LINE)
     await runner.setup()
     assert runner.server is not None
-    sec.server = runner.server
     ctx = sec.tls.context if sec.tls else None
     try:
         sec.capped = _Capped(runner.server, MAX_CONNECTIONS, sec.spoke)
