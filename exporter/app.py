@@ -262,10 +262,13 @@ class Exporter:
 
     # -- scrape -----------------------------------------------------------------------------
     def scrape(self, want_gzip: bool) -> bytes:
-        if not want_gzip:
-            return b"".join(self.plain_pieces())
-        # Concatenated gzip members decode as one stream (RFC 1952); the big part is compressed once.
-        return self._body_gz + gzip.compress(generate_latest(self.registry), 6)
+        return b"".join(self.gzip_pieces() if want_gzip else self.plain_pieces())
+
+    def gzip_pieces(self) -> list[bytes]:
+        """The gzip body as two members, written one after the other (not joined: that would copy
+        the big one per scrape). Concatenated gzip members decode as one stream (RFC 1952); the
+        big one is compressed once per update, the small dynamic part per scrape."""
+        return [self._body_gz, gzip.compress(generate_latest(self.registry), 6)]
 
     def plain_pieces(self) -> list[bytes]:
         """The uncompressed body as the pieces it is kept in: the server streams them rather than

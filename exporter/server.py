@@ -25,8 +25,14 @@ LANDING = """<!doctype html><html><head><title>clonewatch exporter</title></head
 def make_app(exporter: Exporter) -> web.Application:
     async def metrics(request: web.Request) -> web.StreamResponse:
         if "gzip" in request.headers.get("Accept-Encoding", ""):
-            return web.Response(body=exporter.scrape(True),
-                                headers={"Content-Type": CONTENT_TYPE, "Content-Encoding": "gzip"})
+            pieces = exporter.gzip_pieces()
+            resp = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE, "Content-Encoding": "gzip"})
+            resp.content_length = sum(map(len, pieces))
+            await resp.prepare(request)
+            for piece in pieces:
+                await resp.write(piece)
+            await resp.write_eof()
+            return resp
         # Plain: written a chunk at a time from the pieces the body is kept in. Joining it first
         # would allocate the whole body (69 MB at 50k PVCs) per scrape, and asyncio copy it again.
         pieces = exporter.plain_pieces()
