@@ -59,7 +59,8 @@ def head_of(body: bytes, limit: int = 1 << 16) -> bytes:
 
 
 class Exporter:
-    def __init__(self, root: Path, kubeconfig: Path, log: Path, wrap: list[str] | None = None) -> None:
+    def __init__(self, root: Path, kubeconfig: Path, log: Path, wrap: list[str] | None = None,
+                 refresh: float = 3600) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
@@ -68,7 +69,7 @@ class Exporter:
         self.proc = subprocess.Popen(
             [sys.executable, *(wrap or []), "-m", "exporter", f"--web.listen-address=127.0.0.1:{self.port}",
              f"--kubeconfig={kubeconfig}", "--rbd.client=cli", f"--rbd.binary={ROOT / 'bench' / 'fake_rbd.py'}",
-             "--rbd.refresh-interval=3600", "--kubernetes.read-timeout=600", "--log.level=warning"],
+             f"--rbd.refresh-interval={refresh:g}", "--kubernetes.read-timeout=600", "--log.level=warning"],
             cwd=root, stdout=self._log, stderr=subprocess.STDOUT, env=env)
 
     def wait_measured(self, last: str, timeout: float = 900) -> None:
@@ -160,14 +161,14 @@ def phase(kube: KubeAPI, exp: Exporter, seconds: float, rate: float, n: int, gol
             "updates": (updates[0] if updates else 0) / wall, "errors": errors}
 
 
-def seeded(root: Path, a, tmp: Path, wrap: list[str] | None = None) -> tuple[KubeAPI, Exporter]:
+def seeded(root: Path, a, tmp: Path, wrap: list[str] | None = None, refresh: float = 3600) -> tuple[KubeAPI, Exporter]:
     """The emulator seeded with a.pvcs clones over a.goldens and the probe PVC, and the exporter of
     `root` (run through `wrap`, a script before `-m exporter`, if given) serving every PVC's bytes."""
     os.environ.update(FAKE_RBD_IMAGES=str(a.pvcs), FAKE_RBD_GOLDENS=str(a.goldens))
     kube = KubeAPI()
     seed(kube, a.pvcs, a.goldens)
     kube.burst(PVCS, [pvc("aaa", "probe", "probe-0")])
-    exp = Exporter(root, kube.write_kubeconfig(tmp / "kubeconfig"), tmp / f"exporter-{root.name}.log", wrap)
+    exp = Exporter(root, kube.write_kubeconfig(tmp / "kubeconfig"), tmp / f"exporter-{root.name}.log", wrap, refresh)
     try:
         exp.wait_measured(f'clonewatch_pvc_consumed_bytes{{namespace="vms",persistentvolumeclaim="vm-{a.pvcs - 1}"')
     except BaseException:

@@ -72,6 +72,8 @@ def main() -> None:
                     help="minutes before the growth baseline (default: one churn cycle, 2 x pvcs / rate: by then "
                          "every clone has been resized and flipped in flight once, adding its in-flight series)")
     ap.add_argument("--scrape-every", type=float, default=30, help="seconds between gzip scrapes (0: none)")
+    ap.add_argument("--refresh-interval", type=float, default=60,
+                    help="seconds between the exporter's RBD refreshes (its default; a refresh of 10,000 unchanged images)")
     ap.add_argument("--probe", action="store_true", help="run the exporter under bench/heap_probe.py")
     ap.add_argument("--trace-after", type=float, default=None, help="with --probe: start tracemalloc after MIN minutes")
     a = ap.parse_args()
@@ -84,7 +86,7 @@ def main() -> None:
         if a.trace_after is not None:
             wrap += ["--trace-after", str(a.trace_after * 60), "--trace-out", str(traces)]
         wrap.append("--")
-    kube, exp = seeded(ROOT, a, tmp, wrap)
+    kube, exp = seeded(ROOT, a, tmp, wrap, a.refresh_interval)
     stop = threading.Event()
     updates: list[int] = []
     failures = [0]
@@ -96,7 +98,7 @@ def main() -> None:
             threading.Thread(target=scrape_forever, args=(exp.url, stop, a.scrape_every, failures), daemon=True).start()
         pid = exp.proc.pid
         print(f"soak: {a.pvcs} PVCs, {a.rate:g} updates/s for {a.minutes:g} min, a gzip scrape every "
-              f"{a.scrape_every:g} s; log {exp.log}" + (f"; probe {probe}" if a.probe else "")
+              f"{a.scrape_every:g} s, an RBD refresh every {a.refresh_interval:g} s; log {exp.log}" + (f"; probe {probe}" if a.probe else "")
               + (f"; tracemalloc {traces}" if a.trace_after is not None else ""))
         print(f"{'min':>5} {'RSS MB':>7} {'threads':>7} {'fds':>4} {'tasks':>5} {'CPU %':>6} {'updates':>8}"
               + (f" {'py MB':>6} {'arenas':>6} {'mall.used':>9} {'mall.free':>9} {'frozen':>7}" if a.probe else ""))
