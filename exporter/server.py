@@ -8,12 +8,13 @@ from aiohttp import web
 
 from . import __version__
 from .app import Exporter
+from .heap import MMAP_THRESHOLD
 from .settings import ConfigError, parse_listen_address
 from .webserve import application, security, serve
 
 log = structlog.get_logger("clonewatch")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-STREAM_CHUNK = 1 << 20
+STREAM_CHUNK = MMAP_THRESHOLD - 8 * 1024    # pieces joined per write: under heap.py's threshold, so from the heap
 
 LANDING = """<!doctype html><html><head><title>clonewatch exporter</title></head><body>
 <h1>clonewatch exporter {version}</h1>
@@ -35,6 +36,8 @@ def make_app(exporter: Exporter) -> web.Application:
             return resp
         # Plain: written a chunk at a time from the pieces the body is kept in. Joining it first
         # would allocate the whole body (69 MB at 50k PVCs) per scrape, and asyncio copy it again.
+        # Chunks stay under the mmap threshold: mapped 1 MB chunks (fresh pages, faulted in each
+        # time) made a plain scrape at 10k PVCs take 21 ms instead of 11-13.
         pieces = exporter.plain_pieces()
         resp = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE})
         resp.content_length = sum(map(len, pieces))
@@ -42,11 +45,11 @@ def make_app(exporter: Exporter) -> web.Application:
         chunk: list[bytes] = []
         size = 0
         for piece in pieces:
-            chunk.append(piece)
-            size += len(piece)
-            if size >= STREAM_CHUNK:
+            if chunk and size + len(piece) > STREAM_CHUNK:
                 await resp.write(b"".join(chunk))
                 chunk, size = [], 0
+            chunk.append(piece)
+            size += len(piece)
         if chunk:
             await resp.write(b"".join(chunk))
         await resp.write_eof()
