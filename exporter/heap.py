@@ -6,11 +6,11 @@ exporter's RSS were such free pages. malloc_trim(0) returns them.
 
 Under steady churn the heap grew instead: glibc raises its mmap threshold to the size of any
 mmapped block freed (up to 32 MiB), so after start-up the buffers of ~1 MB an update or a scrape
-makes (the joined gzip body, streamed pieces, watch payloads) are carved from the heap, and the
-holes they leave are not reused well: in a soak at 10,000 PVCs malloc's free bytes grew 15 -> 29 MB
-in 20 minutes while its bytes in use stayed at 57 MB. With the threshold held at its 128 KiB
-default, free bytes stayed at 3.4 MB and RSS flat (bench/bench_soak.py --probe). Other C libraries
-(musl) have neither call and need neither.
+makes (the joined gzip body, watch payloads, a refresh's output) are carved from the heap, and the
+holes they leave are not reused well: in hour-long soaks at 10,000 PVCs malloc's free bytes grew
+from 15-20 MB to 38-44 MB while its bytes in use stayed at 57-58 MB. Held at its 128 KiB default,
+free bytes stayed at 3-7 MB and RSS within 179-183 MB for the hour, ~30 MB under the unheld run
+beside it (bench/bench_soak.py --probe). Other C libraries (musl) have neither call and need neither.
 """
 
 import ctypes
