@@ -25,23 +25,20 @@ LANDING = """<!doctype html><html><head><title>clonewatch exporter</title></head
 
 def make_app(exporter: Exporter) -> web.Application:
     async def metrics(request: web.Request) -> web.StreamResponse:
+        # Written from the pieces the body is kept in: plain, the blocks' text; gzip, the body's
+        # members and the dynamic part's. Joining them first would allocate the whole body per
+        # scrape (69 MB plain at 50k PVCs), and asyncio copy it again.
         if "gzip" in request.headers.get("Accept-Encoding", ""):
+            headers = {"Content-Type": CONTENT_TYPE, "Content-Encoding": "gzip"}
             pieces = exporter.gzip_pieces()
-            resp = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE, "Content-Encoding": "gzip"})
-            resp.content_length = sum(map(len, pieces))
-            await resp.prepare(request)
-            for piece in pieces:
-                await resp.write(piece)
-            await resp.write_eof()
-            return resp
-        # Plain: written a chunk at a time from the pieces the body is kept in. Joining it first
-        # would allocate the whole body (69 MB at 50k PVCs) per scrape, and asyncio copy it again.
-        # Chunks stay under the mmap threshold: mapped 1 MB chunks (fresh pages, faulted in each
-        # time) made a plain scrape at 10k PVCs take 21 ms instead of 11-13.
-        pieces = exporter.plain_pieces()
-        resp = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE})
+        else:
+            headers, pieces = {"Content-Type": CONTENT_TYPE}, exporter.plain_pieces()
+        resp = web.StreamResponse(headers=headers)
         resp.content_length = sum(map(len, pieces))
         await resp.prepare(request)
+        # Small pieces are joined into writes that stay under the mmap threshold (mapped 1 MB
+        # chunks, fresh pages faulted in each time, made a plain scrape at 10k PVCs take 21 ms
+        # instead of 11-13); a piece bigger than that goes out alone, as it is.
         chunk: list[bytes] = []
         size = 0
         for piece in pieces:
