@@ -19,9 +19,11 @@ stay in its parent and are not counted.
 """
 
 import asyncio
+import itertools
 import json
 import os
 import re
+import signal
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -329,11 +331,29 @@ class RbdBackend:
         return args
 
     async def _run_json(self, cluster: CephCluster, args: list[str]) -> Any:
-        argv = self._base_args(cluster) + args
-        what = "rbd " + " ".join(args[:2])
+        """One rbd command's JSON. A command that dies of a signal (an assertion in librbd aborts
+        the CLI now and then) is run once more before the refresh is called failed."""
+        what = " ".join(["rbd", *itertools.takewhile(lambda a: not a.startswith("--"), args)])   # rbd ls -l
+        for attempt in range(1, CRASH_ATTEMPTS + 1):
+            code, out, err = await self._run(cluster, args, what)
+            if code >= 0 or attempt == CRASH_ATTEMPTS:
+                break
+            log.warning("rbd_cli_crashed", command=what, signal=signal_name(code), attempt=attempt,
+                        reason=crash_reason(err), note="running it again")
+        if code < 0:
+            raise BackendError(f"{what}: killed by {signal_name(code)}: {crash_reason(err)}")
+        if code != 0:
+            last = err.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
+            raise BackendError(f"{what}: exit {code}: {last[0][:300]}")
+        try:
+            return json.loads(out)
+        except ValueError as exc:
+            raise BackendError(f"{what}: output is not JSON ({exc})") from None
+
+    async def _run(self, cluster: CephCluster, args: list[str], what: str) -> tuple[int, bytes, bytes]:
         try:
             proc = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                *self._base_args(cluster), *args, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE, env=os.environ.copy())
         except OSError as exc:
             raise BackendError(f"{what}: cannot start {self.settings.binary!r}: {exc.strerror or exc}") from None
@@ -347,13 +367,36 @@ class RbdBackend:
             proc.kill()
             await proc.wait()
             raise
-        if proc.returncode != 0:
-            last = err.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
-            raise BackendError(f"{what}: exit {proc.returncode}: {last[0][:300]}")
-        try:
-            return json.loads(out)
-        except ValueError as exc:
-            raise BackendError(f"{what}: output is not JSON ({exc})") from None
+        assert proc.returncode is not None
+        return proc.returncode, out, err
+
+
+CRASH_ATTEMPTS = 2
+# What Ceph prints when it aborts: the assertion, then a dump of its recent log events that can run
+# to thousands of lines and always ends with the same marker; the assertion is the news.
+_CRASH_LINE = re.compile(r"FAILED ceph_assert|ceph_abort|Caught signal|terminate called|what\(\)")
+_DUMP_BEGIN, _DUMP_END = "--- begin dump of recent events ---", "--- end dump of recent events ---"
+
+
+def signal_name(returncode: int) -> str:
+    try:
+        return signal.Signals(-returncode).name
+    except ValueError:
+        return f"signal {-returncode}"
+
+
+def crash_reason(stderr: bytes) -> str:
+    """The line that says why a Ceph command aborted, not the last line of its event dump."""
+    lines, in_dump = [], False
+    for line in stderr.decode("utf-8", "replace").splitlines():
+        if _DUMP_BEGIN in line:
+            in_dump = True
+        elif _DUMP_END in line:
+            in_dump = False
+        elif not in_dump and line.strip():
+            lines.append(line.strip())
+    marked = [line for line in lines if _CRASH_LINE.search(line)]
+    return (marked or lines[-1:] or ["no message"])[0][:300]
 
 
 # -- registration -------------------------------------------------------------------------------

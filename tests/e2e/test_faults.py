@@ -1,11 +1,13 @@
 """Faults around the exporter process: a lying, failing or hanging rbd, no rbd at all, an
 unreachable Kubernetes API, SIGTERM in the middle of a refresh. Never a crash, never stale bytes."""
 
+import asyncio
 import time
 from pathlib import Path
 
 import pytest
 
+from exporter.backends.rbd import CephCluster, RbdBackend, RbdSettings
 from tests.support.objects import ODF_RBD, clone_annotations, datavolume, pv_rbd, pvc, storageclass
 from tests.support.process import ExporterProcess, free_port, one, pick
 
@@ -68,6 +70,28 @@ def test_lying_failing_hanging_rbd_marks_backend_down_and_drops_bytes(small_scen
         assert proc.proc.poll() is None
     finally:
         proc.stop()
+
+
+def test_rbd_that_aborts_is_run_once_more_and_reported_by_its_assertion(small_scenario, tmp_path, monkeypatch):
+    """The CLI aborted once in CI (exit -6, its last stderr line the end of Ceph's event dump). A
+    crash is run again once; twice in a row, the error names the signal and the assertion."""
+    pool = small_scenario
+    fault = tmp_path / "fault"
+    monkeypatch.setenv("CLONEWATCH_FAULT_FILE", str(fault))
+    b = RbdBackend(RbdSettings(binary=str(FAULTY_RBD), pools=(pool.name,), default=CephCluster(conf=pool.conf)))
+    state = lambda: b.states()[pool.name]  # noqa: E731
+
+    fault.write_text("abort-once")
+    asyncio.run(b.refresh())
+    assert fault.read_text().strip() == "ok", "the double did not crash"
+    assert state().up, state().error
+    assert state().volumes[f"{pool.name}/vm-1-img"].consumed_bytes == 4 * MiB
+
+    fault.write_text("abort")
+    asyncio.run(b.refresh())
+    assert not state().up and not state().volumes
+    assert state().error.startswith(("rbd du: killed by SIGABRT: ", "rbd ls -l: killed by SIGABRT: "))
+    assert state().error.endswith("FAILED ceph_assert(!image_watcher)")
 
 
 def test_sigterm_during_a_hanging_refresh_stops_quickly(small_scenario, kube, tmp_path):

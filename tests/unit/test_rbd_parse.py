@@ -6,7 +6,19 @@ from pathlib import Path
 import pytest
 
 from exporter.backends.base import BackendError, TargetState
-from exporter.backends.rbd import CephCluster, RbdBackend, RbdSettings, build_volumes, load_cluster, parse_du, parse_ls, split_cluster, split_target
+from exporter.backends.rbd import (
+    CephCluster,
+    RbdBackend,
+    RbdSettings,
+    build_volumes,
+    crash_reason,
+    load_cluster,
+    parse_du,
+    parse_ls,
+    signal_name,
+    split_cluster,
+    split_target,
+)
 from exporter.efficiency import logical_bytes
 from tests.support.objects import pv_rbd
 
@@ -118,3 +130,13 @@ def test_a_changed_failure_reason_is_news_a_repeated_one_is_not():
     assert st.failed("timeout", 1.0)
     assert not st.failed("timeout", 1.0)
     assert st.failed("permission denied", 0.1)
+
+
+def test_crash_reason_skips_the_event_dump_and_names_the_signal():
+    dump = (b"--- begin dump of recent events ---\n -1> 2026-12-01T15:54:44.081+0000 7f3a -1 ./x.cc: 1: FAILED "
+            b"ceph_assert(in the dump)\n--- end dump of recent events ---\n")
+    assert crash_reason(b"*** Caught signal (Segmentation fault) **\n in thread 7f\n" + dump) == \
+        "*** Caught signal (Segmentation fault) **"
+    assert crash_reason(b"rbd: one plain line\n" + dump) == "rbd: one plain line"
+    assert crash_reason(dump) == crash_reason(b"") == "no message"
+    assert (signal_name(-6), signal_name(-11), signal_name(-99)) == ("SIGABRT", "SIGSEGV", "signal 99")
