@@ -12,7 +12,6 @@ allocation sites that grew most since it started, with their tracebacks.
 """
 
 import argparse
-import ctypes
 import gc
 import json
 import os
@@ -23,23 +22,16 @@ import tempfile
 import threading
 import time
 import tracemalloc
+from pathlib import Path
 
-
-class _Mallinfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in
-                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
-                 "keepcost")]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.support.malloc import mallinfo
 
 
 def _mallinfo() -> dict[str, int]:
-    try:
-        fn = ctypes.CDLL("libc.so.6").mallinfo2
-    except (OSError, AttributeError):
+    m = mallinfo()
+    if m is None:
         return {}
-    fn.restype = _Mallinfo2
-    m = fn()
-    # arena: the sbrk heap and thread arenas; hblkhd: chunks mmapped on their own; uordblks/fordblks:
-    # in use / free within the arenas.
     return {"malloc_arena": m.arena, "malloc_mmap": m.hblkhd, "malloc_used": m.uordblks, "malloc_free": m.fordblks}
 
 

@@ -30,15 +30,9 @@ def test_freed_heap_pages_in_the_middle_of_the_heap_are_returned():
 
 
 MAPPED_AFTER_A_BIG_FREE = """
-import ctypes, sys
+import sys
 from exporter.heap import hold_mmap_threshold
-
-class Mallinfo2(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
-                                                 "fsmblks", "uordblks", "fordblks", "keepcost")]
-
-info = ctypes.CDLL("libc.so.6").mallinfo2
-info.restype = Mallinfo2
+from tests.support.malloc import mallinfo as info
 held = hold_mmap_threshold() if sys.argv[1] == "hold" else None
 big = bytearray(8 * 2**20)      # mapped on its own; freeing it moves glibc's threshold up to 8 MiB
 del big
