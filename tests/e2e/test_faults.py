@@ -1,4 +1,4 @@
-"""Faults around the exporter process: a lying, failing or hanging rbd, no rbd at all, an
+"""Faults around the exporter process: a lying, failing, hanging or aborting rbd, no rbd at all, an
 unreachable Kubernetes API, SIGTERM in the middle of a refresh. Never a crash, never stale bytes."""
 
 import asyncio
