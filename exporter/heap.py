@@ -24,7 +24,7 @@ MMAP_THRESHOLD = 128 * 1024  # glibc's starting value: blocks from here up are m
 _M_MMAP_THRESHOLD = -3      # mallopt's parameter number (malloc.h)
 
 
-def _libc_function(name: str, argtypes: list, restype: type) -> Callable[..., int] | None:
+def libc_function(name: str, argtypes: list, restype: type) -> Callable[..., int] | None:
     try:
         fn = getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), name)
     except (OSError, AttributeError):
@@ -33,8 +33,8 @@ def _libc_function(name: str, argtypes: list, restype: type) -> Callable[..., in
     return fn  # type: ignore[no-any-return]
 
 
-_TRIM = _libc_function("malloc_trim", [ctypes.c_size_t], ctypes.c_int)
-_MALLOPT = _libc_function("mallopt", [ctypes.c_int, ctypes.c_int], ctypes.c_int)
+_TRIM = libc_function("malloc_trim", [ctypes.c_size_t], ctypes.c_int)
+_MALLOPT = libc_function("mallopt", [ctypes.c_int, ctypes.c_int], ctypes.c_int)
 
 
 def hold_mmap_threshold() -> bool:

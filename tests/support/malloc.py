@@ -2,6 +2,8 @@
 
 import ctypes
 
+from exporter.heap import libc_function
+
 
 class Mallinfo2(ctypes.Structure):
     # arena: the sbrk heap and thread arenas; hblkhd: chunks mapped on their own; uordblks/fordblks:
@@ -11,11 +13,9 @@ class Mallinfo2(ctypes.Structure):
                  "keepcost")]
 
 
+_MALLINFO2 = libc_function("mallinfo2", [], Mallinfo2)
+
+
 def mallinfo() -> Mallinfo2 | None:
     """None where the C library has no mallinfo2 (musl, older glibc)."""
-    try:
-        fn = ctypes.CDLL("libc.so.6").mallinfo2
-    except (OSError, AttributeError):
-        return None
-    fn.restype = Mallinfo2
-    return fn()
+    return _MALLINFO2() if _MALLINFO2 is not None else None
