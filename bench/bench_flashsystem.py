@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from exporter.backends.flashsystem import FlashSystemBackend, FlashSystemSettings, load_array
+from exporter.backends.flashsystem.backend import FlashSystemBackend, FlashSystemSettings, load_array
 from tests.support.flashsystem import FlashSystemDouble
 
 MiB = 2**20

@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_scrape import collectors
 from exporter.backends.base import TargetState, Volume
-from exporter.backends.rbd import RbdBackend, RbdSettings
-from exporter.inventory import Inventory, everything
+from exporter.backends.rbd.backend import RbdBackend, RbdSettings
+from exporter.inventory.pipeline import Inventory, everything
 from exporter.kube.store import Store
 from tests.support.objects import ODF_RBD, clone_annotations, datavolume, pv_rbd, pvc, storageclass, storageprofile
 

@@ -7,13 +7,14 @@ from collections.abc import Sequence
 
 import structlog
 
-from . import __version__, webserve
+from . import __version__
 from .backends import registry
-from .backends.rbd_librbd import calls_abandoned
-from .heap import hold_mmap_threshold
-from .logs import FORMATS, LEVELS, configure
-from .server import run
-from .settings import ConfigError, Option, Settings, parse, parse_listen_address
+from .backends.rbd.librbd import calls_abandoned
+from .config.logs import FORMATS, LEVELS, configure
+from .config.settings import ConfigError, Option, Settings, parse, parse_listen_address
+from .http import serve as webserve
+from .runtime.heap import hold_mmap_threshold
+from .runtime.serve import run
 
 CORE_OPTIONS = (
     Option("web.listen-address", "str", ":9753", "address to serve /metrics, /healthz, /readyz on"),

@@ -6,21 +6,21 @@ byte; an import-linter contract (pyproject.toml) keeps it to this module.
 
 from .backends.base import Volume
 from .backends.qcow2 import scan_dir
-from .backends.rbd import build_volumes as rbd_volumes
-from .backends.rbd import parse_du as parse_rbd_du
-from .backends.rbd import parse_ls as parse_rbd_ls
-from .backends.rbd import volume_id as rbd_volume_id
-from .efficiency import family_numbers, logical_bytes
+from .backends.rbd.backend import build_volumes as rbd_volumes
+from .backends.rbd.backend import parse_du as parse_rbd_du
+from .backends.rbd.backend import parse_ls as parse_rbd_ls
+from .backends.rbd.backend import volume_id as rbd_volume_id
+from .config.logs import configure as configure_logging
+from .config.settings import ConfigError, HintingParser, parse_listen_address
+from .http.metrics import WebCollector
+from .http.serve import Security, security
+from .http.serve import application as web_application
+from .http.serve import serve as serve_app
 from .kube.client import load_api_client, request_json
-from .logs import configure as configure_logging
-from .quantity import parse_bytes
-from .settings import ConfigError, HintingParser, parse_listen_address
-from .summary import fetch as fetch_metrics
-from .summary import human
-from .webmetrics import WebCollector
-from .webserve import Security, security
-from .webserve import application as web_application
-from .webserve import serve as serve_app
+from .kube.quantity import parse_bytes
+from .model.efficiency import family_numbers, logical_bytes
+from .summary.tables import fetch as fetch_metrics
+from .summary.tables import human
 
 __all__ = [
            "ConfigError",

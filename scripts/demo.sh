@@ -48,7 +48,7 @@ done
 echo
 echo "What clonewatch measured (http://127.0.0.1:$port/metrics):"
 echo
-.venv/bin/python -m exporter.summarize "http://127.0.0.1:$port/metrics"
+.venv/bin/python -m exporter.summary "http://127.0.0.1:$port/metrics"
 echo
 if [ -t 0 ] && [ -t 1 ]; then
   echo "The exporter keeps serving http://127.0.0.1:$port/metrics — Ctrl-C stops it and removes the cluster."

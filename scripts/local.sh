@@ -30,7 +30,7 @@ echo "local default: images in $images, exporter on http://127.0.0.1:$port/metri
 .venv/bin/python -m loadgen harness --scenario "$scenario" --out "$out" --keep | grep -v '^report: ' | cat -s
 sleep 2.5     # one more exporter refresh of the directory
 echo "The exporter's view of the same directory:"
-.venv/bin/python -m exporter.summarize "http://127.0.0.1:$port/metrics" | awk 'NF == 0 { exit } { print }'
+.venv/bin/python -m exporter.summary "http://127.0.0.1:$port/metrics" | awk 'NF == 0 { exit } { print }'
 .venv/bin/python -m loadgen --log.level warning cleanup --scenario "$scenario" --golden >/dev/null
 echo
 echo "report: $out/report.html  (summary.csv and points/*.json beside it; images removed)"

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from ..settings import ConfigError, Option
+from ..config.settings import ConfigError, Option
 
 
 @dataclass(frozen=True)

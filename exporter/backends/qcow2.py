@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from ..settings import Option
+from ..config.settings import Option
 from .base import BackendError, BackendSpec, TargetState, Volume, VolumeRef, record
 
 log = structlog.get_logger("clonewatch.qcow2")

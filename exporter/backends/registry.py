@@ -9,7 +9,7 @@ import pkgutil
 from functools import cache
 from typing import Any
 
-from ..settings import Option
+from ..config.settings import Option
 from .base import Backend, BackendSpec
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..settings import Option
+from ..config.settings import Option
 from .base import BackendError, BackendSpec, TargetState, Volume, VolumeRef, load_named, read_secret, record
 from .transport import host_port, tls_context
 

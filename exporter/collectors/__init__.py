@@ -5,8 +5,8 @@ client_python custom collectors built fresh each scrape."""
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
-from ..exposition import Lines, MetricDef, Part, Section
-from ..inventory import Dirty, Inventory
+from ..exposition.section import Lines, MetricDef, Part, Section
+from ..inventory.pipeline import Dirty, Inventory
 
 Row = TypeVar("Row", bound=Hashable)
 

@@ -9,8 +9,8 @@ histogram_quantile() on the buckets as they are, not on rate(): the counts can g
 import bisect
 import math
 
-from ..exposition import MetricDef, Part, format_value, gzip_member, sample
-from ..inventory import Dirty, Inventory
+from ..exposition.section import MetricDef, Part, format_value, gzip_member, sample
+from ..inventory.pipeline import Dirty, Inventory
 
 DURATION = MetricDef("clonewatch_clone_duration_seconds", "histogram",
                      "Seconds from a DataVolume clone's creation to its Ready condition, for the completed "

@@ -4,9 +4,9 @@ A FlashCopy clone with a copy rate above 0 turns into a full copy in the backgro
 series show it happening, next to the family efficiency that decays with it.
 """
 
-from ..exposition import Lines, MetricDef, sample
-from ..inventory import Inventory
-from ..view import VolumeRow
+from ..exposition.section import Lines, MetricDef, sample
+from ..inventory.pipeline import Inventory
+from ..model.rows import VolumeRow
 from . import RowCollector
 
 INFO = MetricDef("clonewatch_flashcopy_info", "gauge",

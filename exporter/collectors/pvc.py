@@ -1,7 +1,7 @@
 """Per-PVC metrics: what it is, whether and how it was cloned, and what it consumes."""
 
-from ..exposition import Lines, MetricDef, label_text, sample
-from ..view import PvcRow
+from ..exposition.section import Lines, MetricDef, label_text, sample
+from ..model.rows import PvcRow
 from . import RowCollector
 
 INFO = MetricDef("clonewatch_pvc_info", "gauge",

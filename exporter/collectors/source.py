@@ -1,7 +1,7 @@
 """Per source (golden) family metrics: a source volume and every PVC cloned from it."""
 
-from ..exposition import Lines, MetricDef, sample
-from ..view import FamilyRow
+from ..exposition.section import Lines, MetricDef, sample
+from ..model.rows import FamilyRow
 from . import RowCollector
 
 _LABELS = "{source_namespace,source_name,backend}"

@@ -1,7 +1,7 @@
 """Per StorageClass: which clone type CDI should deliver on it."""
 
-from ..exposition import Lines, MetricDef, sample
-from ..view import StorageClassRow
+from ..exposition.section import Lines, MetricDef, sample
+from ..model.rows import StorageClassRow
 from . import RowCollector
 
 STRATEGY = MetricDef("clonewatch_storageclass_clone_strategy_info", "gauge",

@@ -1,7 +1,7 @@
 """Per backend volume, the backend's own truth (also without Kubernetes)."""
 
-from ..exposition import Lines, MetricDef, label_text, sample
-from ..view import VolumeRow
+from ..exposition.section import Lines, MetricDef, label_text, sample
+from ..model.rows import VolumeRow
 from . import RowCollector
 
 INFO = MetricDef("clonewatch_volume_info", "gauge",

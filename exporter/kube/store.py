@@ -12,8 +12,8 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
-from ..objects import get
-from ..packed import Packed, PackedBucket, pack, same
+from .objects import get
+from .packed import Packed, PackedBucket, pack, same
 from .resources import ALL, Resource
 
 Key = tuple[str, str]   # (namespace or "", name)

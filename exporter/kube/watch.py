@@ -15,8 +15,8 @@ from typing import Any
 
 import structlog
 
-from ..packed import Packed
 from .client import KubeError, get_json, open_request
+from .packed import Packed
 from .resources import Resource
 from .store import Key, Store, pack_events, pack_items
 

@@ -207,7 +207,7 @@ def test_kubernetes_admits_scrapes_only_from_monitoring_and_cert_manager_gives_t
 
 def test_shipped_web_configs_are_valid(tmp_path):
     """The web.yml files deploy/ ships load with the exporter's own parser (certificates stubbed in)."""
-    from exporter.webconfig import load
+    from exporter.http.webconfig import load
     from tests.support.https import make_tls
     cert, key = make_tls(tmp_path)
     docs = [yaml.safe_load(d["data"]["web.yml"]) for d in build("overlays/openshift")

@@ -129,7 +129,7 @@ def test_efficiency_decays_as_background_copies_complete(exporter, array):
                    reason="background-copy-complete") == 1
     assert len(pick(s, "clonewatch_flashcopy_info", status="idle_or_copied")) == 3
     # The text summary for humans shows the same.
-    out = subprocess.run([sys.executable, "-m", "exporter.summarize", exporter.url + "/metrics"], cwd=ROOT,
+    out = subprocess.run([sys.executable, "-m", "exporter.summary", exporter.url + "/metrics"], cwd=ROOT,
                          capture_output=True, text=True, check=True).stdout
     assert "fs-images/rhel9" in out and "0.000" in out
     copies = [line.split() for line in out.splitlines() if "idle_or_copied" in line]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.backends.rbd import CephCluster, RbdBackend, RbdSettings
+from exporter.backends.rbd.backend import CephCluster, RbdBackend, RbdSettings
 from tests.support.objects import ODF_RBD, clone_annotations, datavolume, pv_rbd, pvc, storageclass
 from tests.support.process import ExporterProcess, free_port, one, pick
 

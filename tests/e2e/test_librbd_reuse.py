@@ -4,7 +4,7 @@ pool is compared with the incremental one, image by image."""
 
 import pytest
 
-from exporter.backends.rbd_librbd import FULL_READ_EVERY, Reader, available
+from exporter.backends.rbd.librbd import FULL_READ_EVERY, Reader, available
 from tests.support.cephcsi import CephCsi
 
 MiB = 2**20

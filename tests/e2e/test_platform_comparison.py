@@ -21,12 +21,12 @@ from pathlib import Path
 
 import pytest
 
-from exporter.backends.flashsystem import FlashSystemBackend, FlashSystemSettings, load_array
+from exporter.backends.flashsystem.backend import FlashSystemBackend, FlashSystemSettings, load_array
 from exporter.backends.qcow2 import Qcow2Backend, Qcow2Settings
-from exporter.backends.rbd import CephCluster, RbdBackend, RbdSettings
+from exporter.backends.rbd.backend import CephCluster, RbdBackend, RbdSettings
 from exporter.backends.vmware import VmwareBackend, VmwareSettings, load_vcenter
-from exporter.backends.vpc import VpcBackend
-from exporter.efficiency import FamilyNumbers, family_numbers, logical_bytes
+from exporter.backends.vpc.backend import VpcBackend
+from exporter.model.efficiency import FamilyNumbers, family_numbers, logical_bytes
 from tests.support.flashsystem import FlashSystemDouble, copy_rate_bytes_per_second
 from tests.support.https import make_tls
 from tests.support.objects import pv_vpc

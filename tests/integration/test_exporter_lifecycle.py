@@ -8,8 +8,8 @@ import time
 
 import yaml
 
-from exporter.app import Exporter
 from exporter.cli import load
+from exporter.runtime.exporter import Exporter
 from tests.support.process import ExporterProcess, free_port
 
 

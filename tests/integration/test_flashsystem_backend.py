@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from exporter.backends.flashsystem import FlashSystemBackend, FlashSystemSettings, load_array
-from exporter.efficiency import family_numbers, logical_bytes
+from exporter.backends.flashsystem.backend import FlashSystemBackend, FlashSystemSettings, load_array
+from exporter.model.efficiency import family_numbers, logical_bytes
 from tests.support.flashsystem import FlashSystemDouble, copy_rate_bytes_per_second
 
 MiB = 2**20

@@ -10,13 +10,13 @@ import time
 from concurrent.futures import Future
 from pathlib import Path
 
-from exporter import app
-from exporter.app import Exporter
-from exporter.backends.rbd import RbdBackend, RbdSettings
-from exporter.backends.rbd_librbd import Image
-from exporter.backends.vpc import VpcBackend
+from exporter.backends.rbd.backend import RbdBackend, RbdSettings
+from exporter.backends.rbd.librbd import Image
+from exporter.backends.vpc.backend import VpcBackend
 from exporter.cli import load
 from exporter.kube.client import load_api_client
+from exporter.runtime import exporter as app
+from exporter.runtime.exporter import Exporter
 from tests.e2e import scenario
 from tests.e2e.test_exporter_ceph import stable_lines
 

@@ -8,7 +8,8 @@ import urllib.request
 
 from aiohttp import web
 
-from exporter.server import STREAM_CHUNK, make_app
+from exporter.http.routes import make_app
+from exporter.runtime.serve import STREAM_CHUNK
 from tests.support.process import free_port
 
 
@@ -30,7 +31,7 @@ async def test_a_plain_body_of_many_megabytes_streams_whole_with_its_length():
     exporter = BigBody()
     want = b"".join(exporter.pieces)
     assert len(want) > 3 * STREAM_CHUNK
-    runner = web.AppRunner(make_app(exporter))
+    runner = web.AppRunner(make_app(exporter, STREAM_CHUNK))
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()

@@ -3,8 +3,8 @@ relationship confirmed from `source_snapshot`, and every way the API can fail.""
 
 import pytest
 
-from exporter.backends.vpc import VpcBackend
-from exporter.backends.vpc_api import VpcApiAccess, VpcApiClient
+from exporter.backends.vpc.api import VpcApiAccess, VpcApiClient
+from exporter.backends.vpc.backend import VpcBackend
 from tests.support.objects import pv_vpc
 from tests.support.vpc_api import VpcApiDouble
 

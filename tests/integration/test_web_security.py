@@ -220,7 +220,7 @@ def test_kubernetes_authorization_allows_denies_and_fails_closed(tmp_path):
 
 def test_a_flood_of_idle_connections_does_not_lock_out_the_scrape(tmp_path):
     """More idle connections than the ceiling: the oldest silent ones make room, /metrics answers."""
-    from exporter.webserve import MAX_CONNECTIONS
+    from exporter.http.serve import MAX_CONNECTIONS
     (tmp_path / "qcow2").mkdir()
     proc = ExporterProcess([*NATIVE, f"--qcow2.dirs={tmp_path / 'qcow2'}"], tmp_path / "e.log")
     idle = []

@@ -2,7 +2,7 @@
 
 import ctypes
 
-from exporter.heap import libc_function
+from exporter.runtime.heap import libc_function
 
 
 class Mallinfo2(ctypes.Structure):

@@ -1,7 +1,7 @@
 import pytest
 
-from exporter.backends.rbd import RbdBackend, RbdSettings
-from exporter.classify import classify, classify_all
+from exporter.backends.rbd.backend import RbdBackend, RbdSettings
+from exporter.model.classify import classify, classify_all
 from tests.support.inventory import objects
 from tests.support.objects import (
     ODF_RBD,

@@ -5,13 +5,13 @@ from types import SimpleNamespace
 from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter.backends.base import BackgroundCopy, TargetState, Volume, VolumeRef
-from exporter.classify import CloneRecord
 from exporter.collectors import backend, flashcopy, kubernetes, pvc, source, storageclass, volume
-from exporter.efficiency import FamilyNumbers
-from exporter.inventory import Dirty
+from exporter.inventory.pipeline import Dirty
 from exporter.kube.resources import PVC, STORAGECLASS
 from exporter.kube.store import Store
-from exporter.view import FamilyRow, PvcRow, StorageClassRow, VolumeRow
+from exporter.model.classify import CloneRecord
+from exporter.model.efficiency import FamilyNumbers
+from exporter.model.rows import FamilyRow, PvcRow, StorageClassRow, VolumeRow
 
 REF = VolumeRef("rbd", "pool", "pool/csi-vol-1")
 CLONE = CloneRecord(namespace="vms", name="vm-1", storageclass="rbd-sc", provisioner="rbd.csi.ceph.com",

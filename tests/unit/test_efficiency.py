@@ -1,7 +1,7 @@
 import pytest
 
 from exporter.backends.base import Volume
-from exporter.efficiency import chain_numbers, family_numbers, logical_bytes, root_of
+from exporter.model.efficiency import chain_numbers, family_numbers, logical_bytes, root_of
 
 
 def chain_depth(v):

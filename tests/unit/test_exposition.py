@@ -1,6 +1,6 @@
 import gzip
 
-from exporter.exposition import BLOCK, MetricDef, Section, escape, format_value, sample
+from exporter.exposition.section import BLOCK, MetricDef, Section, escape, format_value, sample
 
 
 def test_label_values_are_escaped():
@@ -96,7 +96,7 @@ def test_fill_builds_what_put_builds_and_takes_changes_after():
 
 
 def test_a_volatile_metric_recompresses_only_the_stretch_of_rows_that_changed(monkeypatch):
-    import exporter.exposition as exposition
+    import exporter.exposition.section as exposition
     d1, d2 = MetricDef("m1", "gauge", "one"), MetricDef("bytes", "gauge", "two", volatile=True)
 
     def render(row):
@@ -132,7 +132,7 @@ def test_a_volatile_metric_recompresses_only_the_stretch_of_rows_that_changed(mo
 
 
 def test_label_text_renders_shared_labels_once():
-    from exporter.exposition import label_text
+    from exporter.exposition.section import label_text
     who = label_text((("namespace", "vms"), ("pvc", 'a"b')))
     assert who == 'namespace="vms",pvc="a\\"b"'
     assert sample("m", label_text((("backend", "rbd"),), who), 2) == 'm{namespace="vms",pvc="a\\"b",backend="rbd"} 2\n'

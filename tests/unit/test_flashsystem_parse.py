@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from exporter.backends.base import BackendError
-from exporter.backends.flashsystem import (
+from exporter.backends.flashsystem.backend import (
     FlashSystemBackend,
     FlashSystemSettings,
     build_volumes,
@@ -16,8 +16,8 @@ from exporter.backends.flashsystem import (
     parse_vdisks,
     parse_volume_handle,
 )
-from exporter.backends.svc_rest import ArrayAccess, base_url
-from exporter.efficiency import family_numbers, logical_bytes
+from exporter.backends.flashsystem.rest import ArrayAccess, base_url
+from exporter.model.efficiency import family_numbers, logical_bytes
 from tests.support.objects import pv_flashsystem
 
 MiB = 2**20

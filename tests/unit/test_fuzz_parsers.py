@@ -4,11 +4,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from exporter.backends.base import BackendError
-from exporter.backends.rbd import RbdBackend, RbdSettings, build_volumes, parse_du, parse_ls
-from exporter.classify import classify_all
-from exporter.inventory import build_view
+from exporter.backends.rbd.backend import RbdBackend, RbdSettings, build_volumes, parse_du, parse_ls
+from exporter.inventory.pipeline import build_view
+from exporter.kube.quantity import parse_bytes
 from exporter.kube.store import Store
-from exporter.quantity import parse_bytes
+from exporter.model.classify import classify_all
 
 json_leaf = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=True),
                       st.text(max_size=12))

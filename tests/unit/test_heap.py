@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from exporter.heap import release_free_memory
+from exporter.runtime.heap import release_free_memory
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,7 +31,7 @@ def test_freed_heap_pages_in_the_middle_of_the_heap_are_returned():
 
 MAPPED_AFTER_A_BIG_FREE = """
 import sys
-from exporter.heap import hold_mmap_threshold
+from exporter.runtime.heap import hold_mmap_threshold
 from tests.support.malloc import mallinfo as info
 held = hold_mmap_threshold() if sys.argv[1] == "hold" else None
 big = bytearray(8 * 2**20)      # mapped on its own; freeing it moves glibc's threshold up to 8 MiB

@@ -18,14 +18,14 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from exporter.backends.base import BackgroundCopy, TargetState, Volume
-from exporter.backends.rbd import RbdBackend, RbdSettings
+from exporter.backends.rbd.backend import RbdBackend, RbdSettings
 from exporter.collectors.duration import DurationCollector
 from exporter.collectors.flashcopy import FlashCopyCollector
 from exporter.collectors.pvc import PvcCollector
 from exporter.collectors.source import SourceCollector
 from exporter.collectors.storageclass import StorageClassCollector
 from exporter.collectors.volume import VolumeCollector
-from exporter.inventory import Inventory, everything
+from exporter.inventory.pipeline import Inventory, everything
 from exporter.kube.store import Store
 from tests.support.objects import (
     ODF_RBD,
@@ -343,7 +343,7 @@ def test_a_snapshot_bound_to_its_content_later_gives_its_family_a_source():
 
 
 def test_dep_index_one_reader_many_readers_and_back():
-    from exporter.deps import DepIndex
+    from exporter.inventory.tokens import DepIndex
     idx = DepIndex()
     idx.note("a", [("obj", "pvcs", 1), ("all", "cdis")])
     idx.note("b", [("all", "cdis")])

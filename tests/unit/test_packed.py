@@ -3,8 +3,8 @@
 import json
 import sys
 
+from exporter.kube.packed import PackedBucket, pack, same, unpack
 from exporter.kube.store import Store, slim
-from exporter.packed import PackedBucket, pack, same, unpack
 from tests.support.objects import ODF_RBD, clone_annotations, pv_rbd, pvc, storageclass
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-from exporter.quantity import parse_bytes
+from exporter.kube.quantity import parse_bytes
 
 
 @pytest.mark.parametrize("text,expected", [

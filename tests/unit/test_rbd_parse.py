@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from exporter.backends.base import BackendError, TargetState
-from exporter.backends.rbd import (
+from exporter.backends.rbd.backend import (
     CephCluster,
     RbdBackend,
     RbdSettings,
@@ -19,7 +19,7 @@ from exporter.backends.rbd import (
     split_cluster,
     split_target,
 )
-from exporter.efficiency import logical_bytes
+from exporter.model.efficiency import logical_bytes
 from tests.support.objects import pv_rbd
 
 FIX = Path(__file__).parent.parent / "fixtures" / "ceph"

@@ -26,7 +26,7 @@ def extra_backend(tmp_path, monkeypatch):
     """A backend in a module of its own, found the way the shipped ones are."""
     (tmp_path / "zfs_example.py").write_text(textwrap.dedent('''
         from exporter.backends.base import BackendSpec
-        from exporter.settings import ConfigError, Option
+        from exporter.config.settings import ConfigError, Option
 
         class ZfsBackend:
             name = "zfs"
@@ -53,7 +53,7 @@ def test_a_new_backend_is_one_module(extra_backend, capsys):
     with pytest.raises(SystemExit):
         load(["--help"])
     assert "--zfs.pools" in capsys.readouterr().out
-    from exporter.settings import ConfigError
+    from exporter.config.settings import ConfigError
     with pytest.raises(ConfigError) as err:
         load(["--zfs.pools=bad"])
     assert err.value.key == "zfs.pools"

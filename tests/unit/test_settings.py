@@ -4,7 +4,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from exporter.cli import load, main
-from exporter.settings import ConfigError
+from exporter.config.settings import ConfigError
 
 
 def test_defaults():
@@ -62,7 +62,7 @@ def test_array_and_vcenter_directories_load(tmp_path):
     vc.mkdir()
     (vc / "address").write_text("vcenter.example.com:8443\n")
     (vc / "ca.crt").write_text("pem")
-    from exporter.backends.flashsystem import arrays_from
+    from exporter.backends.flashsystem.backend import arrays_from
     from exporter.backends.vmware import vcenters_from
     s = load([f"--flashsystem.arrays=fs1={fs}", f"--vmware.vcenters=vc1={vc}", "--vmware.folders=DC0/vm/golden"])
     [array] = arrays_from(s)

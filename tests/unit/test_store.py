@@ -41,7 +41,7 @@ def test_slim_keeps_what_classification_reads_and_drops_the_rest():
 
 
 def test_slim_keeps_of_a_pv_only_what_the_backends_map_it_by():
-    from exporter.backends.rbd import RbdBackend, RbdSettings
+    from exporter.backends.rbd.backend import RbdBackend, RbdSettings
     obj = pv_rbd("pv-1", "ocs-pool", "csi-vol-1", rados_namespace="ns1")
     obj["spec"]["claimRef"] = {"kind": "PersistentVolumeClaim", "namespace": "vms", "name": "a", "uid": "u"}
     obj["spec"]["csi"]["volumeAttributes"].update({"csi.storage.k8s.io/pvc/name": "a", "mounter": "rbd",

@@ -3,8 +3,8 @@
 import pytest
 
 from exporter.backends.base import TargetState, Volume
-from exporter.backends.rbd import RbdBackend, RbdSettings
-from exporter.inventory import build_view
+from exporter.backends.rbd.backend import RbdBackend, RbdSettings
+from exporter.inventory.pipeline import build_view
 from tests.support.inventory import objects
 from tests.support.objects import ODF_RBD, clone_annotations, datavolume, pv_rbd, pvc, storageclass
 
@@ -117,7 +117,7 @@ def test_native_families_by_root(kubernetes):
 
 
 def test_vpc_restores_are_full_copies_and_their_family_saves_nothing():
-    from exporter.backends.vpc import VpcBackend
+    from exporter.backends.vpc.backend import VpcBackend
     from tests.support.objects import VPC_BLOCK, pv_vpc
     vpc = VpcBackend()
     golden_pv = pv_vpc("pv-g", "20Gi")

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from exporter.backends.base import BackendError
 from exporter.backends.vmware import build_volumes, vm_facts
-from exporter.efficiency import family_numbers, logical_bytes
-from exporter.inventory import build_view
+from exporter.inventory.pipeline import build_view
+from exporter.model.efficiency import family_numbers, logical_bytes
 
 FIXTURE = json.loads((Path(__file__).parent.parent / "fixtures" / "vmware" / "linked-clones.json").read_text())
 GiB = 2**30

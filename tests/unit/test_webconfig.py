@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from exporter.settings import ConfigError
-from exporter.webconfig import BasicAuth, ReloadingContext, load
+from exporter.config.settings import ConfigError
+from exporter.http.webconfig import BasicAuth, ReloadingContext, load
 from tests.support.https import make_tls
 
 
@@ -94,7 +94,7 @@ def test_basic_auth_pays_bcrypt_once_per_pair_and_refuses_unknown_users():
 
 
 def test_the_bcrypt_budget_refills_at_its_rate():
-    from exporter.webserve import _Bucket
+    from exporter.http.serve import _Bucket
     bucket = _Bucket(rate=5, burst=5)
     assert [bucket.take() for _ in range(6)] == [True] * 5 + [False]
     bucket.at -= 0.25                     # a quarter of a second later: one more token (5/s)

@@ -21,7 +21,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from .kube.client import request_json
+from ..kube.client import request_json
 
 log = structlog.get_logger("clonewatch.web")
 

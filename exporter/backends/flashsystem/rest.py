@@ -18,8 +18,8 @@ from typing import Any
 
 import aiohttp
 
-from .base import BackendError, read_secret
-from .transport import LazySession, host_port
+from ..base import BackendError, read_secret
+from ..transport import LazySession, host_port
 
 DEFAULT_PORT = 7443
 

@@ -16,11 +16,11 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..objects import get, text
-from ..quantity import parse_bytes
-from ..settings import ConfigError, Option
-from .base import BackendSpec, TargetState, Volume, VolumeRef, record
-from .vpc_api import VpcApiAccess, VpcApiClient
+from ...config.settings import ConfigError, Option
+from ...kube.objects import get, text
+from ...kube.quantity import parse_bytes
+from ..base import BackendSpec, TargetState, Volume, VolumeRef, record
+from .api import VpcApiAccess, VpcApiClient
 
 NAME = "vpc"
 RECHECK_SECONDS = 3600.0

@@ -31,7 +31,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from .base import BackendError
+from ..base import BackendError
 
 try:        # Ceph's bindings come from the distribution (python3-rbd), not from PyPI
     import rados

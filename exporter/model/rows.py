@@ -1,11 +1,11 @@
 """The rows the collectors render (PVCs, families, StorageClasses, volumes) and the pure helpers that
-derive them from what the backends measured; exporter.inventory keeps them up to date."""
+derive them from what the backends measured; exporter.inventory.pipeline keeps them up to date."""
 
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .backends.base import TargetState, Volume
+from ..backends.base import TargetState, Volume
 from .classify import CloneRecord
 from .efficiency import FamilyNumbers, family_numbers, root_of
 

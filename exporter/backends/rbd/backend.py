@@ -31,11 +31,11 @@ from typing import Any, TypeGuard
 
 import structlog
 
-from ..logs import keep_c_libraries_off_stderr
-from ..objects import get, text
-from ..settings import ConfigError, Option
-from .base import BackendError, BackendSpec, TargetState, Volume, VolumeRef, load_named, named_dirs, record
-from .rbd_librbd import Image, Reader, available
+from ...config.logs import keep_c_libraries_off_stderr
+from ...config.settings import ConfigError, Option
+from ...kube.objects import get, text
+from ..base import BackendError, BackendSpec, TargetState, Volume, VolumeRef, load_named, named_dirs, record
+from .librbd import Image, Reader, available
 
 log = structlog.get_logger("clonewatch.rbd")
 

@@ -6,7 +6,7 @@ not in collectors/, because both daemons serve it (the loadgen through exporter.
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
-from .webserve import Security
+from .serve import Security
 
 
 class WebCollector(Collector):

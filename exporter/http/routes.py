@@ -1,20 +1,14 @@
-"""HTTP: /metrics, /healthz, /readyz and a landing page; process start-up and graceful shutdown."""
+"""The exporter's routes: /metrics from the rendered pieces, /healthz, /readyz (with the reasons
+it is not ready) and a landing page."""
 
-import asyncio
-import signal
+from typing import Protocol
 
-import structlog
 from aiohttp import web
 
-from . import __version__
-from .app import Exporter
-from .heap import MMAP_THRESHOLD
-from .settings import ConfigError, parse_listen_address
-from .webserve import application, security, serve
+from .. import __version__
+from .serve import application
 
-log = structlog.get_logger("clonewatch")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-STREAM_CHUNK = MMAP_THRESHOLD - 8 * 1024    # pieces joined per write: under heap.py's threshold, so from the heap
 
 LANDING = """<!doctype html><html><head><title>clonewatch exporter</title></head><body>
 <h1>clonewatch exporter {version}</h1>
@@ -23,7 +17,18 @@ LANDING = """<!doctype html><html><head><title>clonewatch exporter</title></head
 <li><a href="/readyz">/readyz</a></li></ul></body></html>"""
 
 
-def make_app(exporter: Exporter) -> web.Application:
+class Scraped(Protocol):
+    """What the routes ask of the running exporter."""
+
+    def gzip_pieces(self) -> list[bytes]: ...
+
+    def plain_pieces(self) -> list[bytes]: ...
+
+    def not_ready(self) -> list[str]: ...
+
+
+def make_app(exporter: Scraped, stream_chunk: int) -> web.Application:
+    """stream_chunk: how many bytes of small pieces are joined into one write."""
     async def metrics(request: web.Request) -> web.StreamResponse:
         # Written from the pieces the body is kept in: plain, the blocks' text; gzip, the body's
         # members and the dynamic part's. Joining them first would allocate the whole body per
@@ -42,7 +47,7 @@ def make_app(exporter: Exporter) -> web.Application:
         chunk: list[bytes] = []
         size = 0
         for piece in pieces:
-            if chunk and size + len(piece) > STREAM_CHUNK:
+            if chunk and size + len(piece) > stream_chunk:
                 await resp.write(b"".join(chunk))
                 chunk, size = [], 0
             chunk.append(piece)
@@ -70,35 +75,3 @@ def make_app(exporter: Exporter) -> web.Application:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/", landing)
     return app
-
-
-def _api_client(settings):
-    from .kube.client import load_api_client
-    try:
-        return load_api_client(settings.kubeconfig or None, settings.kubernetes_context or None)
-    except Exception as exc:
-        raise ConfigError("kubeconfig", f"no usable kubeconfig and not running in a cluster ({exc}); "
-                                        "pass --kubeconfig, set KUBECONFIG, or --no-kubernetes.enabled") from None
-
-
-async def run(settings) -> int:
-    host, port = parse_listen_address(settings.web_listen_address)
-    needs_api = settings.kubernetes_enabled or settings.web_authorization == "kubernetes"
-    api = _api_client(settings) if needs_api else None
-    sec = security(settings.web_config_file, settings.web_authorization, api)
-    exporter = Exporter(settings, sec)
-    served = await serve(make_app(exporter), host, port, sec, settings.web_listen_address)
-    await exporter.start(api if settings.kubernetes_enabled else None)
-    log.info("listening", address=settings.web_listen_address)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    log.info("stopping")
-    await exporter.stop()
-    await served.close()
-    if api is not None:
-        api.close()
-    log.info("stopped")
-    return 0

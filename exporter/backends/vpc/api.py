@@ -19,8 +19,8 @@ from typing import Any
 
 import aiohttp
 
-from .base import BackendError, read_secret
-from .transport import LazySession
+from ..base import BackendError, read_secret
+from ..transport import LazySession
 
 API_VERSION = "2025-06-03"     # the VPC API's dated version we speak (its `version` query parameter)
 APIKEY_GRANT = "urn:ibm:params:oauth:grant-type:apikey"

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from .settings import ConfigError
+from ..config.settings import ConfigError
 
 KEY = "web.config.file"
 CLIENT_AUTH = {"NoClientCert": ssl.CERT_NONE, "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,

@@ -1,11 +1,11 @@
 """clonewatch-summary: a running exporter's families, clones and volumes as tables.
 
-    python -m exporter.summarize [URL]      (default http://127.0.0.1:9753/metrics)
+    clonewatch-summary [URL]  or  python -m exporter.summary [URL]   (default http://127.0.0.1:9753/metrics)
 """
 
 import sys
 
-from .summary import fetch, render
+from .tables import fetch, render
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -14,6 +14,3 @@ def main(argv: list[str] | None = None) -> int:
     print(render(fetch(url)))
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..objects import get, text
-from ..settings import Option
-from .base import BackendError, BackendSpec, BackgroundCopy, TargetState, Volume, VolumeRef, load_named, record
-from .svc_rest import ArrayAccess, SvcClient
-from .transport import host_port
+from ...config.settings import Option
+from ...kube.objects import get, text
+from ..base import BackendError, BackendSpec, BackgroundCopy, TargetState, Volume, VolumeRef, load_named, record
+from ..transport import host_port
+from .rest import ArrayAccess, SvcClient
 
 NAME = "flashsystem"
 DRIVER = "block.csi.ibm.com"

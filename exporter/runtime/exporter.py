@@ -17,27 +17,27 @@ from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector,
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from . import __version__
-from .backends import registry
-from .collectors import TextCollector
-from .collectors.backend import BackendCollector
-from .collectors.duration import DurationCollector
-from .collectors.flashcopy import FlashCopyCollector
-from .collectors.kubernetes import KubernetesCollector
-from .collectors.pvc import PvcCollector
-from .collectors.source import SourceCollector
-from .collectors.storageclass import StorageClassCollector
-from .collectors.volume import VolumeCollector
-from .exposition import Part
+from .. import __version__
+from ..backends import registry
+from ..collectors import TextCollector
+from ..collectors.backend import BackendCollector
+from ..collectors.duration import DurationCollector
+from ..collectors.flashcopy import FlashCopyCollector
+from ..collectors.kubernetes import KubernetesCollector
+from ..collectors.pvc import PvcCollector
+from ..collectors.source import SourceCollector
+from ..collectors.storageclass import StorageClassCollector
+from ..collectors.volume import VolumeCollector
+from ..exposition.section import Part
+from ..http.metrics import WebCollector
+from ..http.serve import Security
+from ..inventory.pipeline import Inventory, everything
+from ..kube.packed import unpack
+from ..kube.resources import ALL, PV
+from ..kube.store import Store
+from ..kube.watch import Watcher, WatchSettings
+from ..model.rows import View
 from .heap import LARGE_UPDATE, release_free_memory
-from .inventory import Inventory, everything
-from .kube.resources import ALL, PV
-from .kube.store import Store
-from .kube.watch import Watcher, WatchSettings
-from .packed import unpack
-from .view import View
-from .webmetrics import WebCollector
-from .webserve import Security
 
 log = structlog.get_logger("clonewatch")
 

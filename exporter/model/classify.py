@@ -11,9 +11,9 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from .backends.base import VolumeRef
-from .objects import annotations, get, text
-from .quantity import parse_bytes
+from ..backends.base import VolumeRef
+from ..kube.objects import annotations, get, text
+from ..kube.quantity import parse_bytes
 from .strategies import CLONE_TYPES, cdi_override, expected_clone_type
 
 ANN_CLONE_TYPE = "cdi.kubevirt.io/cloneType"

@@ -21,7 +21,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from .settings import ConfigError
+from ..config.settings import ConfigError
 from .webconfig import BasicAuth, ReloadingContext, WebConfig, load
 
 log = structlog.get_logger("clonewatch.web")

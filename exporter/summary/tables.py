@@ -1,4 +1,4 @@
-"""Print what a running exporter sees, as tables: `python -m exporter.summary [URL]`."""
+"""Print what a running exporter sees, as tables: `python -m exporter.summary.tables [URL]`."""
 
 import urllib.request
 from collections import defaultdict

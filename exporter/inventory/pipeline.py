@@ -1,11 +1,11 @@
 """The derived inventory, kept up to date change by change: a watch event or a backend refresh
 re-derives only the PVC rows, families, volumes and StorageClasses it touches.
 
-Each derivation notes what it read (exporter.deps); a change names what it touched; the index
+Each derivation notes what it read (exporter.inventory.tokens); a change names what it touched; the index
 says which derivations to run again. Stages, each reading only what the ones before settled:
   volumes      per backend: merged targets, logical bytes and depth per volume (a change reaches
                the volume's descendants)
-  records      classification of each PVC (exporter.classify), reading watched objects
+  records      classification of each PVC (exporter.model.classify), reading watched objects
   owners       which PVC (else VolumeSnapshot) maps to each backend volume
   rows         a PVC's record put in the family the storage says it came from (see `_attribute`),
                its bytes, depth and sharing
@@ -19,25 +19,14 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
-from .backends.base import Backend, TargetState, Volume, VolumeRef
-from .classify import DATASOURCE_KIND, PVC_KIND, SNAPSHOT_KIND, VOLUME_KIND, CloneRecord, Objects, classify, family_of, find_datavolume
-from .deps import DepIndex, Token, TrackedObjects
-from .efficiency import chain_numbers, walk
-from .objects import annotations, get, text
-from .packed import Packed, PackedBucket, packed_buckets
-from .strategies import cdi_override, expected_clone_type
-from .view import (
-    FamilyRow,
-    PvcRow,
-    StorageClassRow,
-    Usage,
-    View,
-    VolumeRow,
-    broken_reason,
-    measured,
-    native_families,
-    sharing,
-)
+from ..backends.base import Backend, TargetState, Volume, VolumeRef
+from ..kube.objects import annotations, get, text
+from ..kube.packed import Packed, PackedBucket, packed_buckets
+from ..model.classify import DATASOURCE_KIND, PVC_KIND, SNAPSHOT_KIND, VOLUME_KIND, CloneRecord, Objects, classify, family_of, find_datavolume
+from ..model.efficiency import chain_numbers, walk
+from ..model.rows import FamilyRow, PvcRow, StorageClassRow, Usage, View, VolumeRow, broken_reason, measured, native_families, sharing
+from ..model.strategies import cdi_override, expected_clone_type
+from .tokens import DepIndex, Token, TrackedObjects
 
 Key = tuple[str, str]
 FamilyKey = tuple[str, str, str, str]       # (kind, namespace, name, backend) of the family's source
