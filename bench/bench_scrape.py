@@ -39,6 +39,7 @@ from bench.timing import median_seconds
 from tests.support.objects import ODF_RBD, clone_annotations, datavolume, pv_rbd, pvc, storageclass, storageprofile
 
 MiB = 2**20
+# The object collectors of a tree from before they registered themselves (a --baseline).
 COLLECTORS = ("pvc.PvcCollector", "source.SourceCollector", "storageclass.StorageClassCollector",
               "volume.VolumeCollector", "flashcopy.FlashCopyCollector", "duration.DurationCollector")
 
@@ -55,14 +56,28 @@ def exporter_package(root: Path | None) -> SimpleNamespace:
         sys.modules[name] = module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
 
-    def part(path: str):
-        module, _, attr = path.rpartition(".")
-        return getattr(importlib.import_module(f"{name}.{module}"), attr)
+    def part(*paths: str):
+        """The first of these that the tree has: today's layout, then the flat one before it."""
+        for path in paths:
+            module, _, attr = path.rpartition(".")
+            try:
+                return getattr(importlib.import_module(f"{name}.{module}"), attr)
+            except (ImportError, AttributeError):
+                continue
+        raise ImportError(f"none of {paths} in {name}")
+
+    def collectors():
+        try:
+            return part("collectors.registry.text_collectors")(None)
+        except ImportError:
+            return [part(f"collectors.{c}")() for c in COLLECTORS]
     return SimpleNamespace(
         TargetState=part("backends.base.TargetState"), Volume=part("backends.base.Volume"),
-        RbdBackend=part("backends.rbd.RbdBackend"), RbdSettings=part("backends.rbd.RbdSettings"),
-        Inventory=part("inventory.Inventory"), everything=part("inventory.everything"), Store=part("kube.store.Store"),
-        collectors=lambda: [part(f"collectors.{c}")() for c in COLLECTORS])
+        RbdBackend=part("backends.rbd.backend.RbdBackend", "backends.rbd.RbdBackend"),
+        RbdSettings=part("backends.rbd.backend.RbdSettings", "backends.rbd.RbdSettings"),
+        Inventory=part("inventory.pipeline.Inventory", "inventory.Inventory"),
+        everything=part("inventory.pipeline.everything", "inventory.everything"), Store=part("kube.store.Store"),
+        collectors=collectors)
 
 
 def median_ms(fn, repeat):

@@ -9,24 +9,27 @@ histogram_quantile() on the buckets as they are, not on rate(): the counts can g
 import bisect
 import math
 
-from ..exposition.section import MetricDef, Part, format_value, gzip_member, sample
+from ..exposition.metric import HISTOGRAM, Metric
+from ..exposition.section import Part, gzip_member
+from ..exposition.text import format_value
 from ..inventory.pipeline import Dirty, Inventory
+from .base import CollectorSpec
 
-DURATION = MetricDef("clonewatch_clone_duration_seconds", "histogram",
-                     "Seconds from a DataVolume clone's creation to its Ready condition, for the completed "
-                     "clones that exist now (each counted once; counts drop when clones are deleted).")
+DURATION = Metric("clonewatch_clone_duration_seconds", HISTOGRAM,
+                  "Seconds from a DataVolume clone's creation to its Ready condition, for the completed "
+                  "clones that exist now (each counted once; counts drop when clones are deleted).",
+                  ("clone_type", "storageclass"))
 BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0)
 Group = tuple[str, str]         # (clone type, StorageClass)
 
 
 def render(group: Group, values: list[float]) -> str:
     """values: sorted. The sum is exact (fsum), so it does not depend on the order clones came in."""
-    who = (("clone_type", group[0]), ("storageclass", group[1]))
-    out = [sample(f"{DURATION.name}_bucket", who + (("le", format_value(bound)),), bisect.bisect_right(values, bound))
+    out = [DURATION.line(group, bisect.bisect_right(values, bound), "_bucket", f'le="{format_value(bound)}"')
            for bound in BUCKETS]
-    out.append(sample(f"{DURATION.name}_bucket", who + (("le", "+Inf"),), len(values)))
-    out.append(sample(f"{DURATION.name}_sum", who, round(math.fsum(values), 3)))
-    out.append(sample(f"{DURATION.name}_count", who, len(values)))
+    out.append(DURATION.line(group, len(values), "_bucket", 'le="+Inf"'))
+    out.append(DURATION.line(group, round(math.fsum(values), 3), "_sum"))
+    out.append(DURATION.line(group, len(values), "_count"))
     return "".join(out)
 
 
@@ -68,3 +71,6 @@ class DurationCollector:
 
     def parts(self) -> list[Part]:
         return [self._part] if self._part is not None else []
+
+
+SPEC = CollectorSpec("duration", 60, "rebuild", (DURATION,), lambda ctx: [DurationCollector()])

@@ -1,30 +1,33 @@
 """Kubernetes watch health and cache size (built fresh each scrape from the store's counters)."""
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from collections.abc import Iterable
+
+from prometheus_client.core import Metric as Family
 from prometheus_client.registry import Collector
 
+from ..exposition.metric import COUNTER, GAUGE, Metric
 from ..kube.store import Store
+from .base import scrape
+
+RESTARTS = Metric("clonewatch_kubernetes_watch_restarts", COUNTER,
+                  "Times a watch had to start over (410 Gone, broken stream, API error).", ("resource",))
+ERRORS = Metric("clonewatch_kubernetes_watch_errors", COUNTER, "List or watch requests that failed.", ("resource",))
+OBJECTS = Metric("clonewatch_kubernetes_objects", GAUGE, "Objects in the watch cache.", ("resource",))
+HEALTHY = Metric("clonewatch_kubernetes_watch_healthy", GAUGE,
+                 "1 while the last list/watch of this resource worked; 0 while failing "
+                 "(the last good inventory keeps being served).", ("resource",))
+PRESENT = Metric("clonewatch_kubernetes_resource_present", GAUGE,
+                 "1 when the API serves this resource; 0 for a CRD that is not installed.", ("resource",))
+METRICS = (RESTARTS, ERRORS, OBJECTS, HEALTHY, PRESENT)
 
 
 class KubernetesCollector(Collector):
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    def collect(self):
+    def collect(self) -> Iterable[Family]:
         s = self._store
-        restarts = CounterMetricFamily("clonewatch_kubernetes_watch_restarts",
-                                       "Times a watch had to start over (410 Gone, broken stream, API error).",
-                                       labels=["resource"])
-        errors = CounterMetricFamily("clonewatch_kubernetes_watch_errors",
-                                     "List or watch requests that failed.", labels=["resource"])
-        objects = GaugeMetricFamily("clonewatch_kubernetes_objects", "Objects in the watch cache.",
-                                    labels=["resource"])
-        healthy = GaugeMetricFamily("clonewatch_kubernetes_watch_healthy",
-                                    "1 while the last list/watch of this resource worked; 0 while failing "
-                                    "(the last good inventory keeps being served).", labels=["resource"])
-        present = GaugeMetricFamily("clonewatch_kubernetes_resource_present",
-                                    "1 when the API serves this resource; 0 for a CRD that is not installed.",
-                                    labels=["resource"])
+        restarts, errors, objects, healthy, present = (m.family() for m in METRICS)
         for r in s.resources:
             key = [r.name]
             restarts.add_metric(key, s.restarts[r.name])
@@ -33,3 +36,6 @@ class KubernetesCollector(Collector):
             healthy.add_metric(key, 1 if s.healthy[r.name] else 0)
             present.add_metric(key, 1 if s.present[r.name] else 0)
         return [restarts, errors, objects, healthy, present]
+
+
+SPEC = scrape("kubernetes", 50, METRICS, lambda ctx: KubernetesCollector(ctx.store) if ctx.kubernetes else None)

@@ -7,64 +7,17 @@ re-renders its rows and re-compresses their blocks, and the scrape serves the pi
 """
 
 import bisect
-import math
 import zlib
 from array import array
-from collections.abc import Callable, Hashable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Hashable, Iterable
 from itertools import accumulate
 from typing import Any, Generic, TypeVar
+
+from .metric import RowMetrics
 
 Row = TypeVar("Row", bound=Hashable)
 
 
-@dataclass(frozen=True)
-class MetricDef:
-    name: str
-    type: str       # gauge | counter | info ...
-    help: str
-    # Values a backend refresh keeps changing (bytes consumed): compressed per CHUNK rows, so a refresh
-    # that changes a few rows of a block recompresses those rows' stretch, not the block's.
-    volatile: bool = False
-
-    def header(self) -> str:
-        help_text = self.help.replace("\\", "\\\\").replace("\n", "\\n")
-        return f"# HELP {self.name} {help_text}\n# TYPE {self.name} {self.type}\n"
-
-
-def escape(value: str) -> str:
-    if "\\" in value or "\n" in value or '"' in value:      # rare; three scans cost less than three copies
-        return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-    return value
-
-
-def format_value(value: float) -> str:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    if value == int(value) and abs(value) < 1e15:
-        return str(int(value))
-    return repr(float(value))
-
-
-def label_text(labels: Iterable[tuple[str, str]], before: str = "") -> str:
-    """Label pairs as sample() writes them, after `before` (text from here): a renderer writes the
-    labels every line of a row shares once, not once per line."""
-    body = ",".join(f'{k}="{escape(v)}"' for k, v in labels)
-    return f"{before},{body}" if before and body else before or body
-
-
-def sample(name: str, labels: Iterable[tuple[str, str]] | str, value: float) -> str:
-    """One line; `labels` as pairs, or as label_text() wrote them."""
-    body = labels if isinstance(labels, str) else label_text(labels)
-    return f"{name}{{{body}}} {format_value(value)}\n" if body else f"{name} {format_value(value)}\n"
-
-
-Lines = dict[str, list[str]]        # metric name -> sample lines of one row
-Renderer = Callable[[Row], Lines]
 Part = tuple[bytes, bytes]          # a piece of the body: plain, and as one gzip member (b"" when empty)
 BLOCK = 128                         # rows per block; a block splits in two at twice that
 CHUNK = 32                          # rows per gzip member of a volatile metric
@@ -210,10 +163,9 @@ class Section(Generic[Row]):
     serves the members as they are.
     """
 
-    def __init__(self, defs: Sequence[MetricDef], render: Renderer[Row]) -> None:
-        self.defs = tuple(defs)
-        self._names = tuple(d.name for d in self.defs)
-        self._render = render
+    def __init__(self, metrics: RowMetrics[Row]) -> None:
+        self.defs = metrics.metrics
+        self._metrics = metrics
         self._rows: dict[Hashable, Row] = {}
         self._blocks: list[_Block] = []
         self._firsts: list[Any] = []            # first key of each block, for bisect
@@ -262,9 +214,8 @@ class Section(Generic[Row]):
 
     def _texts(self, row: Row) -> list[bytes]:
         """A row rendered: its lines per metric, in the section's metric order."""
-        lines = self._render(row)
         self.rendered += 1
-        return ["".join(lines.get(name, ())).encode() for name in self._names]
+        return [text.encode() for text in self._metrics.texts(row)]
 
     def replace(self, rows: Iterable[tuple[Hashable, Row]]) -> None:
         """Make the section hold exactly these rows."""

@@ -13,23 +13,12 @@ import threading
 import time
 
 import structlog
-from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.registry import Collector
+from prometheus_client import CollectorRegistry, generate_latest
 
-from .. import __version__
-from ..backends import registry
-from ..collectors import TextCollector
-from ..collectors.backend import BackendCollector
-from ..collectors.duration import DurationCollector
-from ..collectors.flashcopy import FlashCopyCollector
-from ..collectors.kubernetes import KubernetesCollector
-from ..collectors.pvc import PvcCollector
-from ..collectors.source import SourceCollector
-from ..collectors.storageclass import StorageClassCollector
-from ..collectors.volume import VolumeCollector
+from ..backends import registry as backend_registry
+from ..collectors import registry as collector_registry
+from ..collectors.base import Context, TextCollector
 from ..exposition.section import Part
-from ..http.metrics import WebCollector
 from ..http.serve import Security
 from ..inventory.pipeline import Inventory, everything
 from ..kube.packed import unpack
@@ -42,37 +31,12 @@ from .heap import LARGE_UPDATE, release_free_memory
 log = structlog.get_logger("clonewatch")
 
 
-class _SelfCollector(Collector):
-    def __init__(self, exporter: "Exporter") -> None:
-        self._e = exporter
-
-    def collect(self):
-        e = self._e
-        info = GaugeMetricFamily("clonewatch_build_info", "clonewatch version. Always 1.", labels=["version"])
-        info.add_metric([__version__], 1)
-        rebuild = GaugeMetricFamily("clonewatch_rebuild_duration_seconds",
-                                    "How long the last inventory update took (re-deriving and re-rendering what changed).")
-        rebuild.add_metric([], e.rebuild_seconds)
-        last = GaugeMetricFamily("clonewatch_last_rebuild_timestamp_seconds",
-                                 "Unix time the served object metrics were last rendered.")
-        last.add_metric([], e.rebuilt_at)
-        failures = CounterMetricFamily("clonewatch_rebuild_failures",
-                                       "Rebuilds of the object metrics that failed (a bug: the last good "
-                                       "metrics keep being served; see the log's rebuild_failed).")
-        failures.add_metric([], e.rebuild_failures)
-        tasks = GaugeMetricFamily("clonewatch_event_loop_tasks",
-                                  "asyncio tasks alive on the exporter's event loop (watchers, backend "
-                                  "refreshes, the rebuild, requests in flight); steady growth is a leak.")
-        tasks.add_metric([], len(asyncio.all_tasks(e.loop)) if e.loop is not None else 0)
-        return [info, rebuild, last, failures, tasks]
-
-
 class Exporter:
     def __init__(self, settings, web: Security | None = None) -> None:
         self.settings = settings
         self.kubernetes = bool(settings.kubernetes_enabled)
         self.store = Store(ALL)
-        self.backends = registry.build(settings)
+        self.backends = backend_registry.build(settings)
         self.inventory: Inventory | None = None     # None: the next rebuild starts from scratch
         self.loop: asyncio.AbstractEventLoop | None = None
         self.collectors: list[TextCollector] = []
@@ -83,13 +47,11 @@ class Exporter:
         self._broken: dict[tuple[str, str], tuple[str, str]] = {}
         self.rebuilt_at = 0.0
         self.refreshed: dict[str, int] = {b.name: 0 for b in self.backends}
-        self.registry = CollectorRegistry(auto_describe=False)
-        for c in (_SelfCollector(self), BackendCollector(self._backend_states), WebCollector(web or Security())):
-            self.registry.register(c)
-        for standard in (ProcessCollector, PlatformCollector, GCCollector):
-            standard(registry=self.registry)
-        if self.kubernetes:
-            self.registry.register(KubernetesCollector(self.store))
+        self._context = Context(self.kubernetes, self.store, self._backend_states, web or Security(), self)
+        # The scrape-time collectors, in exposition order; the object ones are built with each fresh inventory.
+        self.metrics = CollectorRegistry(auto_describe=False)
+        for c in collector_registry.scrape_collectors(self._context):
+            self.metrics.register(c)
         self._dirty = asyncio.Event()
         self._stopping = threading.Event()
         self._rebuilding = threading.Lock()
@@ -238,8 +200,7 @@ class Exporter:
         inv, collectors = self.inventory, self.collectors
         if inv is None:
             inv = Inventory(self.backends, self.kubernetes)
-            collectors = [PvcCollector(), SourceCollector(), StorageClassCollector(), VolumeCollector(),
-                          FlashCopyCollector(), DurationCollector()]
+            collectors = collector_registry.text_collectors(self._context)
         dirty = inv.update(changes, states)
         for c in collectors:
             c.update(inv, dirty)
@@ -268,9 +229,9 @@ class Exporter:
         """The gzip body as two members, written one after the other (not joined: that would copy
         the big one per scrape). Concatenated gzip members decode as one stream (RFC 1952); the
         big one is compressed once per update, the small dynamic part per scrape."""
-        return [self._body_gz, gzip.compress(generate_latest(self.registry), 6)]
+        return [self._body_gz, gzip.compress(generate_latest(self.metrics), 6)]
 
     def plain_pieces(self) -> list[bytes]:
         """The uncompressed body as the pieces it is kept in: the server streams them rather than
         joining 69 MB (50k PVCs) for each plain scrape."""
-        return [p for p, _ in self._parts] + [generate_latest(self.registry)]
+        return [p for p, _ in self._parts] + [generate_latest(self.metrics)]

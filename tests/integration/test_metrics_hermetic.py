@@ -6,14 +6,19 @@ golden file (tests/e2e/test_exporter_ceph.py) stays."""
 import asyncio
 import re
 import subprocess
+import textwrap
 import time
 from concurrent.futures import Future
 from pathlib import Path
 
+import pytest
+
+import exporter.collectors as collectors_package
 from exporter.backends.rbd.backend import RbdBackend, RbdSettings
 from exporter.backends.rbd.librbd import Image
 from exporter.backends.vpc.backend import VpcBackend
 from exporter.cli import load
+from exporter.collectors import registry as collector_registry
 from exporter.kube.client import load_api_client
 from exporter.runtime import exporter as app
 from exporter.runtime.exporter import Exporter
@@ -57,7 +62,7 @@ async def _metrics(kube, tmp_path, monkeypatch) -> str:
     for obj in scenario.kubernetes_objects(POOL):
         kube.create(obj)
     settings = load([f"--kubeconfig={kube.write_kubeconfig(tmp_path / 'kubeconfig')}", "--rebuild.debounce=0.05"])
-    monkeypatch.setattr(app.registry, "build", lambda s: [fixed_rbd(), VpcBackend()])
+    monkeypatch.setattr(app.backend_registry, "build", lambda s: [fixed_rbd(), VpcBackend()])
     exporter = Exporter(settings)
     api = load_api_client(str(tmp_path / "kubeconfig"))
     await exporter.start(api)
@@ -97,7 +102,34 @@ def test_the_hermetic_and_real_ceph_golden_files_agree():
     assert GOLDEN.read_text() == real
 
 
-async def test_a_failed_rebuild_is_counted_and_the_last_metrics_stay(kube, tmp_path, monkeypatch):
+BROKEN_COLLECTOR = textwrap.dedent('''
+    """A collector with a bug: it declares one label of its own and renders two."""
+    from exporter.collectors.base import rows
+    from exporter.exposition.metric import GAUGE, RowMetrics
+
+    BROKEN = RowMetrics(("namespace", "persistentvolumeclaim"), lambda row: (row.record.namespace, row.record.name))
+
+    @BROKEN.metric("clonewatch_test_broken", GAUGE, "Declares the label a, renders a and b.", ("a",))
+    def _broken(row):
+        return ("x", "y"), 1
+
+    SPEC = rows("broken", 99, BROKEN, lambda d: d.pvcs, lambda inv, k: inv.pvcs.get(k))
+''')
+
+
+@pytest.fixture
+def broken_collector(tmp_path, monkeypatch):
+    """The broken collector in a module of its own, found by the registry like the shipped ones."""
+    folder = tmp_path / "more_collectors"
+    folder.mkdir()
+    (folder / "broken_example.py").write_text(BROKEN_COLLECTOR)
+    monkeypatch.setattr(collectors_package, "__path__", [*collectors_package.__path__, str(folder)])
+    collector_registry.specs.cache_clear()
+    yield
+    collector_registry.specs.cache_clear()
+
+
+async def test_a_failed_rebuild_is_counted_and_the_last_metrics_stay(kube, tmp_path, monkeypatch, broken_collector):
     settings = load([f"--kubeconfig={kube.write_kubeconfig(tmp_path / 'kubeconfig')}", "--rebuild.debounce=0.05",
                      "--no-rbd.enabled", "--no-vpc.enabled"])
     exporter = Exporter(settings)
@@ -109,18 +141,16 @@ async def test_a_failed_rebuild_is_counted_and_the_last_metrics_stay(kube, tmp_p
             assert time.monotonic() < deadline, exporter.not_ready()
             await asyncio.sleep(0.02)
         before = exporter.body
-
-        class Broken:
-            def text(self, view):
-                raise RuntimeError("a collector bug")
-
-        exporter.collectors.append(Broken())
-        kube.create(scenario.kubernetes_objects(POOL)[0])          # a change: the next rebuild runs
+        assert "# TYPE clonewatch_test_broken gauge" in before.decode(), "the registry found the broken collector"
+        assert exporter.rebuild_failures == 0, "no PVC yet: nothing rendered its bad line"
+        pvc = next(o for o in scenario.kubernetes_objects(POOL) if o["kind"] == "PersistentVolumeClaim")
+        kube.create(pvc)          # a PVC row: the broken metric renders, the rebuild fails
         while exporter.rebuild_failures == 0:
             assert time.monotonic() < deadline, "the rebuild did not fail"
             await asyncio.sleep(0.02)
         text = exporter.scrape(False).decode()
-        assert "clonewatch_rebuild_failures_total 1.0\n" in text
+        failures = float(re.search(r"^clonewatch_rebuild_failures_total (\S+)$", text, re.M).group(1))
+        assert failures >= 1 and "clonewatch_test_broken{" not in text
         assert exporter.body == before, "the last good object metrics keep being served"
     finally:
         await exporter.stop()

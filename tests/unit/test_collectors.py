@@ -24,12 +24,13 @@ PLAIN = CloneRecord(namespace="vms", name="data", storageclass="", provisioner="
                     volume_ref=None, provisioned_bytes=None, is_clone=False)
 
 
-def lines(rendered):
-    return {name: "".join(samples) for name, samples in rendered.items()}
+def lines(family, row):
+    """A row rendered by a collector's declared metrics: metric name -> its line, for those it has."""
+    return family.lines(row)
 
 
 def test_pvc_clone_row():
-    got = lines(pvc.render(PvcRow(CLONE, consumed_bytes=8 << 20, depth=1)))
+    got = lines(pvc.PVC, PvcRow(CLONE, consumed_bytes=8 << 20, depth=1))
     who = 'namespace="vms",persistentvolumeclaim="vm-1"'
     assert got == {
         "clonewatch_pvc_info": f'clonewatch_pvc_info{{{who},storageclass="rbd-sc",provisioner="rbd.csi.ceph.com",'
@@ -48,26 +49,26 @@ def test_pvc_clone_row():
 
 
 def test_pvc_row_that_is_not_a_clone_nor_measured():
-    got = lines(pvc.render(PvcRow(PLAIN, consumed_bytes=None, depth=None)))
+    got = lines(pvc.PVC, PvcRow(PLAIN, consumed_bytes=None, depth=None))
     assert got == {"clonewatch_pvc_info": 'clonewatch_pvc_info{namespace="vms",persistentvolumeclaim="data",'
                                           'storageclass="",provisioner="",volume="",backend="none"} 1\n'}
 
 
 def test_family_rows_measured_and_not():
     who = 'source_namespace="os",source_name="rhel9",backend="rbd"'
-    got = lines(source.render(FamilyRow("os", "rhel9", "rbd", 3, FamilyNumbers(100, 400, 300, 0.75))))
+    got = lines(source.FAMILY, FamilyRow("os", "rhel9", "rbd", 3, FamilyNumbers(100, 400, 300, 0.75)))
     assert got == {"clonewatch_source_clones": f"clonewatch_source_clones{{{who}}} 3\n",
                    "clonewatch_source_consumed_bytes": f"clonewatch_source_consumed_bytes{{{who}}} 100\n",
                    "clonewatch_source_full_copy_bytes": f"clonewatch_source_full_copy_bytes{{{who}}} 400\n",
                    "clonewatch_source_saved_bytes": f"clonewatch_source_saved_bytes{{{who}}} 300\n",
                    "clonewatch_source_efficiency_ratio": f"clonewatch_source_efficiency_ratio{{{who}}} 0.75\n"}
-    unmeasured = lines(source.render(FamilyRow("os", "rhel9", "rbd", 3, None)))
+    unmeasured = lines(source.FAMILY, FamilyRow("os", "rhel9", "rbd", 3, None))
     assert unmeasured == {"clonewatch_source_clones": f"clonewatch_source_clones{{{who}}} 3\n"}, \
         "bytes are absent, not zero, while a member cannot be measured"
 
 
 def test_storageclass_row():
-    got = lines(storageclass.render(StorageClassRow("rbd-sc", "rbd.csi.ceph.com", "csi-clone")))
+    got = lines(storageclass.STORAGECLASS, StorageClassRow("rbd-sc", "rbd.csi.ceph.com", "csi-clone"))
     assert got == {"clonewatch_storageclass_clone_strategy_info":
                    'clonewatch_storageclass_clone_strategy_info{storageclass="rbd-sc",provisioner="rbd.csi.ceph.com",'
                    'expected_clone_type="csi-clone"} 1\n'}
@@ -75,18 +76,17 @@ def test_storageclass_row():
 
 def test_volume_rows_with_and_without_origin():
     who = 'backend="vpc",target="vpc-block",volume="r006-1"'
-    got = lines(volume.render(VolumeRow("vpc", Volume("r006-1", "vpc-block", 10, 10, origin="snap-1"), 0)))
+    got = lines(volume.VOLUME, VolumeRow("vpc", Volume("r006-1", "vpc-block", 10, 10, origin="snap-1"), 0))
     assert got == {"clonewatch_volume_info": f'clonewatch_volume_info{{{who},parent="",state="live"}} 1\n',
                    "clonewatch_volume_consumed_bytes": f"clonewatch_volume_consumed_bytes{{{who}}} 10\n",
                    "clonewatch_volume_provisioned_bytes": f"clonewatch_volume_provisioned_bytes{{{who}}} 10\n",
                    "clonewatch_volume_clone_depth": f"clonewatch_volume_clone_depth{{{who}}} 0\n",
-                   "clonewatch_volume_origin_info": f'clonewatch_volume_origin_info{{{who},origin="snap-1"}} 1\n',
-                   "clonewatch_volume_chain_broken_info": "", "clonewatch_volume_fast_diff": ""}
-    plain = lines(volume.render(VolumeRow("rbd", Volume("p/c", "p", 4, 8, parent="p/g"), 1)))
-    assert plain["clonewatch_volume_origin_info"] == ""
+                   "clonewatch_volume_origin_info": f'clonewatch_volume_origin_info{{{who},origin="snap-1"}} 1\n'}
+    plain = lines(volume.VOLUME, VolumeRow("rbd", Volume("p/c", "p", 4, 8, parent="p/g"), 1))
+    assert "clonewatch_volume_origin_info" not in plain
     assert plain["clonewatch_volume_info"] == \
         'clonewatch_volume_info{backend="rbd",target="p",volume="p/c",parent="p/g",state="live"} 1\n'
-    trashed = lines(volume.render(VolumeRow("rbd", Volume("p/g", "p", 4, 8, trashed=True, fast_diff=False), 0)))
+    trashed = lines(volume.VOLUME, VolumeRow("rbd", Volume("p/g", "p", 4, 8, trashed=True, fast_diff=False), 0))
     assert 'parent="",state="trash"} 1' in trashed["clonewatch_volume_info"]
     assert trashed["clonewatch_volume_fast_diff"] == \
         'clonewatch_volume_fast_diff{backend="rbd",target="p",volume="p/g"} 0\n'
@@ -94,7 +94,7 @@ def test_volume_rows_with_and_without_origin():
 
 def test_volume_row_with_a_broken_chain():
     row = VolumeRow("qcow2", Volume("/d/c.qcow2", "/d", 4, 8, parent="/gone/g.qcow2"), 1, broken="backing-file-missing")
-    assert lines(volume.render(row))["clonewatch_volume_chain_broken_info"] == (
+    assert lines(volume.VOLUME, row)["clonewatch_volume_chain_broken_info"] == (
         'clonewatch_volume_chain_broken_info{backend="qcow2",target="/d",volume="/d/c.qcow2",parent="/gone/g.qcow2",'
         'reason="backing-file-missing"} 1\n')
 
@@ -103,7 +103,7 @@ def test_flashcopy_row():
     copy = BackgroundCopy("fcmap3", "copying", 0.25, 50)
     row = VolumeRow("flashsystem", Volume("fs1/T", "fs1", 1, 2, parent="fs1/S", copy=copy), 1)
     who = 'backend="flashsystem",target="fs1",volume="fs1/T"'
-    assert lines(flashcopy.render(row)) == {
+    assert lines(flashcopy.COPY, row) == {
         "clonewatch_flashcopy_info": f'clonewatch_flashcopy_info{{{who},source_volume="fs1/S",mapping="fcmap3",'
                                      f'status="copying"}} 1\n',
         "clonewatch_flashcopy_progress_ratio": f"clonewatch_flashcopy_progress_ratio{{{who}}} 0.25\n",
@@ -111,7 +111,8 @@ def test_flashcopy_row():
 
 
 def test_collector_text_has_headers_once_and_rows_sorted_by_key():
-    section = pvc.PvcCollector().section
+    [collector] = pvc.SPEC.build(None)
+    section = collector.section
     section.replace({("vms", "vm-1"): PvcRow(CLONE, 1, 1), ("vms", "data"): PvcRow(PLAIN, None, None)}.items())
     text = section.text()
     assert text.count("# TYPE clonewatch_pvc_info gauge\n") == 1
@@ -186,7 +187,7 @@ def test_clone_duration_histogram_counts_each_done_clone_once():
 def test_pvc_row_in_flight_has_status_and_since():
     from dataclasses import replace
     rec = replace(CLONE, complete=False, phase="CSICloneInProgress", phase_reason="Pending", pending_since=1.5e9)
-    got = lines(pvc.render(PvcRow(rec, None, None)))
+    got = lines(pvc.PVC, PvcRow(rec, None, None))
     who = 'namespace="vms",persistentvolumeclaim="vm-1"'
     assert got["clonewatch_pvc_clone_status_info"] == (
         f'clonewatch_pvc_clone_status_info{{{who},phase="CSICloneInProgress",reason="Pending"}} 1\n')

@@ -1,6 +1,10 @@
 import gzip
 
-from exporter.exposition.section import BLOCK, MetricDef, Section, escape, format_value, sample
+import pytest
+
+from exporter.exposition.metric import COUNTER, GAUGE, Metric, RowMetrics, UndeclaredLabel
+from exporter.exposition.section import BLOCK, Section
+from exporter.exposition.text import escape, format_value, label_text, sample
 
 
 def test_label_values_are_escaped():
@@ -15,13 +19,14 @@ def test_values():
 
 def test_section_renders_only_changed_rows_and_keeps_key_order():
     calls = []
+    metrics = RowMetrics(("k",), lambda row: (row[0],))
 
-    def render(row):
+    @metrics.metric("m", GAUGE, "help")
+    def _m(row):
         calls.append(row)
-        return {"m": [sample("m", (("k", row[0]),), row[1])]}
+        return (), row[1]
 
-    d = MetricDef("m", "gauge", "help")
-    section = Section([d], render)
+    section = Section(metrics)
     section.replace([("b", ("b", 2)), ("a", ("a", 1))])
     assert section.rendered == 2
     text1 = section.text()
@@ -35,18 +40,15 @@ def test_section_renders_only_changed_rows_and_keeps_key_order():
 
 def two_metrics(every):
     """A row renders a line of m1, and of m2 when its value is a multiple of `every`."""
-    def render(row):
-        out = {"m1": [sample("m1", (("k", row[0]),), row[1])]}
-        if row[1] % every == 0:
-            out["m2"] = [sample("m2", (("k", row[0]),), row[1])]
-        return out
-    return render
+    metrics = RowMetrics(("k",), lambda row: (row[0],))
+    metrics.metric("m1", GAUGE, "one")(lambda row: ((), row[1]))
+    metrics.metric("m2", GAUGE, "two")(lambda row: ((), row[1]) if row[1] % every == 0 else None)
+    return metrics
 
 
 def test_section_gzip_members_are_one_stream_equal_to_the_text_across_block_splits():
-    d1, d2 = MetricDef("m1", "gauge", "one"), MetricDef("m2", "gauge", "two")
     render = two_metrics(every=3)
-    section = Section([d1, d2], render)
+    section = Section(render)
     keys = [f"k{i:05d}" for i in range(0, 3 * BLOCK * 2, 2)]
     for i, k in enumerate(reversed(keys)):
         section.put(k, (k, i))
@@ -57,7 +59,7 @@ def test_section_gzip_members_are_one_stream_equal_to_the_text_across_block_spli
     for i in range(1, 3 * BLOCK, 3):
         section.put(f"k{i:05d}", (f"k{i:05d}", i))
     want = dict(section._rows)
-    fresh = Section([d1, d2], render)
+    fresh = Section(render)
     fresh.replace(sorted(want.items()))
     parts = section.parts()
     text = b"".join(p for p, _ in parts)
@@ -69,11 +71,10 @@ def test_section_gzip_members_are_one_stream_equal_to_the_text_across_block_spli
 
 
 def test_fill_builds_what_put_builds_and_takes_changes_after():
-    d1, d2 = MetricDef("m1", "gauge", "one"), MetricDef("m2", "gauge", "two")
     render = two_metrics(every=4)
     rows = [(f"k{i:05d}", (f"k{i:05d}", i)) for i in range(5 * BLOCK + 3)]
     shuffled = rows[1::2] + rows[::2] + [("gone", None)]
-    filled, put = Section([d1, d2], render), Section([d1, d2], render)
+    filled, put = Section(render), Section(render)
     filled.fill(iter(shuffled))
     for key, row in shuffled:
         put.put(key, row)
@@ -97,12 +98,11 @@ def test_fill_builds_what_put_builds_and_takes_changes_after():
 
 def test_a_volatile_metric_recompresses_only_the_stretch_of_rows_that_changed(monkeypatch):
     import exporter.exposition.section as exposition
-    d1, d2 = MetricDef("m1", "gauge", "one"), MetricDef("bytes", "gauge", "two", volatile=True)
-
-    def render(row):
-        return {"m1": [sample("m1", (("k", row[0]),), 1)], "bytes": [sample("bytes", (("k", row[0]),), row[1])]}
+    render = RowMetrics(("k",), lambda row: (row[0],))
+    render.metric("m1", GAUGE, "one")(lambda row: ((), 1))
+    render.metric("bytes", GAUGE, "two", volatile=True)(lambda row: ((), row[1]))
     rows = {f"k{i:05d}": (f"k{i:05d}", i) for i in range(3 * BLOCK)}
-    section = Section([d1, d2], render)
+    section = Section(render)
     section.fill(rows.items())
     section.parts()
     compressed: list[bytes] = []
@@ -124,7 +124,7 @@ def test_a_volatile_metric_recompresses_only_the_stretch_of_rows_that_changed(mo
     rows["k00100x"] = ("k00100x", 3)
     section.put("k00100x", rows["k00100x"])
     parts = section.parts()
-    fresh = Section([d1, d2], render)
+    fresh = Section(render)
     fresh.fill(rows.items())
     text = b"".join(p for p, _ in parts)
     assert text == b"".join(p for p, _ in fresh.parts())
@@ -132,9 +132,50 @@ def test_a_volatile_metric_recompresses_only_the_stretch_of_rows_that_changed(mo
 
 
 def test_label_text_renders_shared_labels_once():
-    from exporter.exposition.section import label_text
     who = label_text((("namespace", "vms"), ("pvc", 'a"b')))
     assert who == 'namespace="vms",pvc="a\\"b"'
     assert sample("m", label_text((("backend", "rbd"),), who), 2) == 'm{namespace="vms",pvc="a\\"b",backend="rbd"} 2\n'
     assert sample("m", who, 1) == sample("m", (("namespace", "vms"), ("pvc", 'a"b')), 1)
     assert label_text((), who) == who and label_text((("a", "b"),)) == 'a="b"' and sample("m", "", 1) == "m 1\n"
+
+
+def test_a_row_metric_renders_only_its_declared_labels():
+    metrics = RowMetrics(("namespace", "persistentvolumeclaim"), lambda row: row[:2])
+
+    @metrics.metric("m_info", GAUGE, "help", ("phase",))
+    def _info(row):
+        return row[2], 1
+
+    assert metrics.metrics[0].labels == ("namespace", "persistentvolumeclaim", "phase")
+    assert metrics.texts(("vms", "a", ("Bound",))) == ['m_info{namespace="vms",persistentvolumeclaim="a",phase="Bound"} 1\n']
+    with pytest.raises(UndeclaredLabel, match="m_info"):
+        metrics.texts(("vms", "a", ("Bound", "extra")))      # a label it never declared
+    with pytest.raises(UndeclaredLabel, match="m_info"):
+        metrics.texts(("vms", "a", ()))                       # a declared label left out
+    short = RowMetrics(("namespace", "persistentvolumeclaim"), lambda row: row[:1])
+    short.metric("m_other", GAUGE, "help")(lambda row: ((), 1))
+    with pytest.raises(UndeclaredLabel):
+        short.texts(("vms", "a"))                             # a shared label left out
+    section = Section(metrics)
+    with pytest.raises(UndeclaredLabel):
+        section.put(("vms", "b"), ("vms", "b", ("x", "y")))
+
+
+def test_a_scrape_time_family_refuses_undeclared_labels():
+    m = Metric("m_total_things", COUNTER, "help", ("code",))
+    family = m.family()
+    family.add_metric(["401"], 3)
+    assert [(s.name, s.labels, s.value) for s in family.samples] == [("m_total_things_total", {"code": "401"}, 3)]
+    with pytest.raises(UndeclaredLabel):
+        family.add_metric(["401", "extra"], 1)
+    with pytest.raises(UndeclaredLabel):
+        Metric("g", GAUGE, "help").family().add_metric(["x"], 1)
+    assert m.samples == ("m_total_things_total",)
+
+
+def test_a_histogram_line_takes_its_bucket_bound_after_the_declared_labels():
+    m = Metric("h_seconds", "histogram", "help", ("clone_type",))
+    assert m.line(("csi-clone",), 3, "_bucket", 'le="5"') == 'h_seconds_bucket{clone_type="csi-clone",le="5"} 3\n'
+    assert m.line(("csi-clone",), 2.5, "_sum") == 'h_seconds_sum{clone_type="csi-clone"} 2.5\n'
+    with pytest.raises(UndeclaredLabel):
+        m.line((), 1, "_count")

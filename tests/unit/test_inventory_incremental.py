@@ -19,12 +19,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from exporter.backends.base import BackgroundCopy, TargetState, Volume
 from exporter.backends.rbd.backend import RbdBackend, RbdSettings
-from exporter.collectors.duration import DurationCollector
-from exporter.collectors.flashcopy import FlashCopyCollector
-from exporter.collectors.pvc import PvcCollector
-from exporter.collectors.source import SourceCollector
-from exporter.collectors.storageclass import StorageClassCollector
-from exporter.collectors.volume import VolumeCollector
+from exporter.collectors import registry
 from exporter.inventory.pipeline import Inventory, everything
 from exporter.kube.store import Store
 from tests.support.objects import (
@@ -52,8 +47,8 @@ TIMES = st.sampled_from(["2026-11-30T10:00:00Z", "2026-11-30T10:00:07Z", "2026-1
 
 
 def collectors():
-    return [PvcCollector(), SourceCollector(), StorageClassCollector(), VolumeCollector(), FlashCopyCollector(),
-            DurationCollector()]
+    """Every object collector the registry holds, as the exporter builds them (they read no context)."""
+    return registry.text_collectors(None)
 
 
 def body(cs) -> tuple[bytes, bytes]:
