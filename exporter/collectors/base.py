@@ -18,7 +18,8 @@ from ..backends.base import TargetState
 from ..exposition.metric import Metric, RowMetrics
 from ..exposition.section import Part, Section
 from ..http.serve import Security
-from ..inventory.pipeline import Dirty, Inventory
+from ..inventory.dirty import Dirty
+from ..inventory.pipeline import Inventory
 from ..kube.store import Store
 
 Row = TypeVar("Row", bound=Hashable)

@@ -12,7 +12,8 @@ import math
 from ..exposition.metric import HISTOGRAM, Metric
 from ..exposition.section import Part, gzip_member
 from ..exposition.text import format_value
-from ..inventory.pipeline import Dirty, Inventory
+from ..inventory.dirty import Dirty
+from ..inventory.pipeline import Inventory
 from .base import CollectorSpec
 
 DURATION = Metric("clonewatch_clone_duration_seconds", HISTOGRAM,

@@ -1,19 +1,71 @@
 """Who read what: the dependency bookkeeping that lets the inventory re-derive only what a change touches.
 
 A derivation (one PVC's record, one family's numbers) runs with a token set; every input it reads
-adds a token: ("obj", resource, key) for a watched object, ("all", resource) for a whole resource,
-and the inventory's own ("vol", backend, volume), ("ref", pvc key), ("own", backend, volume),
-("snap", snapshot key), ("srv", backend, volume). A change names the tokens it touches; the index
-answers which derivations read any of them. A lookup of an absent key is a read too: its later
-arrival must reach whoever looked.
+adds a token, built by the constructors below: `obj` for a watched object, `resource` for a whole
+resource, and the inventory's own `volume`, `ref` (a PVC's volume reference), `owner` (who claims a
+volume), `snapshot` (a VolumeSnapshot's volume) and `serving` (how many families a volume serves).
+A change names the tokens it touches; the index answers which derivations read any of them. A lookup
+of an absent key is a read too: its later arrival must reach whoever looked.
+
+A token is a plain tuple that starts with its Kind (an IntEnum: hashed and compared in C, as the
+tuples it replaced), so two kinds never collide and a reader can tell them apart.
 """
 
 from collections.abc import Hashable, Iterable, Iterator, Mapping
+from enum import IntEnum
 from typing import Any
 
-Token = tuple[Hashable, ...]
+Key = tuple[str, str]       # (namespace or "", name)
+
+
+class Kind(IntEnum):
+    OBJECT = 1
+    RESOURCE = 2
+    VOLUME = 3
+    REF = 4
+    OWNER = 5
+    SNAPSHOT = 6
+    SERVING = 7
+
+
+Token = tuple[Kind, *tuple[Hashable, ...]]
 _EMPTY: Mapping[Any, Any] = {}
 _NONE = object()
+
+
+def obj(resource: str, key: Hashable) -> Token:
+    """A watched object, present or not."""
+    return (Kind.OBJECT, resource, key)
+
+
+def resource(name: str) -> Token:
+    """Every object of a resource (a reader that iterated it)."""
+    return (Kind.RESOURCE, name)
+
+
+def volume(backend: str, vid: str) -> Token:
+    """A backend volume as measured."""
+    return (Kind.VOLUME, backend, vid)
+
+
+def ref(pvc: Key) -> Token:
+    """Which backend volume a PVC's record maps to."""
+    return (Kind.REF, pvc)
+
+
+def owner(backend: str, vid: str) -> Token:
+    """Which PVC (else VolumeSnapshot) owns a backend volume."""
+    return (Kind.OWNER, backend, vid)
+
+
+def snapshot(key: Key) -> Token:
+    """Which backend volume a VolumeSnapshot maps to."""
+    return (Kind.SNAPSHOT, key)
+
+
+def serving(backend: str, vid: str) -> Token:
+    """How many families a volume above their sources serves."""
+    return (Kind.SERVING, backend, vid)
 
 
 class DepIndex:
@@ -106,15 +158,15 @@ class TrackedBucket:
         return True         # "is there a bucket" must not skip the lookup a later object would answer
 
     def get(self, key: Any, default: Any = None) -> Any:
-        self._tokens.add(("obj", self._resource, key))
+        self._tokens.add((Kind.OBJECT, self._resource, key))      # obj(), inlined: the hottest read
         return self._bucket.get(key, default)
 
     def __contains__(self, key: Any) -> bool:
-        self._tokens.add(("obj", self._resource, key))
+        self._tokens.add(obj(self._resource, key))
         return key in self._bucket
 
     def _all(self) -> Mapping[Any, Any]:
-        self._tokens.add(("all", self._resource))
+        self._tokens.add(resource(self._resource))
         return self._bucket
 
     def values(self) -> Iterable[Any]:

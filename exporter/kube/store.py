@@ -14,7 +14,20 @@ from typing import Any
 
 from .objects import get
 from .packed import Packed, PackedBucket, pack, same
-from .resources import ALL, Resource
+from .resources import (
+    ALL,
+    CDI,
+    DATASOURCE,
+    DATAVOLUME,
+    PV,
+    PVC,
+    STORAGECLASS,
+    STORAGEPROFILE,
+    VOLUMECLONESOURCE,
+    VOLUMESNAPSHOT,
+    VOLUMESNAPSHOTCONTENT,
+    Resource,
+)
 
 Key = tuple[str, str]   # (namespace or "", name)
 
@@ -22,17 +35,17 @@ Key = tuple[str, str]   # (namespace or "", name)
 # all of it). Everything else (managedFields, labels, most of status) is dropped on arrival, which
 # keeps 10k PVCs, PVs and DataVolumes small in memory.
 KEEP: dict[str, dict[str, tuple[str, ...] | None]] = {
-    "persistentvolumeclaims": {"spec": ("volumeName", "storageClassName", "dataSource", "dataSourceRef",
-                                        "resources", "volumeMode"), "status": ("phase", "capacity")},
-    "persistentvolumes": {"spec": ("capacity", "storageClassName", "csi"), "status": ("phase",)},
-    "storageclasses": {"provisioner": None, "parameters": None},
-    "datavolumes": {"spec": ("source", "sourceRef"), "status": ("phase", "conditions")},
-    "storageprofiles": {"status": ("cloneStrategy",)},
-    "datasources": {"spec": ("source",)},
-    "volumeclonesources": {"spec": ("source",)},
-    "volumesnapshots": {"spec": ("source",), "status": ("boundVolumeSnapshotContentName", "readyToUse")},
-    "volumesnapshotcontents": {"spec": ("driver", "source"), "status": ("snapshotHandle",)},
-    "cdis": {"spec": ("cloneStrategyOverride",), "status": ("phase",)},
+    PVC.name: {"spec": ("volumeName", "storageClassName", "dataSource", "dataSourceRef", "resources", "volumeMode"),
+               "status": ("phase", "capacity")},
+    PV.name: {"spec": ("capacity", "storageClassName", "csi"), "status": ("phase",)},
+    STORAGECLASS.name: {"provisioner": None, "parameters": None},
+    DATAVOLUME.name: {"spec": ("source", "sourceRef"), "status": ("phase", "conditions")},
+    STORAGEPROFILE.name: {"status": ("cloneStrategy",)},
+    DATASOURCE.name: {"spec": ("source",)},
+    VOLUMECLONESOURCE.name: {"spec": ("source",)},
+    VOLUMESNAPSHOT.name: {"spec": ("source",), "status": ("boundVolumeSnapshotContentName", "readyToUse")},
+    VOLUMESNAPSHOTCONTENT.name: {"spec": ("driver", "source"), "status": ("snapshotHandle",)},
+    CDI.name: {"spec": ("cloneStrategyOverride",), "status": ("phase",)},
 }
 ANNOTATIONS_READ = ("cdi.kubevirt.io/cloneType", "cdi.kubevirt.io/cloneFallbackReason", "cdi.kubevirt.io/clone-strategy",
                     "cdi.kubevirt.io/clonePhase", "cdi.kubevirt.io/storage.condition.running.reason",

@@ -14,6 +14,7 @@ from typing import Any
 from ..backends.base import VolumeRef
 from ..kube.objects import annotations, get, text
 from ..kube.quantity import parse_bytes
+from ..kube.resources import CDI, DATASOURCE, DATAVOLUME, PV, PVC, STORAGECLASS, STORAGEPROFILE, VOLUMECLONESOURCE, VOLUMESNAPSHOT
 from .strategies import CLONE_TYPES, cdi_override, expected_clone_type
 
 ANN_CLONE_TYPE = "cdi.kubevirt.io/cloneType"
@@ -78,10 +79,10 @@ def find_datavolume(objs: Objects, pvc: dict[str, Any], namespace: str, name: st
     if isinstance(owners, list):
         for ref in owners:
             if get(ref, "kind") == "DataVolume" and text(get(ref, "name")):
-                dv = _lookup(objs, "datavolumes", namespace, ref["name"])
+                dv = _lookup(objs, DATAVOLUME.name, namespace, ref["name"])
                 if dv is not None:
                     return dv
-    return _lookup(objs, "datavolumes", namespace, name)
+    return _lookup(objs, DATAVOLUME.name, namespace, name)
 
 
 def _timestamp(value: Any) -> float | None:
@@ -141,7 +142,7 @@ def _source_from_ref(objs: Objects, ref: Any, namespace: str) -> tuple[str, str,
     if kind in (PVC_KIND, SNAPSHOT_KIND):
         return kind, ns, name
     if kind == CLONE_SOURCE_KIND:
-        vcs = _lookup(objs, "volumeclonesources", ns, name)
+        vcs = _lookup(objs, VOLUMECLONESOURCE.name, ns, name)
         inner = get(vcs, "spec", "source")
         inner_kind, inner_name = text(get(inner, "kind")), text(get(inner, "name"))
         if inner_kind in (PVC_KIND, SNAPSHOT_KIND) and inner_name:
@@ -159,7 +160,7 @@ def _source_from_datavolume(objs: Objects, dv: dict[str, Any], namespace: str) -
     ref = get(dv, "spec", "sourceRef")
     if text(get(ref, "kind")) == DATASOURCE_KIND and text(get(ref, "name")):
         ds_ns = text(get(ref, "namespace")) or namespace
-        ds = _lookup(objs, "datasources", ds_ns, ref["name"])
+        ds = _lookup(objs, DATASOURCE.name, ds_ns, ref["name"])
         for field, kind in (("pvc", PVC_KIND), ("snapshot", SNAPSHOT_KIND)):
             inner = get(ds, "spec", "source", field)
             if isinstance(inner, dict) and text(inner.get("name")):
@@ -188,9 +189,9 @@ def declared_source(objs: Objects, pvc: dict[str, Any], dv: dict[str, Any] | Non
 def family_of(objs: Objects, kind: str, namespace: str, name: str) -> tuple[str, str, str]:
     """A snapshot belongs to the family of the PVC it was taken from, while that PVC exists."""
     if kind == SNAPSHOT_KIND:
-        snap = _lookup(objs, "volumesnapshots", namespace, name)
+        snap = _lookup(objs, VOLUMESNAPSHOT.name, namespace, name)
         pvc_name = text(get(snap, "spec", "source", "persistentVolumeClaimName"))
-        if pvc_name and _lookup(objs, "persistentvolumeclaims", namespace, pvc_name) is not None:
+        if pvc_name and _lookup(objs, PVC.name, namespace, pvc_name) is not None:
             return PVC_KIND, namespace, pvc_name
     return kind, namespace, name
 
@@ -208,9 +209,9 @@ def classify(objs: Objects, pvc: dict[str, Any], mapper: VolumeMapper) -> CloneR
     namespace = text(get(pvc, "metadata", "namespace"))
     name = text(get(pvc, "metadata", "name"))
     pv_name = text(get(pvc, "spec", "volumeName"))
-    pv = _lookup(objs, "persistentvolumes", "", pv_name)
+    pv = _lookup(objs, PV.name, "", pv_name)
     sc_name = text(get(pvc, "spec", "storageClassName")) or text(get(pv, "spec", "storageClassName"))
-    sc = _lookup(objs, "storageclasses", "", sc_name)
+    sc = _lookup(objs, STORAGECLASS.name, "", sc_name)
     provisioner = (text(get(sc, "provisioner")) or text(get(pv, "spec", "csi", "driver"))
                    or annotations(pvc).get("volume.kubernetes.io/storage-provisioner", ""))
     volume_ref = None
@@ -244,9 +245,9 @@ def classify(objs: Objects, pvc: dict[str, Any], mapper: VolumeMapper) -> CloneR
         # Restoring a snapshot is what CDI does for snapshot sources on the same driver.
         expected, expected_from = "snapshot", "source-kind"
     else:
-        profile = _lookup(objs, "storageprofiles", "", sc_name)
+        profile = _lookup(objs, STORAGEPROFILE.name, "", sc_name)
         # The CDI override governs CDI's clones only; a CSI clone without CDI is the driver's own.
-        override = cdi_override((objs.get("cdis") or {}).values()) if cdi_involved else None
+        override = cdi_override((objs.get(CDI.name) or {}).values()) if cdi_involved else None
         expected, expected_from = expected_clone_type(
             provisioner, annotations(sc), get(profile, "status", "cloneStrategy"), override)
     fallback = bool(reason) or (clone_type == "copy" and expected in ("csi-clone", "snapshot"))
@@ -261,6 +262,6 @@ def classify(objs: Objects, pvc: dict[str, Any], mapper: VolumeMapper) -> CloneR
 
 def classify_all(objs: Objects, mapper: VolumeMapper) -> dict[tuple[str, str], CloneRecord]:
     out: dict[tuple[str, str], CloneRecord] = {}
-    for key, pvc in (objs.get("persistentvolumeclaims") or {}).items():
+    for key, pvc in (objs.get(PVC.name) or {}).items():
         out[key] = classify(objs, pvc, mapper)
     return out

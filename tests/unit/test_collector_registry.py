@@ -8,7 +8,7 @@ import pytest
 
 import exporter.collectors as package
 from exporter.collectors import registry
-from exporter.inventory.pipeline import Dirty
+from exporter.inventory.dirty import Dirty
 from exporter.model.classify import CloneRecord
 from exporter.model.rows import PvcRow
 

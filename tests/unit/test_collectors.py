@@ -6,7 +6,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter.backends.base import BackgroundCopy, TargetState, Volume, VolumeRef
 from exporter.collectors import backend, flashcopy, kubernetes, pvc, source, storageclass, volume
-from exporter.inventory.pipeline import Dirty
+from exporter.inventory.dirty import Dirty
 from exporter.kube.resources import PVC, STORAGECLASS
 from exporter.kube.store import Store
 from exporter.model.classify import CloneRecord

@@ -1,0 +1,15 @@
+"""What an inventory update changed, by row key: the collectors re-render these rows and nothing else."""
+
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Dirty:
+    pvcs: set[tuple[str, str]] = field(default_factory=set)
+    families: set[Hashable] = field(default_factory=set)
+    storageclasses: set[str] = field(default_factory=set)
+    volumes: set[tuple[int, str]] = field(default_factory=set)
+
+    def __bool__(self) -> bool:
+        return bool(self.pvcs or self.families or self.storageclasses or self.volumes)
