@@ -17,9 +17,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from exporter.public import Security, WebCollector, serve_app, web_application
 
-from .cloners import CloneFailed, NotOwned, parse_name, volume_name
-from .cloners.base import Owned
+from .cloners.base import CloneFailed, NotOwned, Owned
 from .cloners.factory import make_cloner
+from .cloners.names import parse_name, volume_name
 from .cloners.native_run import terminate_all
 from .harness import new_run_id, projected_bytes
 from .measure import measure

@@ -14,8 +14,8 @@ from exporter.public import Volume, fetch_metrics, load_api_client, request_json
 
 from ..drift import compressible, plan
 from ..scenario import Scenario
-from . import OWNER, CloneFailed, NotOwned, parse_name
-from .base import Cloner, Owned
+from .base import CloneFailed, Cloner, NotOwned, Owned
+from .names import OWNER, parse_name
 
 CDI = "/apis/cdi.kubevirt.io/v1beta1"
 MANAGED_BY = "app.kubernetes.io/managed-by"
