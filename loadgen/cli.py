@@ -50,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ScenarioError as exc:
         print(f"clonewatch-loadgen: bad scenario: {exc}", file=sys.stderr)
         return 2
-    from .cloners import CloneFailed
+    from .cloners.base import CloneFailed
     try:
         if args.command == "harness":
             from .harness import Harness

@@ -17,9 +17,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from exporter.public import Security, WebCollector, serve_app, web_application
 
-from .cloners import CloneFailed, NotOwned, parse_name, volume_name
-from .cloners.base import Owned
+from .cloners.base import CloneFailed, NotOwned, Owned
 from .cloners.factory import make_cloner
+from .cloners.names import parse_name, volume_name
 from .cloners.native_run import terminate_all
 from .harness import new_run_id, projected_bytes
 from .measure import measure
@@ -183,7 +183,31 @@ class Daemon:
 async def serve(scenario: Scenario, host: str | None, port: int, sec: Security | None = None,
                 listen: str = "") -> int:
     daemon = Daemon(scenario)
+    app = _web_app(daemon)
+    sec = sec or Security()
+    daemon.metrics.registry.register(WebCollector(sec, "clonewatch_loadgen"))
+    served = await serve_app(app, host, port, sec, listen or f"{host or ''}:{port}")
+    log.info("loadgen_listening", port=port, scenario=scenario.name, run=daemon.run)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    finished, outcome = _start_cycle(daemon, loop)
+    stop_task = asyncio.create_task(stop.wait())
+    done_task = asyncio.create_task(finished.wait())
+    await asyncio.wait([done_task, stop_task], return_when=asyncio.FIRST_COMPLETED)
+    daemon.stopping.set()
+    await _wind_down(finished)
+    rc = _exit_code(outcome)
+    stop_task.cancel()
+    done_task.cancel()
+    await served.close()
+    log.info("loadgen_stopped", drift_bytes_written=daemon.drift_written, clones_alive=len(daemon.alive))
+    return rc
 
+
+def _web_app(daemon: Daemon) -> web.Application:
+    """/metrics (the daemon's registry) and /healthz."""
     async def metrics(_request):
         return web.Response(body=generate_latest(daemon.metrics.registry),
                             headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
@@ -194,14 +218,12 @@ async def serve(scenario: Scenario, host: str | None, port: int, sec: Security |
     app = web_application()
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
-    sec = sec or Security()
-    daemon.metrics.registry.register(WebCollector(sec, "clonewatch_loadgen"))
-    served = await serve_app(app, host, port, sec, listen or f"{host or ''}:{port}")
-    log.info("loadgen_listening", port=port, scenario=scenario.name, run=daemon.run)
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    return app
+
+
+def _start_cycle(daemon: Daemon, loop: asyncio.AbstractEventLoop) -> tuple[asyncio.Event, list[BaseException]]:
+    """The daemon's loop on a thread of its own. The event is set (on the event loop) when the loop
+    ends; the list then holds what it raised, if anything."""
     finished = asyncio.Event()
     outcome: list[BaseException] = []
 
@@ -209,17 +231,18 @@ async def serve(scenario: Scenario, host: str | None, port: int, sec: Security |
         # A daemon thread, not the default executor: a slow storage command must not hold up exit.
         try:
             daemon.loop()
-        except BaseException as exc:     # reported on the loop below
+        except BaseException as exc:     # reported on the loop, by _exit_code
             outcome.append(exc)
         finally:
             loop.call_soon_threadsafe(finished.set)
 
     threading.Thread(target=work, name="loadgen-cycle", daemon=True).start()
-    stop_task = asyncio.create_task(stop.wait())
-    done_task = asyncio.create_task(finished.wait())
-    await asyncio.wait([done_task, stop_task], return_when=asyncio.FIRST_COMPLETED)
-    daemon.stopping.set()
-    rc = 0
+    return finished, outcome
+
+
+async def _wind_down(finished: asyncio.Event) -> None:
+    """The cycle was asked to stop (or has ended): a second for it to notice, then its storage
+    commands are stopped, and 3.5 s more before the process exits anyway."""
     try:
         await asyncio.wait_for(asyncio.shield(finished.wait()), 1.0)
     except TimeoutError:
@@ -230,14 +253,14 @@ async def serve(scenario: Scenario, host: str | None, port: int, sec: Security |
         await asyncio.wait_for(finished.wait(), 3.5)
     except TimeoutError:
         log.warning("loadgen_stop_slow", note="an operation is still running; exiting anyway")
+
+
+def _exit_code(outcome: list[BaseException]) -> int:
+    """0, or what the cycle thread raised: 2 for a bad scenario (a cap it would break), 1 for the rest."""
     if outcome and isinstance(outcome[0], ScenarioError):
         log.error("bad_scenario", error=str(outcome[0]))
-        rc = 2
-    elif outcome:
+        return 2
+    if outcome:
         log.error("loadgen_failed", error=repr(outcome[0]))
-        rc = 1
-    stop_task.cancel()
-    done_task.cancel()
-    await served.close()
-    log.info("loadgen_stopped", drift_bytes_written=daemon.drift_written, clones_alive=len(daemon.alive))
-    return rc
+        return 1
+    return 0

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import structlog
 
-from .cloners import CloneFailed, NotOwned, volume_name
+from .cloners.base import CloneFailed, NotOwned
 from .cloners.factory import make_cloner
+from .cloners.names import volume_name
 from .measure import Point, measure
 from .progress import Progress
 from .report import write_all

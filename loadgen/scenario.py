@@ -171,25 +171,56 @@ class _Reader:
 
 
 def parse(doc: Any, base_dir: Path | None = None) -> Scenario:
+    """The Scenario in a loaded YAML document, read a section at a time in a fixed order: the first
+    bad entry met is the one reported."""
     top = _Reader(doc, "")
     name = top.text("name", "scenario")
     if not _NAME.match(name):
         raise ScenarioError("name", "lower-case letters, digits and '-', at most 32 characters")
     backend = top.text("backend", choices=BACKENDS)
+    qcow2 = _qcow2(top.sub("qcow2"), backend, base_dir)
+    rbd = _rbd(top.sub("rbd"), backend)
+    kube = _kubernetes(top.sub("kubernetes"), backend)
+    golden = _golden(top.sub("golden"))
+    groups = _groups(top, backend)
+    drift = _drift(top.sub("drift"), golden["golden_size"])
+    batch_size = top.whole("batch_size", 10, minimum=1)
+    concurrency = top.whole("concurrency", 4, minimum=1)
+    interval = _schedule(top.sub("schedule"))
+    retention = _retention(top.sub("retention"), groups)
+    limits = _limits(top.sub("limits"))
+    top.done()
 
-    q = top.sub("qcow2")
+    total, cap = sum(gp.count for gp in groups), limits["limit_max_clones"]
+    if total > cap:
+        raise ScenarioError("limits.max_clones", f"the groups ask for {total} clones, over the cap of {cap}")
+    return Scenario(name=name, backend=backend, groups=groups, batch_size=batch_size, concurrency=concurrency,
+                    interval_seconds=interval, kube=kube, **qcow2, **rbd, **golden, **drift, **retention, **limits)
+
+
+# One function per section of the file. Each reads its section through its _Reader (done() at the end,
+# so a stray key is an error) and returns the Scenario fields it sets.
+
+def _qcow2(q: _Reader, backend: str, base_dir: Path | None) -> dict[str, Any]:
     qdir = q.text("dir", "")
     q.done()
     if backend == "qcow2" and not qdir:
         raise ScenarioError("qcow2.dir", "is required for backend qcow2")
     if qdir and base_dir is not None and not Path(qdir).is_absolute():
         qdir = str((base_dir / qdir).resolve())
-    r = top.sub("rbd")
+    return {"qcow2_dir": qdir}
+
+
+def _rbd(r: _Reader, backend: str) -> dict[str, Any]:
     pool, conf, cid = r.text("pool", ""), r.text("ceph_conf", ""), r.text("ceph_id", "")
     r.done()
     if backend == "rbd" and not pool:
         raise ScenarioError("rbd.pool", "is required for backend rbd")
-    k = top.sub("kubernetes")
+    return {"rbd_pool": pool, "rbd_ceph_conf": conf, "rbd_ceph_id": cid}
+
+
+def _kubernetes(k: _Reader, backend: str) -> KubeSettings | None:
+    """The kubernetes section, None for the native backends (where any key in it is unknown)."""
     kube = None
     if backend == "kubernetes":
         kg = k.sub("golden")
@@ -204,8 +235,10 @@ def parse(doc: Any, base_dir: Path | None = None) -> Scenario:
         if kube.size and parse_bytes(kube.size) is None:
             raise ScenarioError("kubernetes.size", f"not a Kubernetes quantity: {kube.size!r}")
     k.done()
+    return kube
 
-    g = top.sub("golden")
+
+def _golden(g: _Reader) -> dict[str, Any]:
     golden_name = g.text("name", "golden")
     if not _NAME.match(golden_name):
         raise ScenarioError("golden.name", "lower-case letters, digits and '-', at most 32 characters")
@@ -217,7 +250,12 @@ def parse(doc: Any, base_dir: Path | None = None) -> Scenario:
         raise ScenarioError("golden.fill", "cannot be more than golden.size")
     create, snapshot = g.flag("create", True), g.text("snapshot", "base")
     g.done()
+    return {"golden_name": golden_name, "golden_size": size, "golden_fill": fill, "golden_create": create,
+            "golden_snapshot": snapshot}
 
+
+def _groups(top: _Reader, backend: str) -> tuple[Group, ...]:
+    """The groups list (read from the top reader: it is a list, each item a mapping of its own)."""
     raw_groups = top.raw("groups")
     if not isinstance(raw_groups, list) or not raw_groups:
         raise ScenarioError("groups", "must be a non-empty list of {name, method, count}")
@@ -232,8 +270,11 @@ def parse(doc: Any, base_dir: Path | None = None) -> Scenario:
         groups.append(Group(gname, gr.text("method", choices=methods), gr.whole("count", 1, minimum=1),
                             gr.text("storage_class", "") if backend == "kubernetes" else ""))
         gr.done()
+    return tuple(groups)
 
-    d = top.sub("drift")
+
+def _drift(d: _Reader, size: int) -> dict[str, Any]:
+    """Drift levels and how they are written; percentages are of the golden's size."""
     raw_levels = d.raw("levels", [])
     if not isinstance(raw_levels, list):
         raise ScenarioError("drift.levels", "must be a list of sizes or percentages")
@@ -251,33 +292,28 @@ def parse(doc: Any, base_dir: Path | None = None) -> Scenario:
     if cap > size:
         raise ScenarioError("drift.cap", "must be at most the disk size")
     d.done()
+    return {"drift_levels": levels, "drift_labels": tuple(str(v) for v in raw_levels), "drift_pattern": pattern,
+            "drift_compressible": compressible, "drift_seed": seed, "drift_rate": rate, "drift_cap": cap}
 
-    batch_size = top.whole("batch_size", 10, minimum=1)
-    concurrency = top.whole("concurrency", 4, minimum=1)
-    s = top.sub("schedule")
+
+def _schedule(s: _Reader) -> float:
     interval = parse_duration("schedule.interval", s.raw("interval", 0))
     s.done()
-    ret = top.sub("retention")
+    return interval
+
+
+def _retention(ret: _Reader, groups: tuple[Group, ...]) -> dict[str, Any]:
     max_alive = ret.whole("max_clones", sum(gp.count for gp in groups), minimum=1)
     max_age = parse_duration("retention.max_age", ret.raw("max_age", 0))
     ret.done()
-    lim = top.sub("limits")
+    return {"retention_max_clones": max_alive, "retention_max_age_seconds": max_age}
+
+
+def _limits(lim: _Reader) -> dict[str, Any]:
     limit_clones = lim.whole("max_clones", 1000, minimum=1)
     limit_bytes = parse_size("limits.max_bytes", lim.raw("max_bytes", "100GiB"))
     lim.done()
-    top.done()
-
-    total = sum(gp.count for gp in groups)
-    if total > limit_clones:
-        raise ScenarioError("limits.max_clones", f"the groups ask for {total} clones, over the cap of {limit_clones}")
-    return Scenario(name=name, backend=backend, golden_name=golden_name, golden_size=size, golden_fill=fill,
-                    golden_create=create, golden_snapshot=snapshot, groups=tuple(groups), drift_levels=levels,
-                    drift_labels=tuple(str(v) for v in raw_levels), drift_pattern=pattern,
-                    drift_compressible=compressible, drift_seed=seed, drift_rate=rate, drift_cap=cap,
-                    batch_size=batch_size,
-                    concurrency=concurrency, interval_seconds=interval, retention_max_clones=max_alive,
-                    retention_max_age_seconds=max_age, limit_max_clones=limit_clones, limit_max_bytes=limit_bytes,
-                    qcow2_dir=qdir, rbd_pool=pool, rbd_ceph_conf=conf, rbd_ceph_id=cid, kube=kube)
+    return {"limit_max_clones": limit_clones, "limit_max_bytes": limit_bytes}
 
 
 def load(path: str) -> Scenario:

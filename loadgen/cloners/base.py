@@ -1,4 +1,4 @@
-"""The contract every cloner keeps, and the record of a clone it owns.
+"""The contract every cloner keeps, the errors its verbs raise, and the record of a clone it owns.
 
 The harness and the daemon speak only this protocol; a platform (qcow2 files, RBD images,
 Kubernetes DataVolumes) is one class that implements it. Every verb that changes something
@@ -9,6 +9,14 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from exporter.public import Volume
+
+
+class NotOwned(Exception):
+    """A resource without our ownership mark: loadgen never touches it."""
+
+
+class CloneFailed(Exception):
+    """A clone, copy or drift operation failed; counted and reported, the cycle goes on."""
 
 
 @dataclass

@@ -1,51 +1,21 @@
 """Kubernetes mode: clones are CDI DataVolumes (or PVCs with a PVC dataSource), drift is written
 by Kubernetes Jobs that mount the clone, and bytes are read from the clonewatch exporter.
 
-Every object loadgen creates carries the labels below; before changing or deleting anything it
-fetches the object and checks them (label selectors are not trusted to have been applied).
-The golden PVC is never modified.
+Every object loadgen creates carries our labels (kube_objects.py builds the objects); before
+changing or deleting anything it fetches the object and checks them (label selectors are not
+trusted to have been applied). The golden PVC is never modified.
 """
 
 import threading
 import time
-from typing import Any
 
 from exporter.public import Volume, fetch_metrics, load_api_client, request_json
 
-from ..drift import compressible, plan
+from ..drift import plan
 from ..scenario import Scenario
-from . import OWNER, CloneFailed, NotOwned, parse_name
-from .base import Cloner, Owned
-
-CDI = "/apis/cdi.kubevirt.io/v1beta1"
-MANAGED_BY = "app.kubernetes.io/managed-by"
-L_SCENARIO, L_RUN, L_GROUP, L_ROLE = ("clonewatch.io/loadgen-scenario", "clonewatch.io/loadgen-run",
-                                      "clonewatch.io/loadgen-group", "clonewatch.io/loadgen-role")
-A_CREATED, A_DRIFT, A_METHOD = ("clonewatch.io/loadgen-created", "clonewatch.io/loadgen-drift-bytes",
-                                "clonewatch.io/loadgen-method")
-A_DRIFT_START, A_DRIFT_END, A_DRIFT_PATTERN = ("clonewatch.io/drift-start", "clonewatch.io/drift-end",
-                                               "clonewatch.io/drift-pattern")
-DEVICE = "/dev/clonewatch-disk"
-DRIFT_FILE = "/data/clonewatch-drift.bin"
-
-DRIFT_SCRIPT = """set -eu
-while read off len kind; do
-  if [ "$kind" = c ]; then src="yes clonewatch-drift"; else src="cat /dev/urandom"; fi
-  $src | dd of="$TARGET" bs=4096 seek=$((off / 4096)) count=$((len / 4096)) iflag=fullblock conv=notrunc,fsync \\
-    2>/dev/null
-done <<'PLAN'
-{plan}
-PLAN
-sync
-"""
-
-
-def _phase(done: str, broken: str):
-    """A _wait() verdict on status.phase: True when `done`, an error text when `broken`."""
-    def verdict(obj: dict):
-        phase = (obj.get("status") or {}).get("phase")
-        return True if phase == done else (f"phase {broken}" if phase == broken else None)
-    return verdict
+from .base import CloneFailed, Cloner, NotOwned, Owned
+from .kube_objects import A_DRIFT, CDI, L_GROUP, L_SCENARIO, as_owned, clone, drift_job, job_done, our_labels, ours, phase, storage
+from .names import parse_name
 
 
 class KubeCloner(Cloner):
@@ -79,12 +49,8 @@ class KubeCloner(Cloner):
         with self._lock:
             self._changed_at = time.time()
 
-    def _labels(self, group: str, role: str) -> dict:
-        return {MANAGED_BY: OWNER, L_SCENARIO: self.sc.name, L_RUN: self.run, L_GROUP: group, L_ROLE: role}
-
     def _ours(self, obj) -> bool:
-        labels = (obj or {}).get("metadata", {}).get("labels") or {}
-        return labels.get(MANAGED_BY) == OWNER and labels.get(L_SCENARIO) == self.sc.name
+        return ours(obj, self.sc.name)
 
     def _wait(self, path: str, done, what: str) -> dict:
         deadline = time.monotonic() + self.k.timeout_seconds
@@ -124,45 +90,21 @@ class KubeCloner(Cloner):
         raise NotOwned("a golden PVC is never removed by loadgen")
 
     # -- clones -------------------------------------------------------------------------------------
-    def _storage(self, group: str = "") -> dict:
-        g = self.golden()
-        size = self.k.size or ((g.get("status") or {}).get("capacity") or {}).get("storage") \
-            or g.get("spec", {}).get("resources", {}).get("requests", {}).get("storage")
-        storage = {"resources": {"requests": {"storage": size}}, "volumeMode": self.k.volume_mode,
-                   "accessModes": g.get("spec", {}).get("accessModes") or ["ReadWriteOnce"]}
-        per_group = next((gr.storage_class for gr in self.sc.groups if gr.name == group), "")
-        sc = per_group or self.k.storage_class or g.get("spec", {}).get("storageClassName")
-        if sc:
-            storage["storageClassName"] = sc
-        return storage
-
     def create(self, name: str, group: str, method: str) -> None:
-        meta: dict[str, Any] = {"name": name, "namespace": self.ns, "labels": self._labels(group, "clone"),
-                "annotations": {A_CREATED: f"{time.time():.3f}", A_METHOD: method}}
-        storage = self._storage(group)
+        created = time.time()
+        group_class = next((gr.storage_class for gr in self.sc.groups if gr.name == group), "")
+        body = clone(name, method, self.k, our_labels(self.sc.name, self.run, group, "clone"),
+                     storage(self.golden(), self.k, group_class), created)
         self._touch()
         if method == "datavolume":
-            meta["annotations"]["cdi.kubevirt.io/storage.bind.immediate.requested"] = "true"
-            body = {"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume", "metadata": meta,
-                    "spec": {"source": {"pvc": {"namespace": self.k.golden_namespace, "name": self.k.golden_name}},
-                             "storage": storage}}
             self._req("POST", f"{CDI}/namespaces/{self.ns}/datavolumes", body)
-            dv = self._wait(f"{CDI}/namespaces/{self.ns}/datavolumes/{name}", _phase("Succeeded", "Failed"),
-                            f"DataVolume {self.ns}/{name}")
-            ann = dv.get("metadata", {}).get("annotations") or {}
+            made = self._wait(f"{CDI}/namespaces/{self.ns}/datavolumes/{name}", phase("Succeeded", "Failed"),
+                              f"DataVolume {self.ns}/{name}")
         else:
-            ref = {"kind": "PersistentVolumeClaim", "name": self.k.golden_name}
-            if self.k.golden_namespace != self.ns:
-                ref["namespace"] = self.k.golden_namespace
-            spec = {"accessModes": storage["accessModes"], "volumeMode": storage["volumeMode"],
-                    "resources": storage["resources"], "dataSourceRef": ref}
-            if "storageClassName" in storage:
-                spec["storageClassName"] = storage["storageClassName"]
-            body = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta, "spec": spec}
             self._req("POST", f"/api/v1/namespaces/{self.ns}/persistentvolumeclaims", body)
-            pvc = self._wait(f"/api/v1/namespaces/{self.ns}/persistentvolumeclaims/{name}", _phase("Bound", "Lost"),
-                             f"PVC {self.ns}/{name}")
-            ann = pvc.get("metadata", {}).get("annotations") or {}
+            made = self._wait(f"/api/v1/namespaces/{self.ns}/persistentvolumeclaims/{name}", phase("Bound", "Lost"),
+                              f"PVC {self.ns}/{name}")
+        ann = made.get("metadata", {}).get("annotations") or {}
         self.clone_types_seen[name] = ann.get("cdi.kubevirt.io/cloneType", "csi-clone" if method == "pvc" else "unknown")
         self._touch()
 
@@ -181,35 +123,13 @@ class KubeCloner(Cloner):
         writes = plan(self.sc.golden_size, start, end, self.sc.drift_pattern, self.sc.drift_seed)
         if not writes:
             return 0
-        lines = "\n".join(f"{off} {length} {'c' if compressible(i, len(writes), self.sc.drift_compressible) else 'r'}"
-                          for i, (off, length) in enumerate(writes))
-        block = self.k.volume_mode == "Block"
-        container = {"name": "drift", "image": self.k.drift_image, "command": ["sh", "-c",
-                     DRIFT_SCRIPT.format(plan=lines)],
-                     "env": [{"name": "TARGET", "value": DEVICE if block else DRIFT_FILE}],
-                     "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
-                     "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}}}
-        if block:
-            container["volumeDevices"] = [{"name": "disk", "devicePath": DEVICE}]
-        else:
-            container["volumeMounts"] = [{"name": "disk", "mountPath": "/data"}]
-        job_name = f"{name}-drift-{end}"[:63]
-        job = {"apiVersion": "batch/v1", "kind": "Job",
-               "metadata": {"name": job_name, "namespace": self.ns, "labels": self._labels(
-                   found[1]["metadata"].get("labels", {}).get(L_GROUP, ""), "drift"),
-                   "annotations": {A_DRIFT_START: str(start), A_DRIFT_END: str(end),
-                                   A_DRIFT_PATTERN: self.sc.drift_pattern, "clonewatch.io/claim": name}},
-               "spec": {"backoffLimit": 1, "ttlSecondsAfterFinished": 600, "template": {
-                   "metadata": {"labels": {MANAGED_BY: OWNER, L_SCENARIO: self.sc.name}},
-                   "spec": {"restartPolicy": "Never", "containers": [container],
-                            "securityContext": {"runAsNonRoot": False, "seccompProfile": {"type": "RuntimeDefault"}},
-                            "volumes": [{"name": "disk", "persistentVolumeClaim": {"claimName": name}}]}}}}
+        group = found[1]["metadata"].get("labels", {}).get(L_GROUP, "")
+        job = drift_job(self.sc, self.k, our_labels(self.sc.name, self.run, group, "drift"), name, start, end, writes)
+        job_name = job["metadata"]["name"]
         path = f"/apis/batch/v1/namespaces/{self.ns}/jobs"
         self._req("POST", path, job)
         try:
-            self._wait(f"{path}/{job_name}", lambda j: True if ((j.get("status") or {}).get("succeeded") or 0) >= 1
-                       else ("drift Job failed" if ((j.get("status") or {}).get("failed") or 0) >= 2 else None),
-                       f"Job {self.ns}/{job_name}")
+            self._wait(f"{path}/{job_name}", job_done, f"Job {self.ns}/{job_name}")
         finally:
             self._delete_if_ours(f"{path}/{job_name}")
         self._touch()
@@ -251,14 +171,9 @@ class KubeCloner(Cloner):
         for path in (f"{CDI}/namespaces/{self.ns}/datavolumes", f"/api/v1/namespaces/{self.ns}/persistentvolumeclaims"):
             _status, doc = self._req("GET", path + f"?labelSelector={L_SCENARIO}%3D{self.sc.name}", ok=(200, 404))
             for obj in (doc or {}).get("items") or []:
-                meta = obj.get("metadata") or {}
-                labels, ann = meta.get("labels") or {}, meta.get("annotations") or {}
-                name = meta.get("name", "")
-                if not self._ours(obj) or labels.get(L_ROLE) != "clone" or parse_name(self.sc.name, name) is None:
-                    continue
-                found.setdefault(name, Owned(name, labels.get(L_GROUP, ""), ann.get(A_METHOD, ""),
-                                             float(ann.get(A_CREATED, 0) or 0), labels.get(L_RUN, ""),
-                                             int(ann.get(A_DRIFT, 0) or 0)))
+                record = as_owned(obj, self.sc.name)
+                if record is not None:
+                    found.setdefault(record.name, record)
         return sorted(found.values(), key=lambda o: o.name)
 
     # -- measuring, through the exporter ------------------------------------------------------------

@@ -13,7 +13,8 @@ import threading
 from abc import ABC, abstractmethod
 from pathlib import Path
 
-from . import OWNER, CloneFailed
+from .base import CloneFailed
+from .names import OWNER
 from .native_run import run
 
 

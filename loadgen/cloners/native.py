@@ -16,9 +16,9 @@ from exporter.public import Volume, parse_rbd_du, parse_rbd_ls, rbd_volume_id, r
 
 from ..drift import compressible, plan
 from ..scenario import Scenario
-from . import CloneFailed, NotOwned, parse_name
-from .base import Cloner, Owned
+from .base import CloneFailed, Cloner, NotOwned, Owned
 from .manifest import FileManifest, Manifest, RadosManifest
+from .names import parse_name
 from .native_run import run as _run
 
 

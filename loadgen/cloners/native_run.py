@@ -5,13 +5,14 @@ import os
 import subprocess
 import threading
 
+from .base import CloneFailed
+
 _running: set[subprocess.Popen] = set()
 _lock = threading.Lock()
 
 
 def run(argv: list[str], *, input_text: str | None = None, timeout: float = 600, env: dict | None = None,
         cwd: str | None = None) -> str:
-    from . import CloneFailed
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE if input_text is not None else subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

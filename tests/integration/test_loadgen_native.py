@@ -9,7 +9,7 @@ import tempfile
 
 import pytest
 
-from loadgen.cloners import volume_name
+from loadgen.cloners.names import volume_name
 from loadgen.harness import Harness
 from loadgen.scenario import parse
 from tests.support.ceph import Pool, ceph_conf
