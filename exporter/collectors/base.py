@@ -37,10 +37,17 @@ class TextCollector(Protocol):
 class Status(Protocol):
     """The exporter's own state, for its self-metrics."""
 
-    rebuild_seconds: float
-    rebuilt_at: float
-    rebuild_failures: int
-    loop: asyncio.AbstractEventLoop | None
+    @property
+    def rebuild_seconds(self) -> float: ...
+
+    @property
+    def rebuilt_at(self) -> float: ...
+
+    @property
+    def rebuild_failures(self) -> int: ...
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None: ...
 
 
 @dataclass(frozen=True)

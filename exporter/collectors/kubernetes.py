@@ -9,13 +9,15 @@ from ..exposition.metric import COUNTER, GAUGE, Metric
 from ..kube.store import Store
 from .base import scrape
 
+# A watch is a resource in one namespace (--kubernetes.namespaces), or cluster-wide: namespace "".
+WATCH = ("resource", "namespace")
 RESTARTS = Metric("clonewatch_kubernetes_watch_restarts", COUNTER,
-                  "Times a watch had to start over (410 Gone, broken stream, API error).", ("resource",))
-ERRORS = Metric("clonewatch_kubernetes_watch_errors", COUNTER, "List or watch requests that failed.", ("resource",))
+                  "Times a watch had to start over (410 Gone, broken stream, API error).", WATCH)
+ERRORS = Metric("clonewatch_kubernetes_watch_errors", COUNTER, "List or watch requests that failed.", WATCH)
 OBJECTS = Metric("clonewatch_kubernetes_objects", GAUGE, "Objects in the watch cache.", ("resource",))
 HEALTHY = Metric("clonewatch_kubernetes_watch_healthy", GAUGE,
-                 "1 while the last list/watch of this resource worked; 0 while failing "
-                 "(the last good inventory keeps being served).", ("resource",))
+                 "1 while the last list/watch of this resource in this namespace (\"\": cluster-wide or all "
+                 "namespaces) worked; 0 while failing (the last good inventory keeps being served).", WATCH)
 PRESENT = Metric("clonewatch_kubernetes_resource_present", GAUGE,
                  "1 when the API serves this resource; 0 for a CRD that is not installed.", ("resource",))
 METRICS = (RESTARTS, ERRORS, OBJECTS, HEALTHY, PRESENT)
@@ -28,13 +30,13 @@ class KubernetesCollector(Collector):
     def collect(self) -> Iterable[Family]:
         s = self._store
         restarts, errors, objects, healthy, present = (m.family() for m in METRICS)
+        for (resource, namespace), w in s.watches.items():
+            restarts.add_metric([resource, namespace], w.restarts)
+            errors.add_metric([resource, namespace], w.errors)
+            healthy.add_metric([resource, namespace], 1 if w.healthy else 0)
         for r in s.resources:
-            key = [r.name]
-            restarts.add_metric(key, s.restarts[r.name])
-            errors.add_metric(key, s.errors[r.name])
-            objects.add_metric(key, len(s.objects[r.name]))
-            healthy.add_metric(key, 1 if s.healthy[r.name] else 0)
-            present.add_metric(key, 1 if s.present[r.name] else 0)
+            objects.add_metric([r.name], len(s.objects[r.name]))
+            present.add_metric([r.name], 1 if s.present[r.name] else 0)
         return [restarts, errors, objects, healthy, present]
 
 

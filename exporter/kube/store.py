@@ -9,7 +9,8 @@ mutated in place: the rebuild thread may hold on to the ones it was handed.
 
 import asyncio
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from .objects import get
@@ -30,6 +31,7 @@ from .resources import (
 )
 
 Key = tuple[str, str]   # (namespace or "", name)
+Scope = tuple[str, str]     # a watch: (resource name, namespace or "" for cluster-wide or all namespaces)
 
 # What classification and the backends read, per resource: top-level key -> kept sub-keys (None =
 # all of it). Everything else (managedFields, labels, most of status) is dropped on arrival, which
@@ -160,18 +162,39 @@ def pack_events(resource: str, events: Iterable[tuple[str, Any]]) -> tuple[list[
     return out, bad
 
 
+@dataclass
+class WatchState:
+    """One watch's health: a resource in one namespace, or cluster-wide (namespace "")."""
+    listed: bool = False        # its first full list is in the store (readiness waits for every one)
+    healthy: bool = False       # its last list or watch worked
+    restarts: int = 0
+    errors: int = 0
+
+
 class Store:
-    def __init__(self, resources: Iterable[Resource] = ALL) -> None:
+    def __init__(self, resources: Iterable[Resource] = ALL, namespaces: Sequence[str] = ()) -> None:
+        """namespaces: the ones namespaced resources are watched in; none = all, in one watch each."""
         self.resources = tuple(resources)
         self.objects: dict[str, PackedBucket] = {r.name: PackedBucket() for r in self.resources}
         self.present: dict[str, bool] = {r.name: False for r in self.resources}
-        self.synced: dict[str, bool] = {r.name: False for r in self.resources}
-        self.restarts: dict[str, int] = {r.name: 0 for r in self.resources}
-        self.errors: dict[str, int] = {r.name: 0 for r in self.resources}
+        # One watch per (resource, namespace): the scopes the watchers are started for.
+        self.watches: dict[Scope, WatchState] = {
+            (r.name, ns): WatchState() for r in self.resources for ns in (namespaces if r.namespaced and namespaces else ("",))}
         self.generation = 0
-        self.healthy: dict[str, bool] = {r.name: False for r in self.resources}
         self.changed = asyncio.Event()
         self._changes: dict[str, set[Key]] = {r.name: set() for r in self.resources}
+
+    def scopes(self, resource: str) -> list[Scope]:
+        return [scope for scope in self.watches if scope[0] == resource]
+
+    def watch(self, resource: str, namespace: str | None = None) -> WatchState:
+        """A watch's state; without a namespace, every watch of the resource summed up (listed and
+        healthy only when all are)."""
+        if namespace is not None:
+            return self.watches[(resource, namespace)]
+        states = [self.watches[scope] for scope in self.scopes(resource)]
+        return WatchState(all(w.listed for w in states), all(w.healthy for w in states),
+                          sum(w.restarts for w in states), sum(w.errors for w in states))
 
     def take_changes(self) -> dict[tuple[str, Key], Packed | None]:
         """What changed since the last call: (resource, key) -> the object now (packed), None if gone."""
@@ -187,6 +210,13 @@ class Store:
         self.generation += 1
         self.changed.set()
 
+    def _listed(self, resource: str, namespace: str | None) -> bool:
+        """Mark a watch listed; True the first time, which is a change to what the metrics cover
+        (readiness) even when the list changed no object."""
+        state = self.watches[(resource, namespace or "")]
+        first, state.listed = not state.listed, True
+        return first
+
     def replace(self, resource: str, namespace: str | None, items: Iterable[Any]) -> int:
         """A full list result: the truth for that resource (and namespace, if filtered).
 
@@ -201,7 +231,7 @@ class Store:
         arrives, so a 10k-object list never sits in memory as parsed JSON)."""
         bucket = self.objects[resource].raw
         old = bucket if namespace is None else {k: v for k, v in bucket.items() if k[0] == namespace}
-        first = not self.synced[resource] or not self.present[resource]
+        first = self._listed(resource, namespace) or not self.present[resource]
         if fresh != old:
             gone = old.keys() - fresh.keys()
             changed = gone | {k for k, v in fresh.items() if not same(old.get(k), v)}
@@ -212,7 +242,6 @@ class Store:
                 self._changes[resource].update(changed)
                 first = True
         self.present[resource] = True
-        self.synced[resource] = True
         if first:
             self._bump()
 
@@ -239,25 +268,31 @@ class Store:
         if changed:
             self._bump()
 
-    def mark_absent(self, resource: str) -> None:
+    def mark_absent(self, resource: str, namespace: str | None = None) -> None:
         """An optional CRD is not installed: nothing of it exists, and that is a complete answer."""
         had = bool(self.objects[resource]) or self.present[resource]
         self._changes[resource].update(self.objects[resource])
         self.objects[resource].raw.clear()
         self.present[resource] = False
-        self.synced[resource] = True
-        if had:
+        if self._listed(resource, namespace) or had:
             self._bump()
 
-    def count_restart(self, resource: str) -> None:
-        self.restarts[resource] += 1
+    def set_healthy(self, resource: str, namespace: str | None, ok: bool) -> None:
+        self.watches[(resource, namespace or "")].healthy = ok
 
-    def count_error(self, resource: str) -> None:
-        self.errors[resource] += 1
+    def count_restart(self, resource: str, namespace: str | None = None) -> None:
+        self.watches[(resource, namespace or "")].restarts += 1
+
+    def count_error(self, resource: str, namespace: str | None = None) -> None:
+        self.watches[(resource, namespace or "")].errors += 1
 
     @property
     def ready(self) -> bool:
-        return all(self.synced.values())
+        """Every watch has listed."""
+        return all(w.listed for w in self.watches.values())
+
+    def unlisted(self) -> list[Scope]:
+        return [scope for scope, w in self.watches.items() if not w.listed]
 
     def get(self, resource: str, namespace: str, name: str) -> dict[str, Any] | None:
         obj: dict[str, Any] | None = self.objects[resource].get((namespace, name))

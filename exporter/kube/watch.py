@@ -61,7 +61,7 @@ class Watcher(threading.Thread):
             self.stopping.set()
 
     def _set_health(self, ok: bool) -> None:
-        self.store.healthy[self.resource.name] = ok
+        self.store.set_healthy(self.resource.name, self.namespace, ok)
 
     # -- thread body ------------------------------------------------------------------------
     def run(self) -> None:
@@ -72,7 +72,7 @@ class Watcher(threading.Thread):
             try:
                 rv = self._list()
                 if rv is None:
-                    self._call(self.store.mark_absent, self.resource.name)
+                    self._call(self.store.mark_absent, self.resource.name, self.namespace)
                     self._call(self._set_health, True)
                     self.stopping.wait(s.absent_recheck_seconds)
                     continue
@@ -83,14 +83,14 @@ class Watcher(threading.Thread):
                 self._watch_until_broken(rv)
             except _Expired:
                 self._log.info("kubernetes_watch_expired", reason="410 Gone, relisting")
-                self._call(self.store.count_restart, self.resource.name)
+                self._call(self.store.count_restart, self.resource.name, self.namespace)
                 self.stopping.wait(s.backoff_initial_seconds)    # never a tight loop on a 410-happy server
             except Exception as exc:  # any failure: keep the last inventory, back off, retry
                 if self.stopping.is_set():
                     break
                 self._log.warning("kubernetes_watch_error", error=_describe(exc), retry_in_seconds=delay)
-                self._call(self.store.count_error, self.resource.name)
-                self._call(self.store.count_restart, self.resource.name)
+                self._call(self.store.count_error, self.resource.name, self.namespace)
+                self._call(self.store.count_restart, self.resource.name, self.namespace)
                 self._call(self._set_health, False)
                 self.stopping.wait(delay)
                 delay = min(delay * 2, s.backoff_max_seconds)

@@ -26,7 +26,7 @@ async def until(predicate, timeout=30.0):
 class Running:
     def __init__(self, kube, tmp_path, resources=ALL, namespace=None):
         self.api = load_api_client(str(kube.write_kubeconfig(tmp_path / "kubeconfig")))
-        self.store = Store(ALL)
+        self.store = Store(ALL, (namespace,) if namespace else ())
         self.stopping = threading.Event()
         loop = asyncio.get_running_loop()
         self.watchers = [Watcher(self.api, r, namespace, self.store, loop, FAST, self.stopping) for r in resources]
@@ -57,7 +57,7 @@ async def test_list_then_watch_tracks_adds_updates_deletes(kube, tmp_path):
                     .get("cdi.kubevirt.io/cloneType") == "copy")
         kube.delete("PersistentVolumeClaim", "before", "vms")
         await until(lambda: ("vms", "before") not in run.store.items(PVC.name))
-        assert run.store.restarts[PVC.name] == 0
+        assert run.store.watch(PVC.name).restarts == 0
     finally:
         run.stop()
 
@@ -65,7 +65,7 @@ async def test_list_then_watch_tracks_adds_updates_deletes(kube, tmp_path):
 async def test_410_gone_relists_and_counts_a_restart(kube, tmp_path):
     run = Running(kube, tmp_path, resources=[PVC])
     try:
-        await until(lambda: run.store.synced[PVC.name])
+        await until(lambda: run.store.watch(PVC.name).listed)
         kube.expire_next_watch("persistentvolumeclaims")
         # The current watch stream is still open: a new event makes us read, then the re-watch gets 410.
         kube.create(pvc("vms", "x", "sc"))
@@ -77,8 +77,8 @@ async def test_410_gone_relists_and_counts_a_restart(kube, tmp_path):
         kube.start_server()
         await until(lambda: kube.emu.expired_served == 1)
         kube.create(pvc("vms", "y", "sc"))          # reachable only through the relist after the 410
-        await until(lambda: ("vms", "y") in run.store.items(PVC.name) and run.store.healthy[PVC.name])
-        assert run.store.restarts[PVC.name] >= 1, "the 410 was counted as a restart"
+        await until(lambda: ("vms", "y") in run.store.items(PVC.name) and run.store.watch(PVC.name).healthy)
+        assert run.store.watch(PVC.name).restarts >= 1, "the 410 was counted as a restart"
     finally:
         run.stop()
 
@@ -89,13 +89,13 @@ async def test_api_outage_keeps_inventory_and_recovers_without_restart(kube, tmp
     try:
         await until(lambda: ("vms", "a") in run.store.items(PVC.name))
         kube.stop_server()
-        await until(lambda: run.store.errors[PVC.name] >= 2)
+        await until(lambda: run.store.watch(PVC.name).errors >= 2)
         assert ("vms", "a") in run.store.items(PVC.name), "the last inventory is kept while the API is down"
-        assert run.store.healthy[PVC.name] is False
+        assert run.store.watch(PVC.name).healthy is False
         kube.start_server()
         kube.create(pvc("vms", "b", "sc"))
         kube.delete("PersistentVolumeClaim", "a", "vms")
-        await until(lambda: set(run.store.items(PVC.name)) == {("vms", "b")} and run.store.healthy[PVC.name])
+        await until(lambda: set(run.store.items(PVC.name)) == {("vms", "b")} and run.store.watch(PVC.name).healthy)
     finally:
         run.stop()
 
@@ -117,7 +117,7 @@ async def test_namespace_filter(kube, tmp_path):
     kube.create(pvc("other", "out", "sc"))
     run = Running(kube, tmp_path, resources=[PVC], namespace="vms")
     try:
-        await until(lambda: run.store.synced[PVC.name])
+        await until(lambda: run.store.watch(PVC.name).listed)
         assert set(run.store.items(PVC.name)) == {("vms", "in")}
     finally:
         run.stop()
@@ -126,10 +126,10 @@ async def test_namespace_filter(kube, tmp_path):
 async def test_10k_event_burst_converges_without_restarts(kube, tmp_path):
     run = Running(kube, tmp_path, resources=[PVC])
     try:
-        await until(lambda: run.store.synced[PVC.name])
+        await until(lambda: run.store.watch(PVC.name).listed)
         kube.burst("v1/persistentvolumeclaims", [pvc("vms", f"b-{i}", "sc") for i in range(10000)])
         await until(lambda: len(run.store.items(PVC.name)) == 10000, timeout=60)
-        assert run.store.restarts[PVC.name] == 0 and run.store.errors[PVC.name] == 0
+        assert run.store.watch(PVC.name).restarts == 0 and run.store.watch(PVC.name).errors == 0
     finally:
         run.stop()
 
@@ -139,11 +139,11 @@ async def test_a_paged_list_starts_over_when_its_continue_token_expires(kube, tm
     kube.emu.expire_continues = 1            # the first list's second page: 410 Expired
     run = Running(kube, tmp_path, resources=[PVC])
     try:
-        await until(lambda: run.store.synced[PVC.name])
+        await until(lambda: run.store.watch(PVC.name).listed)
         assert len(run.store.items(PVC.name)) == 1100, "every page of the list that started over"
         # 500 a page: the first list got one page and a 410 for its token; the second three pages.
         assert kube.emu.continues_expired == 1 and kube.emu.pages_served == 3
-        assert run.store.errors[PVC.name] == 0 and run.store.healthy[PVC.name]
+        assert run.store.watch(PVC.name).errors == 0 and run.store.watch(PVC.name).healthy
         kube.create(pvc("vms", "after", "sc"))           # and the watch runs after the paged list
         await until(lambda: ("vms", "after") in run.store.items(PVC.name))
     finally:
@@ -163,9 +163,9 @@ async def test_garbage_in_the_watch_stream_relists_and_recovers(kube, tmp_path):
         await until(lambda: kube.emu.garbage_served == 1)
         kube.create(pvc("vms", "b", "sc"))    # reachable only through a relist after the garbage
         await until(lambda: set(run.store.items(PVC.name)) == {("vms", "a"), ("vms", "b")}
-                    and run.store.healthy[PVC.name])
+                    and run.store.watch(PVC.name).healthy)
         assert ("vms", "x") not in run.store.items(PVC.name), "a cut-off object is never half-applied"
-        assert run.store.errors[PVC.name] >= 1
+        assert run.store.watch(PVC.name).errors >= 1
     finally:
         run.stop()
 
@@ -176,9 +176,9 @@ async def test_slow_api_server_still_converges(kube, tmp_path):
     run = Running(kube, tmp_path, resources=[PVC])
     try:
         await asyncio.sleep(0.5)
-        assert not run.store.synced[PVC.name], "not ready before the first full list"
+        assert not run.store.watch(PVC.name).listed, "not ready before the first full list"
         await until(lambda: ("vms", "slow") in run.store.items(PVC.name))
-        assert run.store.errors[PVC.name] == 0
+        assert run.store.watch(PVC.name).errors == 0
     finally:
         kube.emu.list_delay = 0
         run.stop()

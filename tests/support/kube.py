@@ -11,6 +11,7 @@ import asyncio
 import itertools
 import json
 import threading
+import time
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,8 @@ class Emulator(kmock.KubernetesEmulator):
         self.garbage_served = 0                    # how many such lines went out (tests wait on it)
         self.expired_served = 0                    # how many 410s went out
         self.list_delay = 0.0                      # seconds every list takes (a slow API server)
+        self.namespace_list_delay: dict[str, float] = {}   # namespace -> seconds more its lists take
+        self.lists_served: list[tuple[str, str, float]] = []   # (plural, namespace, time.time()) per list answered
         # TokenReview / SubjectAccessReview, answered as the API server's authenticator and RBAC
         # would: token -> user info, and which (user, non-resource path, verb) are allowed.
         self.tokens: dict[str, dict] = {}
@@ -75,8 +78,15 @@ class Emulator(kmock.KubernetesEmulator):
         self._tokens = itertools.count(1)
 
     async def _serve_list(self, request):
-        if self.list_delay:
-            await asyncio.sleep(self.list_delay)
+        delay = self.list_delay + self.namespace_list_delay.get(request.namespace or "", 0.0)
+        if delay:
+            await asyncio.sleep(delay)
+        try:
+            return await self._page(request)
+        finally:
+            self.lists_served.append((getattr(request.resource, "plural", ""), request.namespace or "", time.time()))
+
+    async def _page(self, request):
         # As the API server pages: `limit` items and a continue token for the rest, which reads the
         # same snapshot (etcd serves later pages at the first page's revision) until it expires.
         token = request.params.get("continue")
@@ -162,10 +172,17 @@ class Emulator(kmock.KubernetesEmulator):
             yield item
 
 
-class KubeAPI:
-    """Start with KubeAPI(); .host is the URL; stop_server()/start_server() simulate an outage."""
+OPTIONAL = {key for key in DECLARED if key.startswith(("cdi.kubevirt.io/", "snapshot.storage.k8s.io/"))}
 
-    def __init__(self) -> None:
+
+class KubeAPI:
+    """Start with KubeAPI(); .host is the URL; stop_server()/start_server() simulate an outage.
+
+    crds: None declares what DECLARED says (volumeclonesources absent); True installs every CDI and
+    snapshot CRD; False none of them (their lists answer 404, as without the CRDs)."""
+
+    def __init__(self, crds: bool | None = None) -> None:
+        self._crds = crds
         self._ready = threading.Event()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.emu: Emulator | None = None
@@ -187,7 +204,12 @@ class KubeAPI:
         self.loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         self.emu = Emulator()
-        for key, namespaced in DECLARED.items():
+        declared = dict(DECLARED)
+        if self._crds is True:
+            declared["cdi.kubevirt.io/v1beta1/volumeclonesources"] = True
+        elif self._crds is False:
+            declared = {k: v for k, v in declared.items() if k not in OPTIONAL}
+        for key, namespaced in declared.items():
             self.emu.resources[key].namespaced = namespaced
         async with self.emu:
             await self._start_server()

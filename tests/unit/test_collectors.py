@@ -145,11 +145,11 @@ def test_kubernetes_collector_counts_per_resource():
     store = Store([PVC, STORAGECLASS])
     store.replace(PVC.name, None, [{"metadata": {"name": "a", "namespace": "vms"}}])
     store.count_error(PVC.name)
-    store.healthy[PVC.name] = True
+    store.set_healthy(PVC.name, None, True)
     text = _exposition(kubernetes.KubernetesCollector(store))
     assert 'clonewatch_kubernetes_objects{resource="persistentvolumeclaims"} 1.0' in text
-    assert 'clonewatch_kubernetes_watch_errors_total{resource="persistentvolumeclaims"} 1.0' in text
-    assert 'clonewatch_kubernetes_watch_healthy{resource="storageclasses"} 0.0' in text
+    assert 'clonewatch_kubernetes_watch_errors_total{namespace="",resource="persistentvolumeclaims"} 1.0' in text
+    assert 'clonewatch_kubernetes_watch_healthy{namespace="",resource="storageclasses"} 0.0' in text
 
 
 def test_clone_duration_histogram_counts_each_done_clone_once():
