@@ -21,18 +21,19 @@ class KubeError(Exception):
 def load_api_client(kubeconfig: str | None, context: str | None = None) -> k8s_client.ApiClient:
     """Kubeconfig from the flag or KUBECONFIG/~/.kube/config, else the in-cluster service account."""
     configuration = k8s_client.Configuration()
+    config: Any = kubernetes.config      # the client ships no types
     try:
-        kubernetes.config.load_kube_config(config_file=kubeconfig, context=context,
+        config.load_kube_config(config_file=kubeconfig, context=context,
                                            client_configuration=configuration)
     except Exception:
         if kubeconfig:
             raise
-        kubernetes.config.load_incluster_config(client_configuration=configuration)
+        config.load_incluster_config(client_configuration=configuration)
     return k8s_client.ApiClient(configuration)
 
 
 def open_request(api: k8s_client.ApiClient, path: str, query: list[tuple[str, Any]],
-                 timeout: tuple[float, float]):
+                 timeout: tuple[float, float]) -> Any:
     """GET path; returns the unread urllib3 response (caller streams or reads it)."""
     method, url, headers, body, post = api.param_serialize(
         method="GET", resource_path=path, query_params=query,
@@ -43,7 +44,7 @@ def open_request(api: k8s_client.ApiClient, path: str, query: list[tuple[str, An
 
 
 def get_json(api: k8s_client.ApiClient, path: str, query: list[tuple[str, Any]],
-             timeout: tuple[float, float]) -> dict:
+             timeout: tuple[float, float]) -> dict[str, Any]:
     resp = open_request(api, path, query, timeout)
     try:
         data = resp.data

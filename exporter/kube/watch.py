@@ -39,7 +39,7 @@ class _Expired(Exception):
 
 
 class Watcher(threading.Thread):
-    def __init__(self, api, resource: Resource, namespace: str | None, store: Store,
+    def __init__(self, api: Any, resource: Resource, namespace: str | None, store: Store,
                  loop: asyncio.AbstractEventLoop, settings: WatchSettings,
                  stopping: threading.Event) -> None:
         super().__init__(name=f"watch-{resource.name}-{namespace or 'all'}", daemon=True)
@@ -178,7 +178,7 @@ class Watcher(threading.Thread):
                 except Exception:
                     pass
 
-    def _consume(self, resp, rv: str) -> str:
+    def _consume(self, resp: Any, rv: str) -> str:
         buffer = b""
         for chunk in resp.stream(65536, decode_content=True):
             if self.stopping.is_set():

@@ -16,6 +16,7 @@ beside it (bench/bench_soak.py --probe). Other C libraries (musl) have neither c
 import ctypes
 import ctypes.util
 from collections.abc import Callable
+from typing import Any
 
 LARGE_UPDATE = 1000     # objects changed in one update from which trimming is worth its few ms
 
@@ -24,7 +25,7 @@ MMAP_THRESHOLD = 128 * 1024  # glibc's starting value: blocks from here up are m
 _M_MMAP_THRESHOLD = -3      # mallopt's parameter number (malloc.h)
 
 
-def libc_function(name: str, argtypes: list, restype: type) -> Callable[..., int] | None:
+def libc_function(name: str, argtypes: list[Any], restype: type) -> Callable[..., int] | None:
     try:
         fn = getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), name)
     except (OSError, AttributeError):

@@ -2,6 +2,7 @@
 
 import asyncio
 import signal
+from typing import Any
 
 import structlog
 
@@ -15,7 +16,7 @@ log = structlog.get_logger("clonewatch")
 STREAM_CHUNK = MMAP_THRESHOLD - 8 * 1024    # pieces joined per write: under heap.py's threshold, so from the heap
 
 
-def _api_client(settings):
+def _api_client(settings: Any) -> Any:
     from ..kube.client import load_api_client
     try:
         return load_api_client(settings.kubeconfig or None, settings.kubernetes_context or None)
@@ -24,7 +25,7 @@ def _api_client(settings):
                                         "pass --kubeconfig, set KUBECONFIG, or --no-kubernetes.enabled") from None
 
 
-async def run(settings) -> int:
+async def run(settings: Any) -> int:
     host, port = parse_listen_address(settings.web_listen_address)
     needs_api = settings.kubernetes_enabled or settings.web_authorization == "kubernetes"
     api = _api_client(settings) if needs_api else None
