@@ -6,6 +6,15 @@
 #   DEMO_CLONES=10 DEMO_COPIES=3 DEMO_GOLDEN_MIB=256 DEMO_DRIFT_MIB=16 scripts/demo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = "--help" ] || [ "${1:-}" = "-h" ]; then
+  cat <<EOF
+usage: scripts/demo.sh
+A throwaway one-node Ceph cluster with a golden image, CoW clones and full copies, measured by the
+exporter in native mode. Sizes: DEMO_CLONES (10), DEMO_COPIES (3), DEMO_GOLDEN_MIB (256),
+DEMO_DRIFT_MIB (16); DEMO_PORT (9753) for /metrics.
+EOF
+  exit 0
+fi
 scripts/setup.sh
 
 clones=${DEMO_CLONES:-10}; copies=${DEMO_COPIES:-3}

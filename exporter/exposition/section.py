@@ -1,9 +1,10 @@
-"""Prometheus text exposition for the object metrics, rendered once per change.
+"""The object metrics kept as text, rendered once per change.
 
-At 10,000 PVCs (~100k samples), building fresh client_python families and calling
-generate_latest costs ~600 ms per scrape. Like kube-state-metrics, we render each row's lines
-when the row changes and keep them, joined and compressed per block of rows; a change
-re-renders its rows and re-compresses their blocks, and the scrape serves the pieces.
+Building fresh client_python families and calling generate_latest for every scrape costs over a
+second at 10,000 PVCs (README, Benchmarks: bench/bench_scrape.py's "naive" line). Like
+kube-state-metrics, we render each row's lines when the row changes and keep them, joined and
+compressed per block of rows; a change re-renders its rows and re-compresses their blocks, and the
+scrape serves the pieces.
 """
 
 import bisect
