@@ -11,7 +11,7 @@ from concurrent.futures import Future
 from pathlib import Path
 
 from exporter.backends.rbd.backend import RbdBackend, RbdSettings
-from exporter.backends.rbd.librbd import Image
+from exporter.backends.rbd.images import Image
 from exporter.backends.vpc.backend import VpcBackend
 from exporter.cli import load
 from exporter.kube.client import load_api_client
@@ -49,7 +49,7 @@ class FixedReader:
 
 def fixed_rbd():
     backend = RbdBackend(RbdSettings(client="librbd"))
-    backend._readers[""] = FixedReader()         # the default cluster's reader
+    backend.reader._readers[""] = FixedReader()         # the default cluster's reader
     return backend
 
 

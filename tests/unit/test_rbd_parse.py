@@ -6,19 +6,10 @@ from pathlib import Path
 import pytest
 
 from exporter.backends.base import BackendError, TargetState
-from exporter.backends.rbd.backend import (
-    CephCluster,
-    RbdBackend,
-    RbdSettings,
-    build_volumes,
-    crash_reason,
-    load_cluster,
-    parse_du,
-    parse_ls,
-    signal_name,
-    split_cluster,
-    split_target,
-)
+from exporter.backends.rbd.backend import RbdBackend, RbdSettings, load_cluster
+from exporter.backends.rbd.cli import build_volumes, crash_reason, parse_du, parse_ls, signal_name
+from exporter.backends.rbd.naming import split_cluster, split_target
+from exporter.backends.rbd.reader import CephCluster
 from exporter.model.efficiency import logical_bytes
 from tests.support.objects import pv_rbd
 
