@@ -60,7 +60,7 @@ def exporter_package(root: Path | None) -> SimpleNamespace:
         return getattr(importlib.import_module(f"{name}.{module}"), attr)
     return SimpleNamespace(
         TargetState=part("backends.base.TargetState"), Volume=part("backends.base.Volume"),
-        RbdBackend=part("backends.rbd.RbdBackend"), RbdSettings=part("backends.rbd.RbdSettings"),
+        RbdBackend=part("backends.rbd.backend.RbdBackend"), RbdSettings=part("backends.rbd.backend.RbdSettings"),
         Inventory=part("inventory.Inventory"), everything=part("inventory.everything"), Store=part("kube.store.Store"),
         collectors=lambda: [part(f"collectors.{c}")() for c in COLLECTORS])
 
