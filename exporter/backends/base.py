@@ -8,11 +8,17 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 import structlog
 
-from ..config.settings import ConfigError, Option
+from ..config.settings import ConfigError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T")
+OptionsT = TypeVar("OptionsT", bound="DataclassInstance")
 
 
 @dataclass(frozen=True)
@@ -150,22 +156,29 @@ class Backend(Protocol):
 
 
 @dataclass(frozen=True)
-class BackendSpec:
+class Core:
+    """What a backend may know of the exporter's own options."""
+    kubernetes: bool = True     # PVs are watched: a backend that knows its volumes only from PVs needs it
+
+
+@dataclass(frozen=True)
+class BackendSpec(Generic[OptionsT]):
     """What a backend module declares so the exporter can offer and build it without naming it.
 
-    Each backend module holds one `SPEC`; `registry.specs()` finds them. `check` validates the
-    settings (raises ConfigError naming the key, so the CLI exits 2 before anything starts);
-    `build` returns the backend, or None when the settings leave it off.
+    Each backend module holds one `SPEC`; `registry.specs()` finds them. `options` is the backend's
+    options group (a dataclass of config.settings.option() fields). `check` validates them (raises
+    ConfigError naming the key, so the CLI exits 2 before anything starts); `build` returns the
+    backend, or None when the options leave it off.
     """
     name: str
     order: int                                          # where its options appear in --help
-    options: tuple[Option, ...]
-    build: Callable[[Any], Backend | None]
-    check: Callable[[Any], object] = lambda settings: None
-    prepare: Callable[[Any], None] = lambda settings: None     # once, in the exporter process, before logging
+    options: type[OptionsT]
+    build: Callable[[OptionsT, Core], Backend | None]
+    check: Callable[[OptionsT], object] = lambda options: None
+    prepare: Callable[[OptionsT], None] = lambda options: None     # once, in the exporter process, before logging
 
 
-def load_named(key: str, entries: Sequence[str], what: str, load: Callable[[str, Path], Any]) -> tuple[Any, ...]:
+def load_named(key: str, entries: Sequence[str], what: str, load: Callable[[str, Path], T]) -> tuple[T, ...]:
     """Each NAME=DIR entry loaded by `load(name, dir)`; a ValueError becomes a ConfigError naming the key."""
     out = []
     for name, directory in named_dirs(key, entries):

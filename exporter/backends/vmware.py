@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config.settings import Option
-from .base import BackendError, BackendSpec, TargetState, Volume, VolumeRef, load_named, read_secret, record
+from ..config.settings import option
+from .base import BackendError, BackendSpec, Core, TargetState, Volume, VolumeRef, load_named, read_secret, record
 from .transport import host_port, tls_context
 
 NAME = "vmware"
@@ -292,31 +292,31 @@ class VmwareBackend:
 
 
 # -- registration -------------------------------------------------------------------------------
-OPTIONS = (
-    Option("vmware.vcenters", "list", (),
-           "vCenters as NAME=DIR, DIR holding address, username, password (and optionally ca.crt): "
-           "linked clones outside Kubernetes"),
-    Option("vmware.folders", "list", (), "inventory paths to look in, e.g. DC0/vm/golden (default: every VM)"),
-    Option("vmware.insecure-skip-verify", "bool", False, "labs only: do not check the vCenters' TLS certificates"),
-    Option("vmware.timeout", "float", 60.0, "seconds before a vCenter refresh is given up",
-           positive=True, unit="seconds"),
-    Option("vmware.refresh-interval", "float", 300.0, "seconds between vCenter refreshes",
-           positive=True, unit="seconds"),
-)
+@dataclass(frozen=True)
+class VmwareOptions:
+    vcenters: tuple[str, ...] = option("vmware.vcenters", (), "vCenters as NAME=DIR, DIR holding address, username, "
+                                       "password (and optionally ca.crt): linked clones outside Kubernetes")
+    folders: tuple[str, ...] = option("vmware.folders", (), "inventory paths to look in, e.g. DC0/vm/golden "
+                                      "(default: every VM)")
+    insecure_skip_verify: bool = option("vmware.insecure-skip-verify", False,
+                                        "labs only: do not check the vCenters' TLS certificates")
+    timeout: float = option("vmware.timeout", 60.0, "seconds before a vCenter refresh is given up",
+                            positive=True, unit="seconds")
+    refresh_interval: float = option("vmware.refresh-interval", 300.0, "seconds between vCenter refreshes",
+                                     positive=True, unit="seconds")
 
 
-def vcenters_from(s) -> tuple[VCenterAccess, ...]:
+def vcenters_from(o: VmwareOptions) -> tuple[VCenterAccess, ...]:
     """The configured vCenters, each read from its Secret directory (ConfigError naming the key)."""
-    return load_named("vmware.vcenters", s.vmware_vcenters, "vCenter",
-                      lambda name, directory: load_vcenter(name, directory, s.vmware_insecure_skip_verify,
-                                                           tuple(s.vmware_folders)))
+    return load_named("vmware.vcenters", o.vcenters, "vCenter",
+                      lambda name, directory: load_vcenter(name, directory, o.insecure_skip_verify, o.folders))
 
 
-def _build(s) -> VmwareBackend | None:
-    if not s.vmware_vcenters:
+def _build(o: VmwareOptions, core: Core) -> VmwareBackend | None:
+    if not o.vcenters:
         return None
-    return VmwareBackend(VmwareSettings(vcenters=vcenters_from(s), timeout_seconds=s.vmware_timeout,
-                                        refresh_interval_seconds=s.vmware_refresh_interval))
+    return VmwareBackend(VmwareSettings(vcenters=vcenters_from(o), timeout_seconds=o.timeout,
+                                        refresh_interval_seconds=o.refresh_interval))
 
 
-SPEC = BackendSpec(NAME, 50, OPTIONS, _build, vcenters_from)
+SPEC = BackendSpec(NAME, 50, VmwareOptions, _build, vcenters_from)

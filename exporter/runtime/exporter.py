@@ -28,6 +28,8 @@ from ..collectors.pvc import PvcCollector
 from ..collectors.source import SourceCollector
 from ..collectors.storageclass import StorageClassCollector
 from ..collectors.volume import VolumeCollector
+from ..config.core import CoreOptions
+from ..config.settings import Settings
 from ..exposition.section import Part
 from ..http.metrics import WebCollector
 from ..http.serve import Security
@@ -68,9 +70,9 @@ class _SelfCollector(Collector):
 
 
 class Exporter:
-    def __init__(self, settings, web: Security | None = None) -> None:
+    def __init__(self, settings: Settings, web: Security | None = None) -> None:
         self.settings = settings
-        self.kubernetes = bool(settings.kubernetes_enabled)
+        self.kubernetes = settings.of(CoreOptions).kubernetes_enabled
         self.store = Store(ALL)
         self.backends = registry.build(settings)
         self.inventory: Inventory | None = None     # None: the next rebuild starts from scratch
@@ -105,12 +107,12 @@ class Exporter:
     async def start(self, api_client=None) -> None:
         loop = self.loop = asyncio.get_running_loop()
         if self.kubernetes:
-            s = self.settings
+            s = self.settings.of(CoreOptions)
             ws = WatchSettings(watch_timeout_seconds=s.kubernetes_watch_timeout,
                                read_timeout_seconds=s.kubernetes_read_timeout,
                                backoff_max_seconds=s.kubernetes_backoff_max,
                                absent_recheck_seconds=s.kubernetes_absent_recheck)
-            namespaces = list(s.kubernetes_namespaces) or [None]
+            namespaces: list[str | None] = list(s.kubernetes_namespaces) or [None]
             for resource in self.store.resources:
                 for ns in (namespaces if resource.namespaced else [None]):
                     w = Watcher(api_client, resource, ns, self.store, loop, ws, self._stopping)
@@ -198,7 +200,7 @@ class Exporter:
                 finally:
                     for w in waiters:
                         w.cancel()
-                await asyncio.sleep(self.settings.rebuild_debounce)
+                await asyncio.sleep(self.settings.of(CoreOptions).rebuild_debounce)
             self._dirty.clear()
             seen = self.store.generation
             covers = (dict(self.refreshed), self.store.ready)

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ...config.settings import Option
+from ...config.settings import option
 from ...kube.objects import get, text
-from ..base import BackendError, BackendSpec, BackgroundCopy, TargetState, Volume, VolumeRef, load_named, record
+from ..base import BackendError, BackendSpec, BackgroundCopy, Core, TargetState, Volume, VolumeRef, load_named, record
 from ..transport import host_port
 from .rest import ArrayAccess, SvcClient
 
@@ -312,31 +312,32 @@ class FlashSystemBackend:
 
 
 # -- registration -------------------------------------------------------------------------------
-OPTIONS = (
-    Option("flashsystem.arrays", "list", (),
-           "IBM FlashSystem / Storage Virtualize arrays as NAME=DIR, DIR holding the array Secret's "
-           "management_address, username, password (and optionally ca.crt)"),
-    Option("flashsystem.insecure-skip-verify", "bool", False, "labs only: do not check the arrays' TLS certificates"),
-    Option("flashsystem.timeout", "float", 30.0, "seconds before a REST request to an array is given up",
-           positive=True, unit="seconds"),
-    Option("flashsystem.refresh-interval", "float", 60.0, "seconds between FlashSystem refreshes",
-           positive=True, unit="seconds"),
-    Option("flashsystem.concurrency", "int", 2, "REST requests in flight per array", positive=True),
-)
+@dataclass(frozen=True)
+class FlashSystemOptions:
+    arrays: tuple[str, ...] = option("flashsystem.arrays", (), "IBM FlashSystem / Storage Virtualize arrays as "
+                                     "NAME=DIR, DIR holding the array Secret's management_address, username, password "
+                                     "(and optionally ca.crt)")
+    insecure_skip_verify: bool = option("flashsystem.insecure-skip-verify", False,
+                                        "labs only: do not check the arrays' TLS certificates")
+    timeout: float = option("flashsystem.timeout", 30.0, "seconds before a REST request to an array is given up",
+                            positive=True, unit="seconds")
+    refresh_interval: float = option("flashsystem.refresh-interval", 60.0, "seconds between FlashSystem refreshes",
+                                     positive=True, unit="seconds")
+    concurrency: int = option("flashsystem.concurrency", 2, "REST requests in flight per array", positive=True)
 
 
-def arrays_from(s) -> tuple[ArrayAccess, ...]:
+def arrays_from(o: FlashSystemOptions) -> tuple[ArrayAccess, ...]:
     """The configured arrays, each read from its Secret directory (ConfigError naming the key)."""
-    return load_named("flashsystem.arrays", s.flashsystem_arrays, "array",
-                      lambda name, directory: load_array(name, directory, s.flashsystem_insecure_skip_verify))
+    return load_named("flashsystem.arrays", o.arrays, "array",
+                      lambda name, directory: load_array(name, directory, o.insecure_skip_verify))
 
 
-def _build(s) -> FlashSystemBackend | None:
-    if not s.flashsystem_arrays:
+def _build(o: FlashSystemOptions, core: Core) -> FlashSystemBackend | None:
+    if not o.arrays:
         return None
     return FlashSystemBackend(FlashSystemSettings(
-        arrays=arrays_from(s), timeout_seconds=s.flashsystem_timeout,
-        refresh_interval_seconds=s.flashsystem_refresh_interval, concurrency=s.flashsystem_concurrency))
+        arrays=arrays_from(o), timeout_seconds=o.timeout,
+        refresh_interval_seconds=o.refresh_interval, concurrency=o.concurrency))
 
 
-SPEC = BackendSpec(NAME, 40, OPTIONS, _build, arrays_from)
+SPEC = BackendSpec(NAME, 40, FlashSystemOptions, _build, arrays_from)

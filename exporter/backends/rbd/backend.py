@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...config.logs import keep_c_libraries_off_stderr
-from ...config.settings import ConfigError, Option
+from ...config.settings import ConfigError, option
 from ...kube.objects import get, text
-from ..base import BackendError, BackendSpec, TargetState, Volume, VolumeRef, load_named, named_dirs, record
+from ..base import BackendError, BackendSpec, Core, TargetState, Volume, VolumeRef, load_named, named_dirs, record
 from .cli import CliClient
 from .librbd import LibrbdClient, available
 from .naming import is_rbd_driver, make_target, snapshot_image, split_cluster, volume_id
@@ -144,24 +144,27 @@ class RbdBackend:
 
 
 # -- registration -------------------------------------------------------------------------------
-OPTIONS = (
-    Option("rbd.enabled", "bool", True, "measure Ceph RBD images"),
-    Option("rbd.pools", "list", (), "pools (pool, pool/namespace, or ID:pool for a named cluster) to measure "
-           "even without PVs in them"),
-    Option("rbd.client", "str", "auto", "how to read Ceph: librbd (in-process, sees the RBD trash), cli (the rbd "
-           "command), auto (librbd when Debian's python3-rbd is importable, else cli)"),
-    Option("rbd.binary", "str", "rbd", "the rbd command (with rbd.client cli)"),
-    Option("rbd.timeout", "float", 60.0, "seconds before a hanging rbd command is killed",
-           positive=True, unit="seconds"),
-    Option("rbd.refresh-interval", "float", 60.0, "seconds between RBD refreshes", positive=True, unit="seconds"),
-    Option("rbd.concurrency", "int", 4, "targets refreshed at once", positive=True),
-    Option("ceph.conf", "str", "", "ceph.conf for rbd (else $CEPH_CONF / rbd's default)"),
-    Option("ceph.id", "str", "", "Ceph client id, e.g. admin (as the Rook toolbox uses)"),
-    Option("ceph.keyring", "str", "", "keyring file for that client"),
-    Option("ceph.mon-host", "str", "", "monitor addresses, when there is no ceph.conf (as Rook's toolbox env gives)"),
-    Option("ceph.clusters", "list", (), "more Ceph clusters as ID=DIR (ID: ceph-csi's clusterID; DIR: ceph.conf, "
-           "keyring, optional client-id); PVs of other clusterIDs use the ceph.* flags above"),
-)
+@dataclass(frozen=True)
+class RbdOptions:
+    enabled: bool = option("rbd.enabled", True, "measure Ceph RBD images")
+    pools: tuple[str, ...] = option("rbd.pools", (), "pools (pool, pool/namespace, or ID:pool for a named cluster) "
+                                    "to measure even without PVs in them")
+    client: str = option("rbd.client", "auto", "how to read Ceph: librbd (in-process, sees the RBD trash), cli (the "
+                         "rbd command), auto (librbd when Debian's python3-rbd is importable, else cli)")
+    binary: str = option("rbd.binary", "rbd", "the rbd command (with rbd.client cli)")
+    timeout: float = option("rbd.timeout", 60.0, "seconds before a hanging rbd command is killed",
+                            positive=True, unit="seconds")
+    refresh_interval: float = option("rbd.refresh-interval", 60.0, "seconds between RBD refreshes",
+                                     positive=True, unit="seconds")
+    concurrency: int = option("rbd.concurrency", 4, "targets refreshed at once", positive=True)
+    ceph_conf: str = option("ceph.conf", "", "ceph.conf for rbd (else $CEPH_CONF / rbd's default)")
+    ceph_id: str = option("ceph.id", "", "Ceph client id, e.g. admin (as the Rook toolbox uses)")
+    ceph_keyring: str = option("ceph.keyring", "", "keyring file for that client")
+    ceph_mon_host: str = option("ceph.mon-host", "", "monitor addresses, when there is no ceph.conf (as Rook's "
+                                "toolbox env gives)")
+    ceph_clusters: tuple[str, ...] = option("ceph.clusters", (), "more Ceph clusters as ID=DIR (ID: ceph-csi's "
+                                            "clusterID; DIR: ceph.conf, keyring, optional client-id); PVs of other "
+                                            "clusterIDs use the ceph.* flags above")
 
 
 def load_cluster(name: str, directory: Path) -> CephCluster:
@@ -182,44 +185,47 @@ def load_cluster(name: str, directory: Path) -> CephCluster:
     return CephCluster(name, str(conf), client_id, str(keyring) if keyring.is_file() else "", "")
 
 
-def _client(s) -> str:
-    if s.rbd_client not in ("auto", "librbd", "cli"):
-        raise ConfigError("rbd.client", f"expected auto, librbd or cli, got {s.rbd_client!r}")
-    if s.rbd_client == "librbd" and not available():
+def _client(o: RbdOptions) -> str:
+    if o.client not in ("auto", "librbd", "cli"):
+        raise ConfigError("rbd.client", f"expected auto, librbd or cli, got {o.client!r}")
+    if o.client == "librbd" and not available():
         raise ConfigError("rbd.client", "librbd is not importable here (install Debian's python3-rbd and "
                                         "python3-rados, see README)")
-    return s.rbd_client if s.rbd_client != "auto" else ("librbd" if available() else "cli")
+    return o.client if o.client != "auto" else ("librbd" if available() else "cli")
 
 
-def _build(s) -> RbdBackend | None:
-    if not s.rbd_enabled:
+def _build(o: RbdOptions, core: Core) -> RbdBackend | None:
+    if not o.enabled:
         return None
-    return RbdBackend(RbdSettings(client=_client(s),
-        binary=s.rbd_binary, default=CephCluster("", s.ceph_conf, s.ceph_id, s.ceph_keyring, s.ceph_mon_host),
-        pools=_pools(s), timeout_seconds=s.rbd_timeout,
-        clusters=load_named("ceph.clusters", s.ceph_clusters, "cluster", load_cluster),
-        refresh_interval_seconds=s.rbd_refresh_interval, concurrency=s.rbd_concurrency))
+    return RbdBackend(RbdSettings(client=_client(o),
+        binary=o.binary, default=CephCluster("", o.ceph_conf, o.ceph_id, o.ceph_keyring, o.ceph_mon_host),
+        pools=_pools(o), timeout_seconds=o.timeout, clusters=_clusters(o),
+        refresh_interval_seconds=o.refresh_interval, concurrency=o.concurrency))
 
 
-def _check(s) -> None:
-    _client(s)
-    if s.rbd_enabled:
-        load_named("ceph.clusters", s.ceph_clusters, "cluster", load_cluster)
-        _pools(s)
+def _check(o: RbdOptions) -> None:
+    _client(o)
+    if o.enabled:
+        _clusters(o)
+        _pools(o)
 
 
-def _pools(s) -> tuple[str, ...]:
-    names = {name for name, _ in named_dirs("ceph.clusters", s.ceph_clusters)}
-    for entry in s.rbd_pools:
+def _clusters(o: RbdOptions) -> tuple[CephCluster, ...]:
+    return load_named("ceph.clusters", o.ceph_clusters, "cluster", load_cluster)
+
+
+def _pools(o: RbdOptions) -> tuple[str, ...]:
+    names = {name for name, _ in named_dirs("ceph.clusters", o.ceph_clusters)}
+    for entry in o.pools:
         cluster = split_cluster(entry)[0]
         if cluster and cluster not in names:
             raise ConfigError("rbd.pools", f"{entry!r} names cluster {cluster!r}, which ceph.clusters does not configure")
-    return tuple(s.rbd_pools)
+    return o.pools
 
 
-def _prepare(s) -> None:
-    if s.rbd_enabled and _client(s) == "librbd":
+def _prepare(o: RbdOptions) -> None:
+    if o.enabled and _client(o) == "librbd":
         keep_c_libraries_off_stderr()
 
 
-SPEC = BackendSpec(NAME, 10, OPTIONS, _build, _check, _prepare)
+SPEC = BackendSpec(NAME, 10, RbdOptions, _build, _check, _prepare)
