@@ -8,7 +8,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import structlog
 
@@ -134,16 +134,16 @@ class Backend(Protocol):
     refresh_interval: float
     unshared_reason: str    # why a volume of this backend with no parent shares nothing, e.g. flattened
 
-    def map_pv(self, pv: dict) -> VolumeRef | None:
+    def map_pv(self, pv: dict[str, Any]) -> VolumeRef | None:
         """The backend volume behind a PV, or None when this backend does not serve it."""
 
     def serves_provisioner(self, provisioner: str) -> bool:
         """Whether PVs of this CSI provisioner are this backend's volumes."""
 
-    def map_snapshot_content(self, content: dict) -> VolumeRef | None:
+    def map_snapshot_content(self, content: dict[str, Any]) -> VolumeRef | None:
         """The backend volume behind a VolumeSnapshotContent, if it can tell (no I/O)."""
 
-    def want(self, pvs: Iterable[dict]) -> None:
+    def want(self, pvs: Iterable[dict[str, Any]]) -> None:
         """The PVs Kubernetes knows of: refresh what holds the ones this backend serves. Runs in a
         worker thread between refreshes: build new containers and assign them, never edit in place
         what states() or a scrape may be reading."""

@@ -12,6 +12,7 @@ import os
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
@@ -101,16 +102,16 @@ class Qcow2Backend:
         self._states: dict[str, TargetState] = {}
         self._targets = [os.path.abspath(d) for d in settings.dirs]
 
-    def map_pv(self, pv: dict) -> VolumeRef | None:
+    def map_pv(self, pv: dict[str, Any]) -> VolumeRef | None:
         return None          # qcow2 directories are measured natively, not through PVs
 
     def serves_provisioner(self, provisioner: str) -> bool:
         return False
 
-    def map_snapshot_content(self, content: dict) -> VolumeRef | None:
+    def map_snapshot_content(self, content: dict[str, Any]) -> VolumeRef | None:
         return None
 
-    def want(self, pvs) -> None:
+    def want(self, pvs: Iterable[dict[str, Any]]) -> None:
         """Targets are the configured directories only: nothing to learn from Kubernetes."""
 
     def states(self) -> dict[str, TargetState]:

@@ -73,18 +73,18 @@ def _host(address: str) -> str:
     return host_port(address.strip().lower(), 0)[0]
 
 
-def _rows(doc: Any, command: str) -> list[dict]:
+def _rows(doc: Any, command: str) -> list[dict[str, Any]]:
     if not isinstance(doc, list) or not all(isinstance(r, dict) for r in doc):
         raise BackendError(f"{command}: reply is not a list of objects")
     return doc
 
 
-def _count_or_blank(row: dict, key: str, command: str) -> int | None:
+def _count_or_blank(row: dict[str, Any], key: str, command: str) -> int | None:
     """A count the array may leave blank (used capacity in data reduction pools)."""
     return None if row.get(key) in ("", None) else _count(row, key, command)
 
 
-def _count(row: dict, key: str, command: str) -> int:
+def _count(row: dict[str, Any], key: str, command: str) -> int:
     value = row.get(key)
     if not isinstance(value, str) or not _digits(value):
         raise BackendError(f"{command}: field {key}={value!r} is not a byte count / number "
@@ -92,7 +92,7 @@ def _count(row: dict, key: str, command: str) -> int:
     return int(value)
 
 
-def _field(row: dict, key: str, command: str) -> str:
+def _field(row: dict[str, Any], key: str, command: str) -> str:
     value = row.get(key)
     if not isinstance(value, str) or not value:
         raise BackendError(f"{command}: row without {key}: {str(row)[:200]}")
@@ -247,7 +247,7 @@ class FlashSystemBackend:
             return None
         return VolumeRef(NAME, array, volume_id(array, uid))
 
-    def map_pv(self, pv: dict) -> VolumeRef | None:
+    def map_pv(self, pv: dict[str, Any]) -> VolumeRef | None:
         csi = get(pv, "spec", "csi")
         return self._ref(get(csi, "driver"), get(csi, "volumeHandle"),
                          get(csi, "volumeAttributes", "array_address"))
@@ -255,11 +255,11 @@ class FlashSystemBackend:
     def serves_provisioner(self, provisioner: str) -> bool:
         return provisioner == DRIVER
 
-    def map_snapshot_content(self, content: dict) -> VolumeRef | None:
+    def map_snapshot_content(self, content: dict[str, Any]) -> VolumeRef | None:
         # A CSI snapshot is a FlashCopy target vdisk too; its handle has the same form.
         return self._ref(get(content, "spec", "driver"), get(content, "status", "snapshotHandle"), "")
 
-    def want(self, pvs: Iterable[dict]) -> None:
+    def want(self, pvs: Iterable[dict[str, Any]]) -> None:
         self._wanted = {r.volume for r in map(self.map_pv, pvs) if r is not None}
 
     def states(self) -> dict[str, TargetState]:

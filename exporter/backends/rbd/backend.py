@@ -18,6 +18,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ...config.logs import keep_c_libraries_off_stderr
 from ...config.settings import ConfigError, option
@@ -59,7 +60,7 @@ class RbdBackend:
             if settings.client == "librbd" else CliClient(settings.binary, settings.timeout_seconds)
 
     # -- mapping Kubernetes objects to images (no I/O) --------------------------------------
-    def map_pv(self, pv: dict) -> VolumeRef | None:
+    def map_pv(self, pv: dict[str, Any]) -> VolumeRef | None:
         csi = get(pv, "spec", "csi")
         if not is_rbd_driver(get(csi, "driver")):
             return None
@@ -78,7 +79,7 @@ class RbdBackend:
     def serves_provisioner(self, provisioner: str) -> bool:
         return is_rbd_driver(provisioner)
 
-    def map_snapshot_content(self, content: dict) -> VolumeRef | None:
+    def map_snapshot_content(self, content: dict[str, Any]) -> VolumeRef | None:
         """ceph-csi keeps a snapshot as image csi-snap-<uuid of the handle>; find it by name."""
         if not is_rbd_driver(get(content, "spec", "driver")):
             return None
@@ -88,7 +89,7 @@ class RbdBackend:
             return None
         return VolumeRef(NAME, vid.rsplit("/", 1)[0], vid)
 
-    def want(self, pvs: Iterable[dict]) -> None:
+    def want(self, pvs: Iterable[dict[str, Any]]) -> None:
         self._wanted = {r.target for r in map(self.map_pv, pvs) if r is not None}
 
     def states(self) -> dict[str, TargetState]:

@@ -20,8 +20,9 @@ within the timeout instead of hanging a thread.
 import asyncio
 import queue
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
@@ -37,6 +38,7 @@ except ImportError:     # pragma: no cover - reported by available()
     rados = rbd = None
 
 log = structlog.get_logger("clonewatch.rbd")
+T = TypeVar("T")
 
 
 def available() -> bool:
@@ -57,14 +59,14 @@ class Workers:
     one librbd call stuck until Ceph's op timeout would hold a SIGTERM'd exporter that long."""
 
     def __init__(self, count: int, prefix: str) -> None:
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]] | None] = queue.SimpleQueue()
         self._threads = [threading.Thread(target=self._work, name=f"{prefix}-{i}", daemon=True)
                          for i in range(max(1, count))]
         for t in self._threads:
             t.start()
 
-    def submit(self, fn: Any, *args: Any) -> Future:
-        future: Future = Future()
+    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        future: Future[T] = Future()
         self._queue.put((future, fn, args))
         return future
 
@@ -148,7 +150,7 @@ class Reader:
         self._pool.shutdown()
         self._reads.shutdown()
 
-    def submit_read(self, pool: str, namespace: str) -> Future:
+    def submit_read(self, pool: str, namespace: str) -> Future[list[Image]]:
         """read() on one of the Reader's own daemon threads."""
         return self._reads.submit(self.read, pool, namespace)
 

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ...config.settings import ConfigError, option
 from ...kube.objects import get, text
@@ -43,7 +44,7 @@ class VpcBackend:
         # one the API did not know is asked again every refresh.
         self._looked_up: dict[str, tuple[str | None, float]] = {}
 
-    def map_pv(self, pv: dict) -> VolumeRef | None:
+    def map_pv(self, pv: dict[str, Any]) -> VolumeRef | None:
         target = DRIVERS.get(text(get(pv, "spec", "csi", "driver")))
         handle = text(get(pv, "spec", "csi", "volumeHandle"))
         if not target or not handle:
@@ -53,10 +54,10 @@ class VpcBackend:
     def serves_provisioner(self, provisioner: str) -> bool:
         return provisioner in DRIVERS
 
-    def map_snapshot_content(self, content: dict) -> VolumeRef | None:
+    def map_snapshot_content(self, content: dict[str, Any]) -> VolumeRef | None:
         return None
 
-    def want(self, pvs: Iterable[dict]) -> None:
+    def want(self, pvs: Iterable[dict[str, Any]]) -> None:
         capacity = {}
         for pv in pvs:
             ref = self.map_pv(pv)
