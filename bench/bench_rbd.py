@@ -22,7 +22,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.timing import median_seconds
-from exporter.backends.rbd.backend import CephCluster, RbdBackend, RbdSettings
+from exporter.backends.rbd.backend import RbdBackend, RbdSettings
+from exporter.backends.rbd.reader import CephCluster
 from loadgen.cloners.native import RbdCloner
 from loadgen.scenario import parse
 

@@ -103,7 +103,8 @@ def child(pool: str, repeat: int) -> None:
     """One backend, `repeat` refreshes; prints the median, the image count and the peak RSS."""
     import asyncio
 
-    from exporter.backends.rbd.backend import CephCluster, RbdBackend, RbdSettings
+    from exporter.backends.rbd.backend import RbdBackend, RbdSettings
+    from exporter.backends.rbd.reader import CephCluster
     backend = RbdBackend(RbdSettings(pools=(pool,), timeout_seconds=600, client="librbd",
                                      default=CephCluster(conf=os.environ["CEPH_CONF"]), concurrency=8))
 

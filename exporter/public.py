@@ -6,10 +6,10 @@ byte; an import-linter contract (pyproject.toml) keeps it to this module.
 
 from .backends.base import Volume
 from .backends.qcow2 import scan_dir
-from .backends.rbd.backend import build_volumes as rbd_volumes
-from .backends.rbd.backend import parse_du as parse_rbd_du
-from .backends.rbd.backend import parse_ls as parse_rbd_ls
-from .backends.rbd.backend import volume_id as rbd_volume_id
+from .backends.rbd.cli import build_volumes as rbd_volumes
+from .backends.rbd.cli import parse_du as parse_rbd_du
+from .backends.rbd.cli import parse_ls as parse_rbd_ls
+from .backends.rbd.naming import volume_id as rbd_volume_id
 from .config.logs import configure as configure_logging
 from .config.settings import ConfigError, HintingParser, parse_listen_address
 from .http.metrics import WebCollector

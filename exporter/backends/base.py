@@ -8,11 +8,17 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import structlog
 
-from ..config.settings import ConfigError, Option
+from ..config.settings import ConfigError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T")
+OptionsT = TypeVar("OptionsT", bound="DataclassInstance")
 
 
 @dataclass(frozen=True)
@@ -128,16 +134,16 @@ class Backend(Protocol):
     refresh_interval: float
     unshared_reason: str    # why a volume of this backend with no parent shares nothing, e.g. flattened
 
-    def map_pv(self, pv: dict) -> VolumeRef | None:
+    def map_pv(self, pv: dict[str, Any]) -> VolumeRef | None:
         """The backend volume behind a PV, or None when this backend does not serve it."""
 
     def serves_provisioner(self, provisioner: str) -> bool:
         """Whether PVs of this CSI provisioner are this backend's volumes."""
 
-    def map_snapshot_content(self, content: dict) -> VolumeRef | None:
+    def map_snapshot_content(self, content: dict[str, Any]) -> VolumeRef | None:
         """The backend volume behind a VolumeSnapshotContent, if it can tell (no I/O)."""
 
-    def want(self, pvs: Iterable[dict]) -> None:
+    def want(self, pvs: Iterable[dict[str, Any]]) -> None:
         """The PVs Kubernetes knows of: refresh what holds the ones this backend serves. Runs in a
         worker thread between refreshes: build new containers and assign them, never edit in place
         what states() or a scrape may be reading."""
@@ -150,22 +156,29 @@ class Backend(Protocol):
 
 
 @dataclass(frozen=True)
-class BackendSpec:
+class Core:
+    """What a backend may know of the exporter's own options."""
+    kubernetes: bool = True     # PVs are watched: a backend that knows its volumes only from PVs needs it
+
+
+@dataclass(frozen=True)
+class BackendSpec(Generic[OptionsT]):
     """What a backend module declares so the exporter can offer and build it without naming it.
 
-    Each backend module holds one `SPEC`; `registry.specs()` finds them. `check` validates the
-    settings (raises ConfigError naming the key, so the CLI exits 2 before anything starts);
-    `build` returns the backend, or None when the settings leave it off.
+    Each backend module holds one `SPEC`; `registry.specs()` finds them. `options` is the backend's
+    options group (a dataclass of config.settings.option() fields). `check` validates them (raises
+    ConfigError naming the key, so the CLI exits 2 before anything starts); `build` returns the
+    backend, or None when the options leave it off.
     """
     name: str
     order: int                                          # where its options appear in --help
-    options: tuple[Option, ...]
-    build: Callable[[Any], Backend | None]
-    check: Callable[[Any], object] = lambda settings: None
-    prepare: Callable[[Any], None] = lambda settings: None     # once, in the exporter process, before logging
+    options: type[OptionsT]
+    build: Callable[[OptionsT, Core], Backend | None]
+    check: Callable[[OptionsT], object] = lambda options: None
+    prepare: Callable[[OptionsT], None] = lambda options: None     # once, in the exporter process, before logging
 
 
-def load_named(key: str, entries: Sequence[str], what: str, load: Callable[[str, Path], Any]) -> tuple[Any, ...]:
+def load_named(key: str, entries: Sequence[str], what: str, load: Callable[[str, Path], T]) -> tuple[T, ...]:
     """Each NAME=DIR entry loaded by `load(name, dir)`; a ValueError becomes a ConfigError naming the key."""
     out = []
     for name, directory in named_dirs(key, entries):

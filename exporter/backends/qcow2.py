@@ -12,11 +12,12 @@ import os
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
-from ..config.settings import Option
-from .base import BackendError, BackendSpec, TargetState, Volume, VolumeRef, record
+from ..config.settings import option
+from .base import BackendError, BackendSpec, Core, TargetState, Volume, VolumeRef, record
 
 log = structlog.get_logger("clonewatch.qcow2")
 
@@ -101,16 +102,16 @@ class Qcow2Backend:
         self._states: dict[str, TargetState] = {}
         self._targets = [os.path.abspath(d) for d in settings.dirs]
 
-    def map_pv(self, pv: dict) -> VolumeRef | None:
+    def map_pv(self, pv: dict[str, Any]) -> VolumeRef | None:
         return None          # qcow2 directories are measured natively, not through PVs
 
     def serves_provisioner(self, provisioner: str) -> bool:
         return False
 
-    def map_snapshot_content(self, content: dict) -> VolumeRef | None:
+    def map_snapshot_content(self, content: dict[str, Any]) -> VolumeRef | None:
         return None
 
-    def want(self, pvs) -> None:
+    def want(self, pvs: Iterable[dict[str, Any]]) -> None:
         """Targets are the configured directories only: nothing to learn from Kubernetes."""
 
     def states(self) -> dict[str, TargetState]:
@@ -123,17 +124,18 @@ class Qcow2Backend:
 
 
 # -- registration -------------------------------------------------------------------------------
-OPTIONS = (
-    Option("qcow2.dirs", "list", (), "directories of qcow2 images to measure (linked clones via backing files)"),
-    Option("qcow2.refresh-interval", "float", 30.0, "seconds between scans of those directories",
-           positive=True, unit="seconds"),
-)
+@dataclass(frozen=True)
+class Qcow2Options:
+    dirs: tuple[str, ...] = option("qcow2.dirs", (), "directories of qcow2 images to measure (linked clones via "
+                                   "backing files)")
+    refresh_interval: float = option("qcow2.refresh-interval", 30.0, "seconds between scans of those directories",
+                                     positive=True, unit="seconds")
 
 
-def _build(s) -> Qcow2Backend | None:
-    if not s.qcow2_dirs:
+def _build(o: Qcow2Options, core: Core) -> Qcow2Backend | None:
+    if not o.dirs:
         return None
-    return Qcow2Backend(Qcow2Settings(dirs=tuple(s.qcow2_dirs), refresh_interval_seconds=s.qcow2_refresh_interval))
+    return Qcow2Backend(Qcow2Settings(dirs=o.dirs, refresh_interval_seconds=o.refresh_interval))
 
 
-SPEC = BackendSpec(NAME, 20, OPTIONS, _build)
+SPEC = BackendSpec(NAME, 20, Qcow2Options, _build)

@@ -7,14 +7,18 @@ is adding a module; the exporter, its CLI and its readiness iterate this list an
 import importlib
 import pkgutil
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..config.settings import Option
-from .base import Backend, BackendSpec
+from ..config.core import CoreOptions
+from ..config.settings import Option, Settings, options_of
+from .base import Backend, BackendSpec, Core
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 
 @cache
-def specs() -> tuple[BackendSpec, ...]:
+def specs() -> tuple[BackendSpec[Any], ...]:
     found = []
     for module in pkgutil.iter_modules(_package_path()):
         spec = getattr(importlib.import_module(f"{__package__}.{module.name}"), "SPEC", None)
@@ -27,19 +31,25 @@ def _package_path() -> list[str]:
     return list(importlib.import_module(__package__).__path__)
 
 
+def groups() -> "tuple[type[DataclassInstance], ...]":
+    """Each backend's options group, in registry order."""
+    return tuple(spec.options for spec in specs())
+
+
 def options() -> tuple[Option, ...]:
-    return tuple(opt for spec in specs() for opt in spec.options)
+    return tuple(opt for spec in specs() for opt in options_of(spec.options))
 
 
-def check(settings: Any) -> None:
+def check(settings: Settings) -> None:
     for spec in specs():
-        spec.check(settings)
+        spec.check(settings.of(spec.options))
 
 
-def prepare(settings: Any) -> None:
+def prepare(settings: Settings) -> None:
     for spec in specs():
-        spec.prepare(settings)
+        spec.prepare(settings.of(spec.options))
 
 
-def build(settings: Any) -> list[Backend]:
-    return [b for spec in specs() if (b := spec.build(settings)) is not None]
+def build(settings: Settings) -> list[Backend]:
+    core = Core(kubernetes=settings.of(CoreOptions).kubernetes_enabled)
+    return [b for spec in specs() if (b := spec.build(settings.of(spec.options), core)) is not None]

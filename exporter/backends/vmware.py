@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config.settings import Option
-from .base import BackendError, BackendSpec, TargetState, Volume, VolumeRef, load_named, read_secret, record
+from ..config.settings import option
+from .base import BackendError, BackendSpec, Core, TargetState, Volume, VolumeRef, load_named, read_secret, record
 from .transport import host_port, tls_context
 
 NAME = "vmware"
@@ -73,13 +73,13 @@ def _moid(ref: Any) -> str:
     return ref if isinstance(ref, str) else str(getattr(ref, "_moId", ""))
 
 
-def _snapshots(tree: Any) -> Iterable[dict]:
+def _snapshots(tree: Any) -> Iterable[dict[str, Any]]:
     for node in tree or ():
         yield {"moid": _moid(_get(node, "snapshot")), "name": str(_get(node, "name", ""))}
         yield from _snapshots(_get(node, "childSnapshotList"))
 
 
-def vm_facts(moid: str, props: dict) -> dict:
+def vm_facts(moid: str, props: dict[str, Any]) -> dict[str, Any]:
     """The properties of one VM from RetrieveContents, as plain data."""
     layout = props.get("layoutEx")
     snap = props.get("snapshot")
@@ -118,7 +118,7 @@ class _Layer:
     parent_problem: str = ""
 
 
-def _top_first(vm: dict) -> bool:
+def _top_first(vm: dict[str, Any]) -> bool:
     """Whether this VM's chains list the running layer first. vCenter lists a chain base first; the
     govmomi simulator (0.24) walks the backing's parents, top first. The disk device's own backing
     file is the top layer, so it decides where a server says it (recorded shapes without it: base first)."""
@@ -131,11 +131,11 @@ def _top_first(vm: dict) -> bool:
     return False
 
 
-def build_volumes(vcenter: str, vms: list[dict]) -> dict[str, Volume]:
+def build_volumes(vcenter: str, vms: list[dict[str, Any]]) -> dict[str, Volume]:
     layers: dict[str, _Layer] = {}
     named: dict[str, str] = {}       # layer key -> owner name (first claim wins: VM tops, then snapshots)
 
-    def layer_keys(vm: dict, chain: list[dict], capacity: int) -> list[str]:
+    def layer_keys(vm: dict[str, Any], chain: list[dict[str, Any]], capacity: int) -> list[str]:
         files = {f["key"]: f for f in vm["file"]}
         keys, parent, problem = [], "", ""
         for link in chain:
@@ -193,7 +193,7 @@ def build_volumes(vcenter: str, vms: list[dict]) -> dict[str, Volume]:
 # -- talking to vCenter (blocking; run in a thread) ---------------------------------------------
 
 
-def collect(access: VCenterAccess, timeout: float) -> list[dict]:
+def collect(access: VCenterAccess, timeout: float) -> list[dict[str, Any]]:
     from pyVim.connect import Disconnect, SmartConnect
     from pyVmomi import vim, vmodl
 
@@ -258,16 +258,16 @@ class VmwareBackend:
         self.refresh_interval = settings.refresh_interval_seconds
         self._states = {v.name: TargetState(v.name) for v in settings.vcenters}
 
-    def map_pv(self, pv: dict) -> VolumeRef | None:
+    def map_pv(self, pv: dict[str, Any]) -> VolumeRef | None:
         return None            # VMs outside Kubernetes
 
     def serves_provisioner(self, provisioner: str) -> bool:
         return False
 
-    def map_snapshot_content(self, content: dict) -> VolumeRef | None:
+    def map_snapshot_content(self, content: dict[str, Any]) -> VolumeRef | None:
         return None
 
-    def want(self, pvs: Iterable[dict]) -> None:
+    def want(self, pvs: Iterable[dict[str, Any]]) -> None:
         pass                   # what to measure comes from vCenter, not from PVs
 
     def states(self) -> dict[str, TargetState]:
@@ -292,31 +292,31 @@ class VmwareBackend:
 
 
 # -- registration -------------------------------------------------------------------------------
-OPTIONS = (
-    Option("vmware.vcenters", "list", (),
-           "vCenters as NAME=DIR, DIR holding address, username, password (and optionally ca.crt): "
-           "linked clones outside Kubernetes"),
-    Option("vmware.folders", "list", (), "inventory paths to look in, e.g. DC0/vm/golden (default: every VM)"),
-    Option("vmware.insecure-skip-verify", "bool", False, "labs only: do not check the vCenters' TLS certificates"),
-    Option("vmware.timeout", "float", 60.0, "seconds before a vCenter refresh is given up",
-           positive=True, unit="seconds"),
-    Option("vmware.refresh-interval", "float", 300.0, "seconds between vCenter refreshes",
-           positive=True, unit="seconds"),
-)
+@dataclass(frozen=True)
+class VmwareOptions:
+    vcenters: tuple[str, ...] = option("vmware.vcenters", (), "vCenters as NAME=DIR, DIR holding address, username, "
+                                       "password (and optionally ca.crt): linked clones outside Kubernetes")
+    folders: tuple[str, ...] = option("vmware.folders", (), "inventory paths to look in, e.g. DC0/vm/golden "
+                                      "(default: every VM)")
+    insecure_skip_verify: bool = option("vmware.insecure-skip-verify", False,
+                                        "labs only: do not check the vCenters' TLS certificates")
+    timeout: float = option("vmware.timeout", 60.0, "seconds before a vCenter refresh is given up",
+                            positive=True, unit="seconds")
+    refresh_interval: float = option("vmware.refresh-interval", 300.0, "seconds between vCenter refreshes",
+                                     positive=True, unit="seconds")
 
 
-def vcenters_from(s) -> tuple[VCenterAccess, ...]:
+def vcenters_from(o: VmwareOptions) -> tuple[VCenterAccess, ...]:
     """The configured vCenters, each read from its Secret directory (ConfigError naming the key)."""
-    return load_named("vmware.vcenters", s.vmware_vcenters, "vCenter",
-                      lambda name, directory: load_vcenter(name, directory, s.vmware_insecure_skip_verify,
-                                                           tuple(s.vmware_folders)))
+    return load_named("vmware.vcenters", o.vcenters, "vCenter",
+                      lambda name, directory: load_vcenter(name, directory, o.insecure_skip_verify, o.folders))
 
 
-def _build(s) -> VmwareBackend | None:
-    if not s.vmware_vcenters:
+def _build(o: VmwareOptions, core: Core) -> VmwareBackend | None:
+    if not o.vcenters:
         return None
-    return VmwareBackend(VmwareSettings(vcenters=vcenters_from(s), timeout_seconds=s.vmware_timeout,
-                                        refresh_interval_seconds=s.vmware_refresh_interval))
+    return VmwareBackend(VmwareSettings(vcenters=vcenters_from(o), timeout_seconds=o.timeout,
+                                        refresh_interval_seconds=o.refresh_interval))
 
 
-SPEC = BackendSpec(NAME, 50, OPTIONS, _build, vcenters_from)
+SPEC = BackendSpec(NAME, 50, VmwareOptions, _build, vcenters_from)

@@ -1,18 +1,26 @@
 """Flags, environment and YAML config file -> validated settings.
 
-Every option has a flag (`--web.listen-address`), an environment variable
+Options are declared once, as the fields of a frozen dataclass (a group: the core options, or
+one backend's), each field made by `option()` with its key, default and help; the field's type
+says how a value is read. Every option has a flag (`--web.listen-address`), an environment variable
 (`CLONEWATCH_WEB_LISTEN_ADDRESS`) and a config file key (`web.listen-address`, or nested
-`web: {listen-address: ...}`). Precedence: flag > environment > file > default.
+`web: {listen-address: ...}`), all derived from the key. Precedence: flag > environment > file > default.
 Anything malformed raises ConfigError naming the key; the CLI exits 2 with it.
 """
 
 import argparse
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, NoReturn
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, get_type_hints
 
 import yaml
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T")
+G = TypeVar("G", bound="DataclassInstance")
 
 
 class ConfigError(Exception):
@@ -37,6 +45,28 @@ class Option:
     @property
     def dest(self) -> str:
         return self.key.replace(".", "_").replace("-", "_")
+
+
+_OPTION = "clonewatch.option"      # where option() keeps a field's key, help, positive and unit
+_KINDS: dict[object, str] = {str: "str", bool: "bool", float: "float", int: "int", tuple[str, ...]: "list"}
+
+
+def option(key: str, default: T, help: str, *, positive: bool = False, unit: str = "") -> T:
+    """A field of an options group: `timeout: float = option("rbd.timeout", 60.0, "seconds ...")`."""
+    return field(default=default, metadata={_OPTION: (key, help, positive, unit)})
+
+
+def options_of(group: "type[DataclassInstance]") -> tuple[Option, ...]:
+    """A group's options in the order its fields are declared; the kind comes from each field's type."""
+    hints = get_type_hints(group)
+    out = []
+    for f in fields(group):
+        if _OPTION not in f.metadata or hints[f.name] not in _KINDS:
+            raise TypeError(f"{group.__name__}.{f.name}: declare options as option() fields of type "
+                            "str, bool, float, int or tuple[str, ...]")
+        key, about, positive, unit = f.metadata[_OPTION]
+        out.append(Option(key, _KINDS[hints[f.name]], f.default, about, positive, unit))
+    return tuple(out)
 
 
 def _to_bool(value: Any) -> bool:
@@ -103,20 +133,25 @@ def show_default(opt: Option) -> str:
 
 
 class Settings:
-    """Resolved options; attribute access by dest name (web_listen_address, ...)."""
+    """Resolved options: each group as an instance of its dataclass (`settings.of(RbdOptions)`), and
+    by dest name (rbd_timeout, ...) where each value came from (flag, env, file or default)."""
 
-    def __init__(self, values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
-        self._values = dict(values)
+    def __init__(self, groups: "Sequence[DataclassInstance]", sources: Mapping[str, str], config_file: str = "") -> None:
+        self._groups = {type(g): g for g in groups}
         self.sources = dict(sources)
+        self.config_file = config_file
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self._values[name]
-        except KeyError:
-            raise AttributeError(name) from None
+    def of(self, group: type[G]) -> G:
+        found = self._groups.get(group)
+        if not isinstance(found, group):
+            raise LookupError(f"{group.__name__} is not among the parsed options")
+        return found
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(self._values)
+        """Every value by dest name, and the config file: what the start-up log line shows."""
+        values = {opt.dest: getattr(g, f.name) for g in self._groups.values()
+                  for f, opt in zip(fields(g), options_of(type(g)), strict=True)}
+        return {**values, "config_file": self.config_file}
 
 
 def _flatten(doc: Mapping[str, Any], known: set[str], prefix: str = "") -> dict[str, Any]:
@@ -178,9 +213,7 @@ def _metavar(opt: Option) -> str:
     return {"list": "LIST", "str": "VALUE"}.get(opt.kind, "VALUE")
 
 
-def parse(argv: Sequence[str] | None, options: Sequence[Option], prog: str, description: str,
-          environ: Mapping[str, str] | None = None) -> Settings:
-    environ = os.environ if environ is None else environ
+def _parser(options: Sequence[Option], prog: str, description: str, environ: Mapping[str, str]) -> HintingParser:
     parser = HintingParser(prog=prog, description=description,
                      epilog="Every option is also an environment variable (shown) and a key of the "
                             "--config.file YAML; precedence: flag, environment, file, default.")
@@ -195,25 +228,41 @@ def parse(argv: Sequence[str] | None, options: Sequence[Option], prog: str, desc
                                 help=argparse.SUPPRESS)
         else:
             parser.add_argument(f"--{opt.key}", dest=opt.dest, default=None, metavar=_metavar(opt), help=about)
-    args = parser.parse_args(argv)
-    from_file = load_file(args.config_file, options) if args.config_file else {}
-    values: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-    for opt in options:
-        for source, raw in (("flag", getattr(args, opt.dest)), ("env", environ.get(opt.env)),  # noqa: B007 (used after break)
-                            ("file", from_file.get(opt.key, None) if opt.key in from_file else None)):
-            if raw is not None:
-                break
-        else:
-            source, raw = "default", opt.default
-        where = {"flag": "", "env": f" (from {opt.env})", "file": f" (in {args.config_file})", "default": ""}[source]
-        try:
-            value = converter(opt)(raw) if source != "default" else raw
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(opt.key, f"{exc}{where}") from None
-        if opt.positive and isinstance(value, (int, float)) and value <= 0:
-            raise ConfigError(opt.key, f"must be greater than 0, got {raw!r}{where}")
-        values[opt.dest] = value
-        sources[opt.dest] = source
-    values["config_file"] = args.config_file
-    return Settings(values, sources)
+    return parser
+
+
+def _resolve(opt: Option, flag: Any, environ: Mapping[str, str], from_file: Mapping[str, Any],
+             config_file: str) -> tuple[Any, str]:
+    """(value, source) of one option: the first of flag, environment and file that gives one, else its default."""
+    for source, raw in (("flag", flag), ("env", environ.get(opt.env)),  # noqa: B007 (used after break)
+                        ("file", from_file.get(opt.key, None) if opt.key in from_file else None)):
+        if raw is not None:
+            break
+    else:
+        source, raw = "default", opt.default
+    where = {"flag": "", "env": f" (from {opt.env})", "file": f" (in {config_file})", "default": ""}[source]
+    try:
+        value = converter(opt)(raw) if source != "default" else raw
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(opt.key, f"{exc}{where}") from None
+    if opt.positive and isinstance(value, (int, float)) and value <= 0:
+        raise ConfigError(opt.key, f"must be greater than 0, got {raw!r}{where}")
+    return value, source
+
+
+def parse(argv: Sequence[str] | None, groups: "Sequence[type[DataclassInstance]]", prog: str, description: str,
+          environ: Mapping[str, str] | None = None) -> Settings:
+    """Each group's options from flags, environment and file, in the groups' order (also --help's)."""
+    environ = os.environ if environ is None else environ
+    declared = [(group, options_of(group)) for group in groups]
+    everything = [opt for _, options in declared for opt in options]
+    args = _parser(everything, prog, description, environ).parse_args(argv)
+    from_file = load_file(args.config_file, everything) if args.config_file else {}
+    instances, sources = [], {}
+    for group, options in declared:
+        values = {}
+        for f, opt in zip(fields(group), options, strict=True):
+            values[f.name], sources[opt.dest] = _resolve(opt, getattr(args, opt.dest), environ, from_file,
+                                                         args.config_file)
+        instances.append(group(**values))
+    return Settings(instances, sources, args.config_file)

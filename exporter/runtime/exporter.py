@@ -17,6 +17,8 @@ from ..backends import registry as backend_registry
 from ..backends.base import TargetState
 from ..collectors import registry as collector_registry
 from ..collectors.base import Context
+from ..config.core import CoreOptions
+from ..config.settings import Settings
 from ..http.serve import Security
 from ..inventory.pipeline import Inventory
 from ..kube.resources import ALL
@@ -29,17 +31,17 @@ from .refresh import refresh_forever
 
 
 class Exporter:
-    def __init__(self, settings: Any, web: Security | None = None) -> None:
+    def __init__(self, settings: Settings, web: Security | None = None) -> None:
         self.settings = settings
-        self.kubernetes = bool(settings.kubernetes_enabled)
-        self.namespaces = tuple(settings.kubernetes_namespaces)
-        self.store = Store(ALL, self.namespaces)
+        self.core = core = settings.of(CoreOptions)
+        self.kubernetes = core.kubernetes_enabled
+        self.store = Store(ALL, core.kubernetes_namespaces)
         self.backends = backend_registry.build(settings)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.readiness = Readiness(self.store, [b.name for b in self.backends], self.kubernetes)
         context = Context(self.kubernetes, self.store, self._backend_states, web or Security(), self)
         self.rebuilder = Rebuilder(self.store, self.backends, self.kubernetes, self.readiness,
-                                   lambda: collector_registry.text_collectors(context), settings.rebuild_debounce)
+                                   lambda: collector_registry.text_collectors(context), core.rebuild_debounce)
         # The scrape-time collectors, in exposition order; the object ones come with each fresh inventory.
         self.metrics = CollectorRegistry(auto_describe=False)
         for c in collector_registry.scrape_collectors(context):
@@ -52,7 +54,7 @@ class Exporter:
     async def start(self, api_client: Any = None) -> None:
         loop = self.loop = asyncio.get_running_loop()
         if self.kubernetes:
-            s = self.settings
+            s = self.core
             ws = WatchSettings(watch_timeout_seconds=s.kubernetes_watch_timeout,
                                read_timeout_seconds=s.kubernetes_read_timeout,
                                backoff_max_seconds=s.kubernetes_backoff_max,

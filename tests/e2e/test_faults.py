@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter.backends.rbd.backend import CephCluster, RbdBackend, RbdSettings
+from exporter.backends.rbd.backend import RbdBackend, RbdSettings
+from exporter.backends.rbd.reader import CephCluster
 from tests.support.objects import ODF_RBD, clone_annotations, datavolume, pv_rbd, pvc, storageclass
 from tests.support.process import ExporterProcess, free_port, one, pick
 

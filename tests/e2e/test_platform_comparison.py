@@ -23,7 +23,8 @@ import pytest
 
 from exporter.backends.flashsystem.backend import FlashSystemBackend, FlashSystemSettings, load_array
 from exporter.backends.qcow2 import Qcow2Backend, Qcow2Settings
-from exporter.backends.rbd.backend import CephCluster, RbdBackend, RbdSettings
+from exporter.backends.rbd.backend import RbdBackend, RbdSettings
+from exporter.backends.rbd.reader import CephCluster
 from exporter.backends.vmware import VmwareBackend, VmwareSettings, load_vcenter
 from exporter.backends.vpc.backend import VpcBackend
 from exporter.model.efficiency import FamilyNumbers, family_numbers, logical_bytes

@@ -15,7 +15,7 @@ import pytest
 
 import exporter.collectors as collectors_package
 from exporter.backends.rbd.backend import RbdBackend, RbdSettings
-from exporter.backends.rbd.librbd import Image
+from exporter.backends.rbd.images import Image
 from exporter.backends.vpc.backend import VpcBackend
 from exporter.cli import load
 from exporter.collectors import registry as collector_registry
@@ -54,7 +54,7 @@ class FixedReader:
 
 def fixed_rbd():
     backend = RbdBackend(RbdSettings(client="librbd"))
-    backend._readers[""] = FixedReader()         # the default cluster's reader
+    backend.reader._readers[""] = FixedReader()         # the default cluster's reader
     return backend
 
 

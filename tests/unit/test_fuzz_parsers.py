@@ -4,7 +4,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from exporter.backends.base import BackendError
-from exporter.backends.rbd.backend import RbdBackend, RbdSettings, build_volumes, parse_du, parse_ls
+from exporter.backends.rbd.backend import RbdBackend, RbdSettings
+from exporter.backends.rbd.cli import build_volumes, parse_du, parse_ls
 from exporter.inventory.pipeline import build_view
 from exporter.kube.quantity import parse_bytes
 from exporter.kube.store import Store

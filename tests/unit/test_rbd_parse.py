@@ -6,19 +6,11 @@ from pathlib import Path
 import pytest
 
 from exporter.backends.base import BackendError, TargetState
-from exporter.backends.rbd.backend import (
-    CephCluster,
-    RbdBackend,
-    RbdSettings,
-    build_volumes,
-    crash_reason,
-    load_cluster,
-    parse_du,
-    parse_ls,
-    signal_name,
-    split_cluster,
-    split_target,
-)
+from exporter.backends.rbd.backend import RbdBackend, RbdSettings, load_cluster
+from exporter.backends.rbd.cli import CliClient, build_volumes, crash_reason, parse_du, parse_ls, signal_name
+from exporter.backends.rbd.librbd import LibrbdClient
+from exporter.backends.rbd.naming import split_cluster, split_target
+from exporter.backends.rbd.reader import CephCluster
 from exporter.model.efficiency import logical_bytes
 from tests.support.objects import pv_rbd
 
@@ -87,6 +79,17 @@ def test_pv_mapping():
     static["spec"]["csi"]["volumeHandle"] = "my-image"
     assert b.map_pv(static).volume == "p/my-image"
     assert b.map_pv(pv_rbd("pv", "", "i")) is None
+
+
+def test_the_backend_reads_through_the_client_rbd_client_names():
+    from exporter.backends import registry
+    from exporter.cli import load
+    assert isinstance(RbdBackend(RbdSettings(client="cli")).reader, CliClient)
+    assert isinstance(RbdBackend(RbdSettings(client="librbd")).reader, LibrbdClient)
+    [backend] = registry.build(load(["--no-kubernetes.enabled", "--rbd.client=cli", "--rbd.binary=/x/rbd",
+                                     "--rbd.timeout=7"]))
+    assert isinstance(backend.reader, CliClient)
+    assert (backend.reader.binary, backend.reader.timeout_seconds) == ("/x/rbd", 7.0)
 
 
 def test_ceph_csi_intermediates_are_links():

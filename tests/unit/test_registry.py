@@ -25,20 +25,25 @@ def test_defaults_build_what_needs_no_configuration():
 def extra_backend(tmp_path, monkeypatch):
     """A backend in a module of its own, found the way the shipped ones are."""
     (tmp_path / "zfs_example.py").write_text(textwrap.dedent('''
+        from dataclasses import dataclass
+
         from exporter.backends.base import BackendSpec
-        from exporter.config.settings import ConfigError, Option
+        from exporter.config.settings import ConfigError, option
+
+        @dataclass(frozen=True)
+        class ZfsOptions:
+            pools: tuple[str, ...] = option("zfs.pools", (), "ZFS pools")
 
         class ZfsBackend:
             name = "zfs"
             refresh_interval = 10.0
             def __init__(self, pools): self.pools = pools
 
-        def _check(s):
-            if "bad" in s.zfs_pools:
+        def _check(o):
+            if "bad" in o.pools:
                 raise ConfigError("zfs.pools", "no pool may be called bad")
 
-        SPEC = BackendSpec("zfs", 99, (Option("zfs.pools", "list", (), "ZFS pools"),),
-                           lambda s: ZfsBackend(s.zfs_pools) if s.zfs_pools else None, _check)
+        SPEC = BackendSpec("zfs", 99, ZfsOptions, lambda o, core: ZfsBackend(o.pools) if o.pools else None, _check)
     '''))
     monkeypatch.setattr(package, "__path__", [*package.__path__, str(tmp_path)])
     registry.specs.cache_clear()

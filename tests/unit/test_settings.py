@@ -3,13 +3,16 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from exporter.backends.rbd.backend import RbdOptions
 from exporter.cli import load, main
+from exporter.config.core import CoreOptions
 from exporter.config.settings import ConfigError
 
 
 def test_defaults():
     s = load([])
-    assert s.web_listen_address == ":9753" and s.kubernetes_enabled is True and s.rbd_pools == ()
+    core = s.of(CoreOptions)
+    assert core.web_listen_address == ":9753" and core.kubernetes_enabled is True and s.of(RbdOptions).pools == ()
 
 
 def test_precedence_flag_env_file(tmp_path, monkeypatch):
@@ -17,10 +20,10 @@ def test_precedence_flag_env_file(tmp_path, monkeypatch):
     cfg.write_text("web:\n  listen-address: ':1111'\nrbd.pools: [a, b]\nlog.level: debug\n")
     monkeypatch.setenv("CLONEWATCH_LOG_LEVEL", "warning")
     s = load(["--config.file", str(cfg), "--rbd.timeout", "5"])
-    assert s.web_listen_address == ":1111" and s.rbd_pools == ("a", "b")
-    assert s.log_level == "warning" and s.sources["log_level"] == "env"
-    assert s.rbd_timeout == 5.0 and s.sources["rbd_timeout"] == "flag"
-    assert load(["--config.file", str(cfg), "--no-kubernetes.enabled"]).kubernetes_enabled is False
+    assert s.of(CoreOptions).web_listen_address == ":1111" and s.of(RbdOptions).pools == ("a", "b")
+    assert s.of(CoreOptions).log_level == "warning" and s.sources["log_level"] == "env"
+    assert s.of(RbdOptions).timeout == 5.0 and s.sources["rbd_timeout"] == "flag"
+    assert load(["--config.file", str(cfg), "--no-kubernetes.enabled"]).of(CoreOptions).kubernetes_enabled is False
 
 
 @pytest.mark.parametrize("text,key", [
@@ -62,12 +65,12 @@ def test_array_and_vcenter_directories_load(tmp_path):
     vc.mkdir()
     (vc / "address").write_text("vcenter.example.com:8443\n")
     (vc / "ca.crt").write_text("pem")
-    from exporter.backends.flashsystem.backend import arrays_from
-    from exporter.backends.vmware import vcenters_from
+    from exporter.backends.flashsystem.backend import FlashSystemOptions, arrays_from
+    from exporter.backends.vmware import VmwareOptions, vcenters_from
     s = load([f"--flashsystem.arrays=fs1={fs}", f"--vmware.vcenters=vc1={vc}", "--vmware.folders=DC0/vm/golden"])
-    [array] = arrays_from(s)
+    [array] = arrays_from(s.of(FlashSystemOptions))
     assert array.addresses == ("10.0.0.5", "10.0.0.6") and array.ca_file is None and not array.insecure
-    [center] = vcenters_from(s)
+    [center] = vcenters_from(s.of(VmwareOptions))
     assert (center.address, center.ca_file, center.folders) == ("vcenter.example.com:8443", vc / "ca.crt",
                                                                 ("DC0/vm/golden",))
 
@@ -124,6 +127,31 @@ def test_help_shows_defaults_as_typed_and_the_no_form(capsys):
     assert "[default none; env CLONEWATCH_RBD_POOLS]" in out
     assert "--no-rbd.enabled to turn off" in out
     assert "()" not in out and "60.0" not in out and "default ''" not in out
+
+
+def test_an_options_group_is_a_dataclass_of_option_fields():
+    from dataclasses import dataclass
+
+    from exporter.config.settings import Option, option, options_of, parse
+
+    @dataclass(frozen=True)
+    class Zfs:
+        pools: tuple[str, ...] = option("zfs.pools", (), "pools")
+        timeout: float = option("zfs.timeout", 5.0, "seconds", positive=True, unit="seconds")
+
+    @dataclass(frozen=True)
+    class Plain:
+        pools: list[str] = ()       # not an option() field
+
+    assert options_of(Zfs) == (Option("zfs.pools", "list", (), "pools"),
+                               Option("zfs.timeout", "float", 5.0, "seconds", True, "seconds"))
+    with pytest.raises(TypeError, match=r"Plain\.pools"):
+        options_of(Plain)
+    s = parse(["--zfs.pools=a,b"], [Zfs], "prog", "", environ={"CLONEWATCH_ZFS_TIMEOUT": "2"})
+    assert s.of(Zfs) == Zfs(("a", "b"), 2.0)
+    assert s.sources == {"zfs_pools": "flag", "zfs_timeout": "env"}
+    with pytest.raises(LookupError):
+        s.of(CoreOptions)
 
 
 def test_readme_documents_every_option():

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ...config.settings import Option
+from ...config.settings import option
 from ...kube.objects import get, text
-from ..base import BackendError, BackendSpec, BackgroundCopy, TargetState, Volume, VolumeRef, load_named, record
+from ..base import BackendError, BackendSpec, BackgroundCopy, Core, TargetState, Volume, VolumeRef, load_named, record
 from ..transport import host_port
 from .rest import ArrayAccess, SvcClient
 
@@ -73,18 +73,18 @@ def _host(address: str) -> str:
     return host_port(address.strip().lower(), 0)[0]
 
 
-def _rows(doc: Any, command: str) -> list[dict]:
+def _rows(doc: Any, command: str) -> list[dict[str, Any]]:
     if not isinstance(doc, list) or not all(isinstance(r, dict) for r in doc):
         raise BackendError(f"{command}: reply is not a list of objects")
     return doc
 
 
-def _count_or_blank(row: dict, key: str, command: str) -> int | None:
+def _count_or_blank(row: dict[str, Any], key: str, command: str) -> int | None:
     """A count the array may leave blank (used capacity in data reduction pools)."""
     return None if row.get(key) in ("", None) else _count(row, key, command)
 
 
-def _count(row: dict, key: str, command: str) -> int:
+def _count(row: dict[str, Any], key: str, command: str) -> int:
     value = row.get(key)
     if not isinstance(value, str) or not _digits(value):
         raise BackendError(f"{command}: field {key}={value!r} is not a byte count / number "
@@ -92,7 +92,7 @@ def _count(row: dict, key: str, command: str) -> int:
     return int(value)
 
 
-def _field(row: dict, key: str, command: str) -> str:
+def _field(row: dict[str, Any], key: str, command: str) -> str:
     value = row.get(key)
     if not isinstance(value, str) or not value:
         raise BackendError(f"{command}: row without {key}: {str(row)[:200]}")
@@ -247,7 +247,7 @@ class FlashSystemBackend:
             return None
         return VolumeRef(NAME, array, volume_id(array, uid))
 
-    def map_pv(self, pv: dict) -> VolumeRef | None:
+    def map_pv(self, pv: dict[str, Any]) -> VolumeRef | None:
         csi = get(pv, "spec", "csi")
         return self._ref(get(csi, "driver"), get(csi, "volumeHandle"),
                          get(csi, "volumeAttributes", "array_address"))
@@ -255,11 +255,11 @@ class FlashSystemBackend:
     def serves_provisioner(self, provisioner: str) -> bool:
         return provisioner == DRIVER
 
-    def map_snapshot_content(self, content: dict) -> VolumeRef | None:
+    def map_snapshot_content(self, content: dict[str, Any]) -> VolumeRef | None:
         # A CSI snapshot is a FlashCopy target vdisk too; its handle has the same form.
         return self._ref(get(content, "spec", "driver"), get(content, "status", "snapshotHandle"), "")
 
-    def want(self, pvs: Iterable[dict]) -> None:
+    def want(self, pvs: Iterable[dict[str, Any]]) -> None:
         self._wanted = {r.volume for r in map(self.map_pv, pvs) if r is not None}
 
     def states(self) -> dict[str, TargetState]:
@@ -312,31 +312,32 @@ class FlashSystemBackend:
 
 
 # -- registration -------------------------------------------------------------------------------
-OPTIONS = (
-    Option("flashsystem.arrays", "list", (),
-           "IBM FlashSystem / Storage Virtualize arrays as NAME=DIR, DIR holding the array Secret's "
-           "management_address, username, password (and optionally ca.crt)"),
-    Option("flashsystem.insecure-skip-verify", "bool", False, "labs only: do not check the arrays' TLS certificates"),
-    Option("flashsystem.timeout", "float", 30.0, "seconds before a REST request to an array is given up",
-           positive=True, unit="seconds"),
-    Option("flashsystem.refresh-interval", "float", 60.0, "seconds between FlashSystem refreshes",
-           positive=True, unit="seconds"),
-    Option("flashsystem.concurrency", "int", 2, "REST requests in flight per array", positive=True),
-)
+@dataclass(frozen=True)
+class FlashSystemOptions:
+    arrays: tuple[str, ...] = option("flashsystem.arrays", (), "IBM FlashSystem / Storage Virtualize arrays as "
+                                     "NAME=DIR, DIR holding the array Secret's management_address, username, password "
+                                     "(and optionally ca.crt)")
+    insecure_skip_verify: bool = option("flashsystem.insecure-skip-verify", False,
+                                        "labs only: do not check the arrays' TLS certificates")
+    timeout: float = option("flashsystem.timeout", 30.0, "seconds before a REST request to an array is given up",
+                            positive=True, unit="seconds")
+    refresh_interval: float = option("flashsystem.refresh-interval", 60.0, "seconds between FlashSystem refreshes",
+                                     positive=True, unit="seconds")
+    concurrency: int = option("flashsystem.concurrency", 2, "REST requests in flight per array", positive=True)
 
 
-def arrays_from(s) -> tuple[ArrayAccess, ...]:
+def arrays_from(o: FlashSystemOptions) -> tuple[ArrayAccess, ...]:
     """The configured arrays, each read from its Secret directory (ConfigError naming the key)."""
-    return load_named("flashsystem.arrays", s.flashsystem_arrays, "array",
-                      lambda name, directory: load_array(name, directory, s.flashsystem_insecure_skip_verify))
+    return load_named("flashsystem.arrays", o.arrays, "array",
+                      lambda name, directory: load_array(name, directory, o.insecure_skip_verify))
 
 
-def _build(s) -> FlashSystemBackend | None:
-    if not s.flashsystem_arrays:
+def _build(o: FlashSystemOptions, core: Core) -> FlashSystemBackend | None:
+    if not o.arrays:
         return None
     return FlashSystemBackend(FlashSystemSettings(
-        arrays=arrays_from(s), timeout_seconds=s.flashsystem_timeout,
-        refresh_interval_seconds=s.flashsystem_refresh_interval, concurrency=s.flashsystem_concurrency))
+        arrays=arrays_from(o), timeout_seconds=o.timeout,
+        refresh_interval_seconds=o.refresh_interval, concurrency=o.concurrency))
 
 
-SPEC = BackendSpec(NAME, 40, OPTIONS, _build, arrays_from)
+SPEC = BackendSpec(NAME, 40, FlashSystemOptions, _build, arrays_from)

@@ -55,7 +55,7 @@ class SvcClient:
     async def close(self) -> None:
         await self._http.close()
 
-    async def command(self, name: str, body: dict | None = None, object_id: str = "") -> Any:
+    async def command(self, name: str, body: dict[str, Any] | None = None, object_id: str = "") -> Any:
         """Run one CLI command; its decoded JSON reply."""
         async with self._sem:
             for attempt in range(2):
@@ -95,7 +95,7 @@ class SvcClient:
             self.logins += 1
             return token
 
-    async def _post(self, path: str, headers: dict, body: dict | None) -> tuple[int, str]:
+    async def _post(self, path: str, headers: dict[str, Any], body: dict[str, Any] | None) -> tuple[int, str]:
         session = self._http.get()
         urls = [self._url] if self._url else []
         urls += [base_url(a) for a in self.access.addresses if base_url(a) not in urls]

@@ -1,16 +1,10 @@
 """Ceph RBD through librbd (Ceph's own Python bindings, Debian's python3-rados / python3-rbd):
-live images and the RBD trash, read in-process.
+live images and the RBD trash, read in-process (`--rbd.client librbd`).
 
 Why not only `rbd du` / `rbd ls -l`: neither lists the trash, and ceph-csi moves every deleted
 volume and snapshot there (`rbd trash mv`); an image that still has clones stays there with its
 data, which is where most golden images of a default ODF cluster live. librbd opens a trashed image
-by id, read-only.
-
-Own bytes are counted like `rbd du` counts them, in whole RADOS objects: for each user snapshot in
-id order the objects that changed since the one before, then the head against the last one; with
-the parent excluded, so a clone's unwritten objects stay its parent's (see _own_bytes for what a
-trash-namespace snapshot pins). Without fast-diff (or with an invalid object map) librbd has to look at every object,
-which is slow on big images: `fast_diff` says so per volume.
+by id, read-only. What one image holds and how it is counted: images.py.
 
 A refresh opens only what changed: each image's fingerprint (its header's omap and its object map,
 two small reads) is compared with the one of the last refresh, and an image whose fingerprint is the
@@ -23,15 +17,19 @@ One long-lived connection per cluster; Ceph's own timeouts (`rados_osd_op_timeou
 within the timeout instead of hanging a thread.
 """
 
-import dataclasses
-import hashlib
+import asyncio
 import queue
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from ..base import BackendError
+import structlog
+
+from ..base import BackendError, Volume
+from .images import Image, image_unless_unchanged
+from .naming import is_link, split_cluster, split_target, volume_id
+from .reader import CephCluster
 
 try:        # Ceph's bindings come from the distribution (python3-rbd), not from PyPI
     import rados
@@ -39,8 +37,8 @@ try:        # Ceph's bindings come from the distribution (python3-rbd), not from
 except ImportError:     # pragma: no cover - reported by available()
     rados = rbd = None
 
-
-USER = 0     # rbd.RBD_SNAP_NAMESPACE_TYPE_USER: snapshots someone made by name (not trash, not group)
+log = structlog.get_logger("clonewatch.rbd")
+T = TypeVar("T")
 
 
 def available() -> bool:
@@ -61,14 +59,14 @@ class Workers:
     one librbd call stuck until Ceph's op timeout would hold a SIGTERM'd exporter that long."""
 
     def __init__(self, count: int, prefix: str) -> None:
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]] | None] = queue.SimpleQueue()
         self._threads = [threading.Thread(target=self._work, name=f"{prefix}-{i}", daemon=True)
                          for i in range(max(1, count))]
         for t in self._threads:
             t.start()
 
-    def submit(self, fn: Any, *args: Any) -> Future:
-        future: Future = Future()
+    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        future: Future[T] = Future()
         self._queue.put((future, fn, args))
         return future
 
@@ -88,17 +86,6 @@ class Workers:
     def shutdown(self) -> None:
         for _ in self._threads:
             self._queue.put(None)
-
-
-@dataclass(frozen=True)
-class Image:
-    name: str
-    image_id: str
-    trashed: bool
-    size: int
-    own_bytes: int
-    parent: tuple[str, str, str, str] | None     # (pool, namespace, image name, snapshot name)
-    fast_diff: bool
 
 
 class Reader:
@@ -163,7 +150,7 @@ class Reader:
         self._pool.shutdown()
         self._reads.shutdown()
 
-    def submit_read(self, pool: str, namespace: str) -> Future:
+    def submit_read(self, pool: str, namespace: str) -> Future[list[Image]]:
         """read() on one of the Reader's own daemon threads."""
         return self._reads.submit(self.read, pool, namespace)
 
@@ -196,7 +183,7 @@ class Reader:
             count = self._refreshes[scope] = self._refreshes.get(scope, 0) + 1
             full = count % FULL_READ_EVERY == 1          # every so often read everything (renames, belts and braces)
             old = self._known.get(scope, {})
-            futures = [self._pool.submit(_image_unless_unchanged, ioctx, name, image_id, trashed,
+            futures = [self._pool.submit(image_unless_unchanged, ioctx, name, image_id, trashed,
                                          None if full else old.get(image_id)) for name, image_id, trashed in jobs]
             images, known = [], {}
             for f in futures:
@@ -218,81 +205,63 @@ class Reader:
 FULL_READ_EVERY = 10
 
 
-def fingerprint(ioctx: Any, image_id: str) -> bytes | None:
-    """What an image's own bytes, snapshots, parent, size and flags depend on, in two small reads:
-    its header's omap (size, features, flags, parent, snapshots with their namespaces) and its head
-    object map (which objects exist, and which changed since the last snapshot: librbd persists a
-    state change before the write it records). None without an object map: such an image is read
-    in full every time."""
-    digest = hashlib.sha256()
-    with rados.ReadOpCtx() as op:
-        values, _ret = ioctx.get_omap_vals(op, "", "", 100000)
-        ioctx.operate_read_op(op, f"rbd_header.{image_id}")
-        for key, value in values:
-            digest.update(key.encode() + b"\0" + (value or b"") + b"\0")
-    try:
-        digest.update(ioctx.read(f"rbd_object_map.{image_id}", 1 << 26))
-    except rados.ObjectNotFound:
-        return None
-    return digest.digest()
+class LibrbdClient:
+    """The backend's way into librbd: one Reader per cluster, kept; at most one read of a pool at
+    a time; a deadline on each read that the read's own thread does not wait for."""
 
+    def __init__(self, timeout_seconds: float, concurrency: int) -> None:
+        self.timeout_seconds = timeout_seconds
+        self.concurrency = concurrency
+        self._readers: dict[str, Reader] = {}
+        self._busy: set[str] = set()
+        self._slow_logged: set[str] = set()
 
-def _image_unless_unchanged(ioctx: Any, name: str, image_id: str, trashed: bool,
-                            last: tuple[bytes, Image] | None) -> tuple[Image | None, bytes | None, bool]:
-    """(image, its fingerprint, whether the last read was reused). An image whose fingerprint has
-    not changed since the last refresh is not opened again: opening one (and its parents) and
-    diffing it costs tens of round trips, the fingerprint two."""
-    try:
-        stamp = fingerprint(ioctx, image_id)
-    except rados.ObjectNotFound:
-        return None, None, False            # removed since the listing
-    if stamp is not None and last is not None and last[0] == stamp:
-        return dataclasses.replace(last[1], name=name, trashed=trashed), stamp, True
-    image = _image(ioctx, name, image_id, trashed)
-    return image, (stamp if image is not None and image.fast_diff else None), False
-
-
-def _image(ioctx: Any, name: str, image_id: str, trashed: bool) -> Image | None:
-    """One image's facts; None when it vanished between listing and opening."""
-    try:
-        img = rbd.Image(ioctx, image_id=image_id, read_only=True)      # the listings give every image's id
-    except rbd.ImageNotFound:
-        return None
-    try:
-        size = img.size()
+    async def read(self, cluster: CephCluster, target: str) -> dict[str, Volume]:
+        reader = self._readers.get(cluster.name)
+        if reader is None:
+            reader = self._readers[cluster.name] = Reader(cluster.conf, cluster.client_id, cluster.keyring,
+                                                          cluster.mon_host, self.timeout_seconds, self.concurrency)
+        if target in self._busy:
+            # Ceph's timeouts end a stuck call on their own; never two reads of one pool at once.
+            raise BackendError("the previous refresh of this pool is still running")
+        self._busy.add(target)
+        pool, namespace = split_target(target)
+        work = asyncio.wrap_future(reader.submit_read(pool, namespace))
+        work.add_done_callback(lambda _f: self._busy.discard(target))
+        deadline = self.timeout_seconds * 2
         try:
-            spec = img.get_parent_image_spec()
-            parent = (spec["pool_name"], spec.get("pool_namespace", ""), spec["image_name"], spec["snap_name"])
-        except rbd.ImageNotFound:
-            parent = None
-        fast = bool(img.features() & rbd.RBD_FEATURE_FAST_DIFF) and not img.flags() & rbd.RBD_FLAG_FAST_DIFF_INVALID
-        own = _own_bytes(img, size)
-        return Image(name, image_id, trashed, size, own, parent, fast)
-    finally:
-        img.close()
+            images = await asyncio.wait_for(asyncio.shield(work), deadline)
+        except TimeoutError:
+            raise BackendError(f"no answer within {deadline:g}s") from None
+        volumes = volumes_from_images(target, images)
+        for vid, vol in volumes.items():
+            if vol.fast_diff is False and vid not in self._slow_logged:
+                self._slow_logged.add(vid)
+                log.warning("rbd_image_without_fast_diff", volume=vid,
+                            note="measuring it reads every object; enable object-map and fast-diff")
+        return volumes
+
+    async def close(self) -> None:
+        readers, self._readers = self._readers, {}
+        for reader in readers.values():
+            reader.close()
 
 
-def _own_bytes(img: Any, size: int) -> int:
-    """Like `rbd du`: each user snapshot's objects changed since the one before, then the head's
-    since the last one. Objects pinned only by a trash-namespace snapshot after a later overwrite
-    are not counted (librbd diffs start at user snapshots); ceph-csi's goldens are written once
-    before they are snapshotted, so that costs nothing there."""
-    total = 0
-
-    def count(_offset: int, length: int, exists: bool) -> None:
-        nonlocal total
-        if exists:
-            total += length
-
-    previous: str | None = None
-    user = sorted((s for s in img.list_snaps() if s.get("namespace", USER) == USER), key=lambda s: s["id"])
-    for snap in user:
-        img.set_snap(snap["name"])
-        img.diff_iterate(0, img.size(), previous, count, include_parent=False, whole_object=True)
-        previous = snap["name"]
-    img.set_snap(None)
-    img.diff_iterate(0, size, previous, count, include_parent=False, whole_object=True)
-    return total
+def volumes_from_images(target: str, images: list[Image]) -> dict[str, Volume]:
+    """Volumes from librbd's facts; a trashed image keeps its name as its id (children name their
+    parent by name) unless a live image took the name since."""
+    cluster = split_cluster(target)[0]
+    pool, namespace = split_target(target)
+    live = {i.name for i in images if not i.trashed}
+    volumes: dict[str, Volume] = {}
+    for i in images:
+        name = i.name if not (i.trashed and i.name in live) else f"{i.name}@trash:{i.image_id}"
+        vid = volume_id(pool, namespace, name, cluster)
+        parent_id = volume_id(i.parent[0], i.parent[1], i.parent[2], cluster) if i.parent else ""
+        volumes[vid] = Volume(volume=vid, target=target, consumed_bytes=i.own_bytes, provisioned_bytes=i.size,
+                              parent=parent_id, parent_snapshot=i.parent[3] if i.parent else "",
+                              link=is_link(i.name) or i.trashed, trashed=i.trashed, fast_diff=i.fast_diff)
+    return volumes
 
 
 def _short(exc: BaseException) -> str:

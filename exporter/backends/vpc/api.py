@@ -47,7 +47,7 @@ class VpcApiClient:
     async def close(self) -> None:
         await self._http.close()
 
-    async def volume(self, volume_id: str) -> dict | None:
+    async def volume(self, volume_id: str) -> dict[str, Any] | None:
         """The volume, or None when the VPC API does not know it (404)."""
         base = self.access.url.rstrip("/").removesuffix("/v1")
         url = f"{base}/v1/volumes/{volume_id}"
@@ -89,7 +89,7 @@ class VpcApiClient:
             self.token_requests += 1
             return token
 
-    async def _request(self, method: str, url: str, **kw) -> tuple[int, str]:
+    async def _request(self, method: str, url: str, **kw: Any) -> tuple[int, str]:
         try:
             async with self._http.get().request(method, url, **kw) as resp:
                 return resp.status, await resp.text(errors="replace")

@@ -14,12 +14,14 @@ that is what the driver provisioned and what is billed.
 import asyncio
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from ...config.settings import ConfigError, Option
+from ...config.settings import ConfigError, option
 from ...kube.objects import get, text
 from ...kube.quantity import parse_bytes
-from ..base import BackendSpec, TargetState, Volume, VolumeRef, record
+from ..base import BackendSpec, Core, TargetState, Volume, VolumeRef, record
 from .api import VpcApiAccess, VpcApiClient
 
 NAME = "vpc"
@@ -42,7 +44,7 @@ class VpcBackend:
         # one the API did not know is asked again every refresh.
         self._looked_up: dict[str, tuple[str | None, float]] = {}
 
-    def map_pv(self, pv: dict) -> VolumeRef | None:
+    def map_pv(self, pv: dict[str, Any]) -> VolumeRef | None:
         target = DRIVERS.get(text(get(pv, "spec", "csi", "driver")))
         handle = text(get(pv, "spec", "csi", "volumeHandle"))
         if not target or not handle:
@@ -52,10 +54,10 @@ class VpcBackend:
     def serves_provisioner(self, provisioner: str) -> bool:
         return provisioner in DRIVERS
 
-    def map_snapshot_content(self, content: dict) -> VolumeRef | None:
+    def map_snapshot_content(self, content: dict[str, Any]) -> VolumeRef | None:
         return None
 
-    def want(self, pvs: Iterable[dict]) -> None:
+    def want(self, pvs: Iterable[dict[str, Any]]) -> None:
         capacity = {}
         for pv in pvs:
             ref = self.map_pv(pv)
@@ -103,37 +105,40 @@ class VpcBackend:
 
 
 # -- registration -------------------------------------------------------------------------------
-OPTIONS = (
-    Option("vpc.enabled", "bool", True,
-           "IBM Cloud VPC block/file PVs: full copies by design, consumed = provisioned capacity"),
-    Option("vpc.api-url", "str", "",
-           "IBM Cloud VPC regional API endpoint (e.g. https://us-south.iaas.cloud.ibm.com) to confirm each "
-           "VPC volume and the snapshot it was restored from; empty = PVs only"),
-    Option("vpc.api-key-file", "str", "", "file holding the IBM Cloud API key for the VPC API (a mounted Secret)"),
-    Option("vpc.iam-url", "str", "https://iam.cloud.ibm.com", "IBM Cloud IAM endpoint that turns the API key into tokens"),
-    Option("vpc.ca-file", "str", "", "CA bundle for the VPC and IAM endpoints (default: the system's)"),
-    Option("vpc.timeout", "float", 30.0, "seconds before a VPC API request is given up", positive=True, unit="seconds"),
-    Option("vpc.refresh-interval", "float", 300.0, "seconds between VPC API lookups (with --vpc.api-url)",
-           positive=True, unit="seconds"),
-)
+@dataclass(frozen=True)
+class VpcOptions:
+    enabled: bool = option("vpc.enabled", True,
+                           "IBM Cloud VPC block/file PVs: full copies by design, consumed = provisioned capacity")
+    api_url: str = option("vpc.api-url", "", "IBM Cloud VPC regional API endpoint (e.g. "
+                          "https://us-south.iaas.cloud.ibm.com) to confirm each VPC volume and the snapshot it was "
+                          "restored from; empty = PVs only")
+    api_key_file: str = option("vpc.api-key-file", "", "file holding the IBM Cloud API key for the VPC API "
+                               "(a mounted Secret)")
+    iam_url: str = option("vpc.iam-url", "https://iam.cloud.ibm.com",
+                          "IBM Cloud IAM endpoint that turns the API key into tokens")
+    ca_file: str = option("vpc.ca-file", "", "CA bundle for the VPC and IAM endpoints (default: the system's)")
+    timeout: float = option("vpc.timeout", 30.0, "seconds before a VPC API request is given up",
+                            positive=True, unit="seconds")
+    refresh_interval: float = option("vpc.refresh-interval", 300.0, "seconds between VPC API lookups "
+                                     "(with --vpc.api-url)", positive=True, unit="seconds")
 
 
-def _check(s) -> None:
-    if s.vpc_api_url and not s.vpc_api_key_file:
+def _check(o: VpcOptions) -> None:
+    if o.api_url and not o.api_key_file:
         raise ConfigError("vpc.api-key-file", "is needed with vpc.api-url")
-    if s.vpc_api_url and not s.vpc_api_url.startswith("https://"):
-        raise ConfigError("vpc.api-url", f"expected an https:// URL, got {s.vpc_api_url!r}")
+    if o.api_url and not o.api_url.startswith("https://"):
+        raise ConfigError("vpc.api-url", f"expected an https:// URL, got {o.api_url!r}")
 
 
-def _build(s) -> VpcBackend | None:
-    if not (s.kubernetes_enabled and s.vpc_enabled):
+def _build(o: VpcOptions, core: Core) -> VpcBackend | None:
+    if not (core.kubernetes and o.enabled):
         return None         # VPC volumes are known only from their PVs
-    if not s.vpc_api_url:
+    if not o.api_url:
         return VpcBackend()
-    api = VpcApiClient(VpcApiAccess(url=s.vpc_api_url, api_key_file=Path(s.vpc_api_key_file), iam_url=s.vpc_iam_url,
-                                    ca_file=Path(s.vpc_ca_file) if s.vpc_ca_file else None),
-                       timeout_seconds=s.vpc_timeout)
-    return VpcBackend(api, s.vpc_refresh_interval)
+    api = VpcApiClient(VpcApiAccess(url=o.api_url, api_key_file=Path(o.api_key_file), iam_url=o.iam_url,
+                                    ca_file=Path(o.ca_file) if o.ca_file else None),
+                       timeout_seconds=o.timeout)
+    return VpcBackend(api, o.refresh_interval)
 
 
-SPEC = BackendSpec(NAME, 30, OPTIONS, _build, _check)
+SPEC = BackendSpec(NAME, 30, VpcOptions, _build, _check)
