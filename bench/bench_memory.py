@@ -17,9 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_scrape import collectors
 from exporter.backends.base import TargetState, Volume
 from exporter.backends.rbd.backend import RbdBackend, RbdSettings
+from exporter.collectors.registry import text_collectors
 from exporter.inventory.pipeline import Inventory, everything
 from exporter.kube.store import Store
 from tests.support.objects import ODF_RBD, clone_annotations, datavolume, pv_rbd, pvc, storageclass, storageprofile
@@ -68,7 +68,7 @@ def main() -> None:
     inv = Inventory([backend], True)
     dirty = inv.update(everything(store.objects), states)
     after_inventory = used()
-    cs = collectors()
+    cs = text_collectors(None)
     for c in cs:
         c.update(inv, dirty)
     parts = [p for c in cs for p in c.parts()]
@@ -106,7 +106,7 @@ def stranded(store: Store, backend: RbdBackend, states: dict, n: int) -> None:
     as growth: warm-up), then unfreeze and count what a full collection finds unreachable."""
     tracemalloc.stop()
     inv = Inventory([backend], True)
-    cs = collectors()
+    cs = text_collectors(None)
     dirty = inv.update(everything(store.objects), states)
     for c in cs:
         c.update(inv, dirty)
