@@ -76,15 +76,17 @@ def main() -> None:
     parts_bytes = sum(len(p) + len(g) for p, g in parts)
 
     # The inventory's parts, each measured alone by dropping it from a second copy.
-    def weigh(attr: str) -> int:
+    def weigh(stage: str, attr: str) -> int:
         before = used()
-        setattr(inv, attr, None)
+        setattr(getattr(inv, stage), attr, None)
         return before - used()
     parts_of = {}
-    for attr in ("_record_deps", "_row_deps", "records", "pvcs", "_usage", "_family_of", "members",
-                 "_plan_deps", "_serving_deps", "families", "volume_rows", "logical", "depth", "_children",
-                 "owner", "_claims"):
-        parts_of[attr] = weigh(attr)
+    for stage, attr in (("records", "deps"), ("pvc_rows", "deps"), ("records", "records"), ("pvc_rows", "pvcs"),
+                        ("pvc_rows", "_family_of"), ("pvc_rows", "members"), ("family_rows", "plan_deps"),
+                        ("family_rows", "_serving_deps"), ("family_rows", "rows"), ("graph", "rows"),
+                        ("graph", "logical"), ("graph", "depth"), ("graph", "_children"), ("claims", "owner"),
+                        ("claims", "_claims")):
+        parts_of[f"{stage}.{attr}"] = weigh(stage, attr)
     mb = 1e6
     print(f"{a.pvcs} PVCs over {a.goldens} goldens (tracemalloc, MB):")
     print(f"  watch cache (packed PVCs, PVs, DataVolumes):    {(after_store - base) / mb:7.1f}")
@@ -94,7 +96,7 @@ def main() -> None:
           f"(the bytes themselves: {parts_bytes / mb:.1f})")
     print("  inventory parts:")
     for attr, size in sorted(parts_of.items(), key=lambda kv: -kv[1]):
-        print(f"    {attr:16} {size / mb:7.1f}")
+        print(f"    {attr:26} {size / mb:7.1f}")
     inv = cs = parts = dirty = None     # that inventory holds every object the store will replace
     stranded(store, backend, states, a.churn)
 
