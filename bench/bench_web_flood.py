@@ -3,14 +3,17 @@
 The exporter runs as a process with TLS and basic auth (--web.config.file) over a qcow2 directory
 of 200 images. A scraper like Prometheus's (one kept-alive TLS connection, right credentials) takes
 --scrapes scrapes quiet, then again while 200 idle connections are held open and --rejected requests
-with made-up passwords (each a new TLS connection, each a bcrypt) hammer the port from 4 other processes.
+with made-up passwords (each a new TLS connection) hammer the port from 4 other processes.
+--auth kubernetes: TLS and --web.authorization=kubernetes against the Kubernetes emulator
+(tests/support/kube.py) instead, the flood's requests carrying random bearer tokens; it also
+prints how many reviews the emulator received during the flood, and the review budget's bound.
 
 By default (--pin) the exporter gets CPU 0 and this scraper and the flood's clients CPU 1, as in a
 cluster where the exporter's pod has its CPU and the clients run elsewhere; the exporter still does
 every handshake and bcrypt the flood asks for. --no-pin lets them all share every CPU (on a 2-CPU
 machine the flood's own processes then take most of the exporter's CPU).
 
-    .venv/bin/python bench/bench_web_flood.py [--scrapes 300 --rejected 1000] [--no-pin]
+    .venv/bin/python bench/bench_web_flood.py [--scrapes 300 --rejected 1000] [--auth kubernetes] [--no-pin]
 """
 
 import argparse
@@ -32,6 +35,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from exporter.http.kube_authz import REVIEWS_PER_SECOND
+from tests.support.kube import KubeAPI
 from tests.support.pki import Pki
 from tests.support.process import ExporterProcess
 
@@ -57,10 +62,11 @@ def scrape_times(port: int, ctx: ssl.SSLContext, auth: str, n: int, more=lambda:
     return out
 
 
-def reject(port: int, ca: str, share: int, seed: int, counts) -> None:
+def reject(port: int, ca: str, share: int, seed: int, counts, auth: str = "basic") -> None:
     ctx = ssl.create_default_context(cafile=ca)
     for i in range(share):
-        bad = "Basic " + base64.b64encode(f"prometheus:guess-{seed}-{i}-{os.urandom(4).hex()}".encode()).decode()
+        bad = ("Bearer " + os.urandom(16).hex() if auth == "kubernetes" else
+               "Basic " + base64.b64encode(f"prometheus:guess-{seed}-{i}-{os.urandom(4).hex()}".encode()).decode())
         try:
             c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=30)
             c.request("GET", "/metrics", headers={"Authorization": bad})
@@ -78,6 +84,8 @@ def main() -> None:
     ap.add_argument("--rejected", type=int, default=1000)
     ap.add_argument("--idle", type=int, default=200)
     ap.add_argument("--ecdsa", action="store_true", help="a P-256 server key instead of RSA 2048 (cheaper handshakes)")
+    ap.add_argument("--auth", choices=["basic", "kubernetes"], default="basic",
+                    help="basic auth, or Kubernetes authorization against the emulator (random bearer tokens)")
     ap.add_argument("--pin", action=argparse.BooleanOptionalAction, default=True,
                     help="exporter on CPU 0, scraper and flood clients on CPU 1 (needs 2 CPUs)")
     a = ap.parse_args()
@@ -90,13 +98,22 @@ def main() -> None:
     for i in range(200):
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(images / "golden.qcow2"),
                         str(images / f"vm-{i:03d}.qcow2")], check=True)
-    hashed = bcrypt.hashpw(b"right-password", bcrypt.gensalt(rounds=10)).decode()
-    (tmp / "web.yml").write_text(yaml.safe_dump({"tls_server_config": {"cert_file": str(cert), "key_file": str(key)},
-                                                 "basic_auth_users": {"prometheus": hashed}}))
+    web = {"tls_server_config": {"cert_file": str(cert), "key_file": str(key)}}
+    kube = None
+    if a.auth == "kubernetes":
+        kube = KubeAPI()
+        kube.emu.tokens["prometheus-token"] = {"username": "prometheus", "groups": []}
+        kube.emu.allowed.add(("prometheus", "/metrics", "get"))
+        extra = ["--web.authorization=kubernetes", f"--kubeconfig={kube.write_kubeconfig(tmp / 'kubeconfig')}"]
+        auth = "Bearer prometheus-token"
+    else:
+        web["basic_auth_users"] = {"prometheus": bcrypt.hashpw(b"right-password", bcrypt.gensalt(rounds=10)).decode()}
+        extra = []
+        auth = "Basic " + base64.b64encode(b"prometheus:right-password").decode()
+    (tmp / "web.yml").write_text(yaml.safe_dump(web))
     ctx = ssl.create_default_context(cafile=str(pki.ca_cert))
     proc = ExporterProcess(["--no-kubernetes.enabled", "--no-rbd.enabled", f"--qcow2.dirs={images}",
-                            f"--web.config.file={tmp / 'web.yml'}"], tmp / "exporter.log", tls=ctx)
-    auth = "Basic " + base64.b64encode(b"prometheus:right-password").decode()
+                            f"--web.config.file={tmp / 'web.yml'}", *extra], tmp / "exporter.log", tls=ctx)
     try:
         proc.wait_ready()
         pinned = a.pin and len(os.sched_getaffinity(0)) >= 2
@@ -104,14 +121,18 @@ def main() -> None:
             cpus = sorted(os.sched_getaffinity(0))
             for tid in os.listdir(f"/proc/{proc.proc.pid}/task"):      # every thread; later ones inherit
                 os.sched_setaffinity(int(tid), {cpus[0]})
-            os.sched_setaffinity(0, {cpus[1]})                         # this scraper and the flood's processes
-        scrape_times(proc.port, ctx, auth, 20)                                  # warm-up (bcrypt once)
+            for tid in os.listdir("/proc/self/task"):                  # this scraper (and the emulator), the flood's
+                os.sched_setaffinity(int(tid), {cpus[1]})              # processes
+        scrape_times(proc.port, ctx, auth, 20)                    # warm-up (bcrypt or the reviews once)
         quiet = scrape_times(proc.port, ctx, auth, a.scrapes)
         idle = [socket.create_connection(("127.0.0.1", proc.port)) for _ in range(a.idle)]
-        counts = multiprocessing.Array("i", 3)      # [401s, 429s, anything else]
+        # Spawned, not forked, beside the emulator's thread.
+        mp = multiprocessing.get_context("spawn" if kube else None)
+        counts = mp.Array("i", 3)      # [401s, 429s, anything else]
         # Other processes, so the flood's own TLS work does not share this scraper's GIL.
-        flood = [multiprocessing.Process(target=reject, args=(proc.port, str(pki.ca_cert), a.rejected // 4, n, counts))
+        flood = [mp.Process(target=reject, args=(proc.port, str(pki.ca_cert), a.rejected // 4, n, counts, a.auth))
                  for n in range(4)]
+        reviews = dict(kube.emu.reviews) if kube else {}
         t = time.perf_counter()
         for f in flood:
             f.start()
@@ -123,15 +144,23 @@ def main() -> None:
             s.close()
         q50, q99 = statistics.median(quiet), percentile(quiet, 0.99)
         l50, l99 = statistics.median(loud), percentile(loud, 0.99)
-        print(f"scrape (gzip, TLS with an {'ECDSA P-256' if a.ecdsa else 'RSA 2048'} key, basic auth, 201 volumes), same run, "
+        checked, budget = ("a review", "review") if kube else ("bcrypt", "bcrypt")
+        print(f"scrape (gzip, TLS with an {'ECDSA P-256' if a.ecdsa else 'RSA 2048'} key, "
+              f"{'Kubernetes authorization' if kube else 'basic auth'}, 201 volumes), same run, "
               f"{'exporter on its own CPU' if pinned else 'all processes sharing every CPU'}:")
         print(f"  quiet:  p50 {q50 * 1000:.1f} ms  p99 {q99 * 1000:.1f} ms  ({len(quiet)} scrapes)")
         print(f"  flood:  p50 {l50 * 1000:.1f} ms  p99 {l99 * 1000:.1f} ms  ({len(loud)} scrapes during {a.idle} idle connections + "
-              f"{counts[0] + counts[1]} rejected: {counts[0]} 401 after bcrypt, {counts[1]} 429 over the bcrypt budget, "
+              f"{counts[0] + counts[1]} rejected: {counts[0]} 401 after {checked}, {counts[1]} 429 over the {budget} budget, "
               f"{counts[2]} other, in {flood_s:.1f}s)")
         print(f"  p99 ratio flood/quiet: {l99 / q99:.2f}x")
+        if kube:
+            got = kube.emu.reviews["tokenreviews"] - reviews["tokenreviews"]
+            print(f"  TokenReviews the API server received during the flood: {got} (bound {REVIEWS_PER_SECOND} a second "
+                  f"and a burst of {REVIEWS_PER_SECOND}: {REVIEWS_PER_SECOND * flood_s + REVIEWS_PER_SECOND:.0f})")
     finally:
         proc.stop()
+        if kube:
+            kube.close()
 
 
 if __name__ == "__main__":

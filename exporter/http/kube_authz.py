@@ -5,9 +5,19 @@ a SubjectAccessReview. No token -> 401, denied -> 403. When the API server canno
 request is refused with 503 (fail closed, and "try again", not "you may not"); Prometheus records
 the scrape as failed and retries on its next interval.
 
-Verdicts are cached by a keyed digest of the token (never the token) for a short while, allowed
-longer than denied, and at most `concurrency` reviews run at once so a flood of bad tokens cannot
-exhaust the API server or the exporter's threads.
+Verdicts are cached by a keyed digest of the path and token (never the token): an allowance for
+ALLOWED_TTL, a refusal for DENIED_TTL, in two bounded maps, so refusals (all a flood of made-up
+tokens can produce) only push out other refusals. Reviewing a token that has no allowance costs
+the API server a TokenReview (and a SubjectAccessReview when it names someone), so those reviews
+are budgeted: REVIEWS_PER_SECOND, beyond which the request gets 429 and `Retry-After: 1`, and at
+most `concurrency` at once. Whatever the flood, the API server then sees no more than that from it.
+
+A token whose allowance ran out is reviewed again at once, outside that budget and on threads the
+flood's reviews cannot hold, and the request waits for that one review (concurrent requests with
+the token share it). Serving the old allowance while a review refreshes it would spare the
+scrape a few milliseconds once a minute, but a revoked token or a removed RoleBinding would then
+outlive the 60 s it is promised, and an API outage would keep it working instead of failing
+closed. Only a client holding a token that was allowed can take this way: the flood cannot.
 """
 
 import asyncio
@@ -15,30 +25,49 @@ import hashlib
 import hmac
 import os
 import time
-from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from aiohttp import web
 
 from ..kube.client import request_json
+from .verdicts import Budget, Verdicts
 
 log = structlog.get_logger("clonewatch.web")
 
 ALLOWED_TTL = 60.0
 DENIED_TTL = 10.0
-CACHE_SIZE = 1024
+ALLOWED_TOKENS = 256         # allowances kept (per token and path); only an allowed token adds one
+DENIED_TOKENS = 1024
+REVIEWS_PER_SECOND = 5       # reviews of tokens without an allowance (1-2 API requests each); beyond: 429
+RENEWALS = 2                 # re-reviews of allowed tokens at once (each Prometheus replica has its own token)
+
+
+@dataclass
+class _Allowance:
+    expires: float
+    user: str
 
 
 class Authorizer:
     def __init__(self, api: Any, concurrency: int = 4, allowed_ttl: float = ALLOWED_TTL,
-                 denied_ttl: float = DENIED_TTL, timeout: float = 5.0) -> None:
+                 denied_ttl: float = DENIED_TTL, timeout: float = 5.0,
+                 reviews_per_second: float = REVIEWS_PER_SECOND) -> None:
         self.api = api
         self._sem = asyncio.Semaphore(concurrency)
+        self._renewing = asyncio.Semaphore(RENEWALS)
+        # Threads for both kinds of review: the flood's take at most `concurrency`, so a renewal
+        # always finds one (the default executor is shared with the backends' refreshes).
+        self._pool = ThreadPoolExecutor(concurrency + RENEWALS, "authz")
         self._ttl = {True: allowed_ttl, False: denied_ttl}
         self._timeout = timeout
         self._secret = os.urandom(32)
-        self._cache: OrderedDict[bytes, tuple[float, int, str]] = OrderedDict()
+        self._allowed: Verdicts[_Allowance] = Verdicts(ALLOWED_TOKENS)
+        self._denied: Verdicts[tuple[float, int, str]] = Verdicts(DENIED_TOKENS)
+        self._budget = Budget(reviews_per_second, reviews_per_second)
+        self._renewals: dict[bytes, asyncio.Future] = {}
         self.reviews = 0
 
     async def check(self, request: web.Request) -> web.Response | None:
@@ -49,19 +78,58 @@ class Authorizer:
             return web.Response(status=401, text="a bearer token is required\n",
                                 headers={"WWW-Authenticate": 'Bearer realm="clonewatch"'})
         key = hmac.new(self._secret, f"{request.path}\0{token}".encode(), hashlib.sha256).digest()
-        hit = self._cache.get(key)
-        if hit and hit[0] > time.monotonic():
-            status, text = hit[1], hit[2]
+        allowance = self._allowed.get(key)
+        if allowance is not None:
+            if allowance.expires > time.monotonic():
+                return None
+            status, text = await self._renew(key, token, request.path)
         else:
-            async with self._sem:
-                status, text = await asyncio.to_thread(self._review, token, request.path)
-            if status in (200, 401, 403):          # an API outage is not remembered
-                self._cache[key] = (time.monotonic() + self._ttl[status == 200], status, text)
-                if len(self._cache) > CACHE_SIZE:
-                    self._cache.popitem(last=False)
+            refusal = self._denied.get(key)
+            if refusal is not None and refusal[0] > time.monotonic():
+                status, text = refusal[1], refusal[2]
+            elif not self._budget.take():
+                return web.Response(status=429, text="too many tokens to review\n", headers={"Retry-After": "1"})
+            else:
+                async with self._sem:
+                    status, text = await self._review_off_loop(token, request.path)
+                self._remember(key, status, text)
         if status == 200:
             return None
         return web.Response(status=status, text=text + "\n")
+
+    async def _renew(self, key: bytes, token: str, path: str) -> tuple[int, str]:
+        """One review for an allowance that ran out, however many requests bring its token."""
+        renewal = self._renewals.get(key)
+        if renewal is None:
+            renewal = asyncio.ensure_future(self._renewal(key, token, path))
+            self._renewals[key] = renewal
+        # Shielded: a scrape that gives up does not cancel the review the others wait for.
+        return await asyncio.shield(renewal)
+
+    async def _renewal(self, key: bytes, token: str, path: str) -> tuple[int, str]:
+        try:
+            async with self._renewing:
+                status, text = await self._review_off_loop(token, path)
+            self._remember(key, status, text)
+            return status, text
+        finally:
+            del self._renewals[key]
+
+    async def _review_off_loop(self, token: str, path: str) -> tuple[int, str]:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._review, token, path)
+
+    def _remember(self, key: bytes, status: int, text: str) -> None:
+        now = time.monotonic()
+        if status == 200:
+            self._allowed.put(key, _Allowance(now + self._ttl[True], text))
+            self._denied.pop(key)
+        elif status in (401, 403):
+            self._allowed.pop(key)
+            self._denied.put(key, (now + self._ttl[False], status, text))
+        # An API outage (503) is not remembered: an allowance that ran out stays to be renewed.
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _post(self, kind: str, path: str, spec: dict) -> dict | None:
         """A review's status as the API server answers it, or None when it did not answer."""

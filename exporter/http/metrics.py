@@ -1,7 +1,8 @@
 """The metrics endpoint's defences at work (webserve): requests the guard refused, by HTTP status,
-and connections closed at the ceiling. A flood of guessed passwords or idle connections shows here
-as a rate, not only in the log. Counts kept by the server; collect() reads them. Beside webserve,
-not in collectors/, because both daemons serve it (the loadgen through exporter.public)."""
+and connections closed at the ceiling. A flood of guessed passwords or tokens, or of idle
+connections, shows here as a rate, not only in the log. Counts kept by the server; collect()
+reads them. Beside webserve, not in collectors/, because both daemons serve it (the loadgen
+through exporter.public)."""
 
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
@@ -18,8 +19,9 @@ class WebCollector(Collector):
         refused = CounterMetricFamily(
             f"{p}_web_requests_refused",
             "Requests answered with this status instead of the page: 401 no or wrong credentials, 403 not "
-            "allowed (client certificate, Kubernetes authorization), 429 over the password-check budget, "
-            "503 Kubernetes authorization unreachable. /healthz and /readyz are never refused.",
+            "allowed (client certificate, Kubernetes authorization), 429 over the budget for checking new "
+            "credentials (passwords, Kubernetes tokens), 503 Kubernetes authorization unreachable. /healthz and "
+            "/readyz are never refused.",
             labels=["code"])
         for code, count in sorted(sec.refused_requests.items()):
             refused.add_metric([str(code)], count)

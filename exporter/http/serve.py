@@ -13,7 +13,6 @@ import contextlib
 import ipaddress
 import os
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +21,7 @@ import structlog
 from aiohttp import web
 
 from ..config.settings import ConfigError
+from .verdicts import Budget
 from .webconfig import BasicAuth, ReloadingContext, WebConfig, load
 
 log = structlog.get_logger("clonewatch.web")
@@ -60,6 +60,8 @@ class Security:
         if self.checker is not None:
             self.checker.shutdown(wait=False, cancel_futures=True)
             self.checker = None
+        if self.authorizer is not None:
+            self.authorizer.close()
 
 
 AUTHORIZATIONS = ("none", "kubernetes")
@@ -127,25 +129,9 @@ def _lowest_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BCRYPT_NICE)
 
 
-class _Bucket:
-    """A token bucket: `rate` tokens a second, at most `burst` saved up."""
-
-    def __init__(self, rate: float, burst: float) -> None:
-        self.rate, self.burst, self.tokens, self.at = rate, burst, burst, time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
-        self.at = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
-
-
 def middleware(sec: Security):
     bcrypt_slot = asyncio.Semaphore(1)
-    bcrypt_budget = _Bucket(BCRYPT_PER_SECOND, BCRYPT_PER_SECOND)
+    bcrypt_budget = Budget(BCRYPT_PER_SECOND, BCRYPT_PER_SECOND)
     allowed_sans = set(sec.config.tls.client_allowed_sans) if sec.config.tls else set()
 
     @web.middleware
@@ -173,7 +159,8 @@ def middleware(sec: Security):
             if ok is None:
                 # bcrypt off the event loop, one at a time, at most BCRYPT_PER_SECOND and at the lowest
                 # CPU priority: a flood of made-up passwords then costs a fraction of a core and gets
-                # 429, and the scrape's cached credentials never wait for it.
+                # 429. A pair verified once never comes here again (refusals cannot push it out of
+                # BasicAuth's allowed pairs), so the scrape never waits for the flood's checks.
                 if not bcrypt_budget.take():
                     return web.Response(status=429, text="too many authentication attempts\n",
                                         headers={"Retry-After": "1"})

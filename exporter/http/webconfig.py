@@ -17,7 +17,6 @@ import hmac
 import os
 import ssl
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 import yaml
 
 from ..config.settings import ConfigError
+from .verdicts import Verdicts
 
 KEY = "web.config.file"
 CLIENT_AUTH = {"NoClientCert": ssl.CERT_NONE, "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
@@ -55,6 +55,11 @@ CURVES = {"CurveP256": "prime256v1", "CurveP384": "secp384r1", "CurveP521": "sec
 # The response headers exporter-toolkit lets a file set, and nothing else.
 HEADERS = ("Content-Security-Policy", "X-Frame-Options", "X-Content-Type-Options", "X-XSS-Protection",
            "Strict-Transport-Security")
+# Verified (user, password) pairs kept: only a client with a right password adds one, so the
+# flood cannot push Prometheus's out. Refused pairs kept: a client repeating a wrong password is
+# answered without a bcrypt.
+ALLOWED_PAIRS = 256
+DENIED_PAIRS = 256
 TLS_KEYS = {"cert_file", "key_file", "client_auth_type", "client_ca_file", "client_allowed_sans", "min_version",
             "max_version", "cipher_suites", "curve_preferences", "prefer_server_cipher_suites"}
 
@@ -271,19 +276,24 @@ class ReloadingContext:
 
 
 class BasicAuth:
-    """bcrypt checks with a cache of verified (user, password) pairs: bcrypt costs tens of ms by
-    design, and Prometheus sends the same credentials every scrape. The cache holds keyed digests,
-    never passwords; an unknown user costs a bcrypt too, so timing does not tell users apart."""
+    """bcrypt checks, remembered: bcrypt costs tens of ms by design, and Prometheus sends the same
+    credentials every scrape. Pairs bcrypt accepted and pairs it refused are kept apart, bounded
+    each, as keyed digests (never passwords) of the user, the password and the user's stored hash:
+    made-up passwords, however many, only push out other refusals, so a pair verified once stays
+    a look-up; a user name alone is worth nothing (its pair with a wrong password is a refusal);
+    and a user whose hash changes starts over. An unknown user costs a bcrypt too, so timing does
+    not tell users apart."""
 
-    def __init__(self, users: dict[str, bytes], cache_size: int = 256) -> None:
+    def __init__(self, users: dict[str, bytes], allowed_size: int = ALLOWED_PAIRS,
+                 denied_size: int = DENIED_PAIRS) -> None:
         import bcrypt
         self._bcrypt = bcrypt
         self.users = users
         cost = int(next(iter(users.values()))[4:6]) if users else 10
         self._dummy = bcrypt.hashpw(os.urandom(16).hex().encode(), bcrypt.gensalt(rounds=cost))
         self._secret = os.urandom(32)
-        self._cache: OrderedDict[bytes, bool] = OrderedDict()
-        self._size = cache_size
+        self._allowed: Verdicts[bool] = Verdicts(allowed_size)
+        self._denied: Verdicts[bool] = Verdicts(denied_size)
         self._lock = threading.Lock()
         self.bcrypt_calls = 0
 
@@ -292,12 +302,14 @@ class BasicAuth:
         return hmac.new(self._secret, material, hashlib.sha256).digest()
 
     def cached(self, user: str, password: str) -> bool | None:
-        """The verdict for a pair checked before, else None (then call check, off the event loop)."""
+        """True for a pair bcrypt accepted, False for one it refused, else None (then call check,
+        off the event loop)."""
         digest = self._digest(user, password)
         with self._lock:
-            if digest in self._cache:
-                self._cache.move_to_end(digest)
-                return self._cache[digest]
+            if self._allowed.get(digest) is not None:
+                return True
+            if self._denied.get(digest) is not None:
+                return False
         return None
 
     def check(self, user: str, password: str) -> bool:
@@ -311,7 +323,5 @@ class BasicAuth:
         except ValueError:
             ok = False
         with self._lock:
-            self._cache[self._digest(user, password)] = ok
-            if len(self._cache) > self._size:
-                self._cache.popitem(last=False)
+            (self._allowed if ok else self._denied).put(self._digest(user, password), ok)
         return ok

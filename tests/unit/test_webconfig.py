@@ -94,8 +94,8 @@ def test_basic_auth_pays_bcrypt_once_per_pair_and_refuses_unknown_users():
 
 
 def test_the_bcrypt_budget_refills_at_its_rate():
-    from exporter.http.serve import _Bucket
-    bucket = _Bucket(rate=5, burst=5)
+    from exporter.http.verdicts import Budget
+    bucket = Budget(rate=5, burst=5)
     assert [bucket.take() for _ in range(6)] == [True] * 5 + [False]
     bucket.at -= 0.25                     # a quarter of a second later: one more token (5/s)
     assert bucket.take() and not bucket.take()
