@@ -96,8 +96,14 @@ def _pytest_flags() -> set[str]:
     return set(re.findall(r'addoption\("(--[a-z-]+)"', (ROOT / "tests" / "conftest.py").read_text()))
 
 
+def _tool_flags() -> set[str]:
+    """What the benchmarks and scripts take (README quotes their runs)."""
+    sources = [*(ROOT / "bench").glob("*.py"), *(ROOT / "scripts").glob("*.py")]
+    return {f for p in sources for f in re.findall(r'add_argument\(\s*"(--[a-z][a-z0-9.-]*)"', p.read_text())}
+
+
 def test_every_flag_in_readme_exists():
-    known = _exporter_flags() | _pytest_flags() | RBD_FLAGS
+    known = _exporter_flags() | _pytest_flags() | _tool_flags() | RBD_FLAGS
     for sub in ("harness", "run", "cleanup"):
         known |= _help_flags("-m", "loadgen", sub)
     readme = (ROOT / "README.md").read_text()
