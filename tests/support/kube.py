@@ -40,6 +40,8 @@ DECLARED = {
 }
 
 
+KEEP_REQUESTS = 256         # of kmock's record of requests served (see Emulator._handle)
+
 PATHS = {   # kinds the tests delete through the raw API
     "VolumeSnapshot": "/apis/snapshot.storage.k8s.io/v1/namespaces/{namespace}/volumesnapshots",
     "VolumeSnapshotContent": "/apis/snapshot.storage.k8s.io/v1/volumesnapshotcontents",
@@ -125,6 +127,12 @@ class Emulator(kmock.KubernetesEmulator):
             await bus.put({"type": "ADDED", "object": obj})
 
     async def _handle(self, request):
+        # kmock records every request and matches each new one by walking that record (O(n) a
+        # request): over a long module the emulator slowed until the test playing CDI missed its
+        # 60 s. Nothing here asserts on kmock's record, so only the latest requests are kept; this
+        # one, just appended, is among them.
+        if len(self._requests) > 2 * KEEP_REQUESTS:
+            del self._requests[:-KEEP_REQUESTS]
         data = request.data
         if getattr(request.resource, "plural", None) in self.reviews and isinstance(data, dict):
             # Answered here, as the API server does: never stored, and past kmock's reaction
