@@ -110,12 +110,12 @@ def test_sigterm_during_a_hanging_refresh_stops_quickly(small_scenario, kube, tm
     try:
         proc.wait_ready()
         fault.write_text("hang")
-        stuck = hanging(fault)        # a refresh is now waiting on the hanging rbd
+        hanging(fault)                # a refresh is now waiting on the hanging rbd
     finally:
         took = proc.stop(timeout=5)
     assert proc.proc.returncode == 0 and took < 5
     assert '"stopped"' in proc.logs()
-    assert not [pid for pid in stuck if running(pid)], "the hanging rbd was killed, not left behind"
+    assert not [pid for pid in hanging(fault) if running(pid)], "the hanging rbd was killed, not left behind"
 
 
 def test_missing_rbd_binary(small_scenario, kube, tmp_path):
