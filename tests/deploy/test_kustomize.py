@@ -39,33 +39,68 @@ def test_builtin_kinds_validate_against_the_schemas(docs):
 def test_servicemonitors_and_rules(docs):
     _, items = docs
     sms = [d for d in items if d["kind"] == "ServiceMonitor"]
+    assert {sm["metadata"]["name"] for sm in sms} == {"clonewatch-exporter", "clonewatch-loadgen"}
     services = {(d["metadata"].get("namespace"), d["metadata"]["labels"]["app.kubernetes.io/name"])
                 for d in items if d["kind"] == "Service"}
     for sm in sms:
         app = sm["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"]
         assert (sm["metadata"].get("namespace"), app) in services
         assert sm["spec"]["endpoints"][0]["port"] == "metrics"
-    for rule in (d for d in items if d["kind"] == "PrometheusRule"):
+    rules = [d for d in items if d["kind"] == "PrometheusRule"]
+    assert len(rules) == 1
+    for rule in rules:
         alerts = [r["alert"] for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r]
         records = [r["record"] for g in rule["spec"]["groups"] for r in g["rules"] if "record" in r]
         assert "CloneWatchCloneFellBackToCopy" in alerts and ":clonewatch_source_saved_bytes:sum" in records
 
 
+def service_account(items, deployment):
+    """(namespace, name) of the ServiceAccount a Deployment's pods run as."""
+    dep = next(d for d in items if d["kind"] == "Deployment" and d["metadata"]["name"] == deployment)
+    return dep["metadata"]["namespace"], dep["spec"]["template"]["spec"]["serviceAccountName"]
+
+
+def bound_roles(items, account):
+    """(binding, role) for every binding that names the ServiceAccount; role None when this build does
+    not define it (a built-in). Found through the bindings, so a renamed role is still checked."""
+    found = []
+    for b in (d for d in items if d["kind"] in ("RoleBinding", "ClusterRoleBinding")):
+        if not any(s["kind"] == "ServiceAccount" and (s.get("namespace"), s["name"]) == account for s in b["subjects"]):
+            continue
+        ref = b["roleRef"]
+        role_ns = b["metadata"].get("namespace") if ref["kind"] == "Role" else None
+        found.append((b, next((d for d in items if d["kind"] == ref["kind"] and d["metadata"]["name"] == ref["name"]
+                               and d["metadata"].get("namespace") == role_ns), None)))
+    return found
+
+
 def test_exporter_is_read_only_and_loadgen_is_namespaced(docs):
-    _, items = docs
-    for d in items:
-        if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "clonewatch-exporter":
-            assert all(set(r["verbs"]) <= {"get", "list", "watch"} for r in d["rules"])
-        if d["kind"] == "ClusterRoleBinding" and d["subjects"][0]["name"] == "clonewatch-exporter":
-            # Its own read-only role, and (OpenShift, for --web.authorization=kubernetes) token and access reviews only.
-            assert d["roleRef"]["name"] in ("clonewatch-exporter", "system:auth-delegator")
-        if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "clonewatch-loadgen-golden-source":
-            assert {(tuple(r["resources"]), tuple(r["verbs"])) for r in d["rules"]} == {
-                (("persistentvolumeclaims",), ("get",)), (("datavolumes/source",), ("create",))}
+    target, items = docs
+    exporter = bound_roles(items, service_account(items, "clonewatch-exporter"))
+    assert exporter, "the exporter's ServiceAccount is bound to no role"
+    for binding, role in exporter:
+        if role is None:
+            # OpenShift, for --web.authorization=kubernetes: token and access reviews only.
+            assert binding["roleRef"]["name"] == "system:auth-delegator", \
+                f"{binding['metadata']['name']} binds {binding['roleRef']['name']}, which this build does not define"
+        else:
+            assert all(set(r["verbs"]) <= {"get", "list", "watch"} for r in role["rules"]), role["metadata"]["name"]
+    # The read-only role found is the one the exporter watches with, not some other.
+    assert any(role and any({"persistentvolumeclaims", "persistentvolumes"} <= set(r.get("resources", ()))
+                            and {"list", "watch"} <= set(r["verbs"]) for r in role["rules"]) for _, role in exporter)
     loadgen_roles = [d for d in items if d["kind"] == "Role" and d["metadata"]["name"] == "clonewatch-loadgen"]
     assert len(loadgen_roles) == 1
     lg = next(d for d in items if d["kind"] == "Deployment" and d["metadata"]["name"] == "clonewatch-loadgen")
     assert loadgen_roles[0]["metadata"]["namespace"] == lg["metadata"]["namespace"]
+    loadgen = bound_roles(items, service_account(items, "clonewatch-loadgen"))
+    assert all(b["kind"] == "RoleBinding" and role is not None for b, role in loadgen), "loadgen: namespaced roles of ours only"
+    assert [role for b, role in loadgen if b["metadata"]["namespace"] == lg["metadata"]["namespace"]] == loadgen_roles
+    # Elsewhere only the golden images' namespace, and there only reading a PVC and cloning from it.
+    golden = [role for b, role in loadgen if b["metadata"]["namespace"] != lg["metadata"]["namespace"]]
+    assert len(golden) == (0 if target == "base" else 1), [r["metadata"]["name"] for r in golden]
+    for role in golden:
+        assert {(tuple(r["resources"]), tuple(r["verbs"])) for r in role["rules"]} == {
+            (("persistentvolumeclaims",), ("get",)), (("datavolumes/source",), ("create",))}
     scenario = yaml.safe_load(next(d for d in items if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith(
         "clonewatch-loadgen-scenario"))["data"]["scenario.yaml"])
     assert scenario["kubernetes"]["namespace"] == lg["metadata"]["namespace"], "loadgen may only create in its namespace"
@@ -76,10 +111,11 @@ def test_bindings_point_at_service_accounts_that_exist(docs):
     _, items = docs
     accounts = {(d["metadata"].get("namespace"), d["metadata"]["name"]) for d in items if d["kind"] == "ServiceAccount"}
     accounts.add(("openshift-monitoring", "prometheus-k8s"))        # platform monitoring's Prometheus
-    for d in items:
-        if d["kind"] in ("RoleBinding", "ClusterRoleBinding"):
-            for s in d["subjects"]:
-                assert (s["namespace"], s["name"]) in accounts, (d["metadata"]["name"], s)
+    bindings = [d for d in items if d["kind"] in ("RoleBinding", "ClusterRoleBinding")]
+    assert len(bindings) >= 2       # the exporter's and the loadgen's, at least
+    for d in bindings:
+        for s in d["subjects"]:
+            assert (s["namespace"], s["name"]) in accounts, (d["metadata"]["name"], s)
 
 
 def test_pods_are_restricted_with_probes_and_limits(docs):
@@ -122,7 +158,9 @@ def test_openshift_overlay_reads_odf_credentials_and_ships_console_dashboards():
 def test_every_container_runs_the_released_image(docs):
     """Init containers too: an image a patch adds is not reached by the base's images: list."""
     _, items = docs
-    for dep in (d for d in items if d["kind"] == "Deployment"):
+    deployments = [d for d in items if d["kind"] == "Deployment"]
+    assert {d["metadata"]["name"] for d in deployments} == {"clonewatch-exporter", "clonewatch-loadgen"}
+    for dep in deployments:
         pod = dep["spec"]["template"]["spec"]
         for c in pod["containers"] + pod.get("initContainers", []):
             assert c["image"] == "quay.io/clonewatch/clonewatch:0.1.0", (dep["metadata"]["name"], c["name"], c["image"])

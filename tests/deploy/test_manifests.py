@@ -17,6 +17,7 @@ def test_generated_files_are_up_to_date():
 def test_dashboards_are_grafana_json_with_datasource_and_job_variables():
     boards = sorted((ROOT / "dashboards").glob("*.json"))
     assert len(boards) == 5
+    assert ROOT / "dashboards" / "clonewatch-clusters.json" in boards      # the hub, checked for its own variable below
     uids = set()
     for path in boards:
         board = json.loads(path.read_text())

@@ -23,6 +23,7 @@ from tests.support.ceph import Pool, ceph_conf
 from tests.support.cephcsi import CephCsi
 from tests.support.objects import ODF_RBD, pv_rbd, pvc, rbd_clone, storageclass, storageprofile
 from tests.support.process import ExporterProcess, one, pick
+from tests.support.sockets import unread
 
 MiB = 2**20
 ROOT = Path(__file__).resolve().parents[2]
@@ -140,13 +141,21 @@ def test_sigterm_while_a_ceph_call_hangs_ends_the_exporter_at_once(estate, secon
     osd = int((Path(second_cluster).parent / "run" / "osd.0.pid").read_text())
     os.kill(osd, signal.SIGSTOP)
     try:
-        time.sleep(2)                            # the next refresh is now stuck on the paused OSD
+        wait_stuck(proc, osd)
         took = proc.stop(timeout=10)
     finally:
         os.kill(osd, signal.SIGCONT)
     assert took < 5, f"took {took:.1f}s"
     assert proc.proc.returncode == 0 and '"stopped"' in proc.logs()
     print(f"\nSIGTERM with a librbd call stuck on a paused OSD: exited in {took:.2f}s")
+
+
+def wait_stuck(proc, osd: int, timeout: float = 30) -> None:
+    """Until a request of the exporter sits unread at the paused OSD: a refresh is stuck on it."""
+    deadline = time.monotonic() + timeout
+    while not unread(osd, proc.proc.pid):
+        assert time.monotonic() < deadline, f"no request of the exporter reached the paused OSD in {timeout}s"
+        time.sleep(0.1)
 
 
 def wait_down(proc, target: str, what: str) -> tuple[dict, float]:
@@ -171,6 +180,22 @@ def resources(proc) -> tuple[int, int]:
     return threads, sockets
 
 
+def steady_resources(proc, refreshes: int = 4, timeout: float = 60) -> tuple[int, int]:
+    """resources() once they stayed the same over `refreshes` refresh intervals in a row (the
+    connections and thread pools a refresh makes are all there)."""
+    deadline = time.monotonic() + timeout
+    seen = [resources(proc)]
+    while len(seen) <= refreshes or len(set(seen[-refreshes - 1:])) > 1:
+        assert time.monotonic() < deadline, f"threads and sockets never settled: {seen[-8:]}"
+        time.sleep(0.5)                          # --rbd.refresh-interval
+        seen.append(resources(proc))
+    return seen[-1]
+
+
+def failures(s, target: str) -> float:
+    return one(s, "clonewatch_backend_refresh_failures_total", target=target)
+
+
 def test_faults_on_the_second_cluster_show_fast_and_heal_without_a_restart(kube, estate, second_cluster):
     pools, _images, tmp, key = estate
     name = pools["a"].name
@@ -179,8 +204,7 @@ def test_faults_on_the_second_cluster_show_fast_and_heal_without_a_restart(kube,
     report = []
     try:
         proc.wait_for(lambda s: measured(s, name), timeout=60, what="both clusters measured")
-        time.sleep(2)
-        baseline = resources(proc)
+        baseline = steady_resources(proc)
 
         # 1. A wrong key (the Secret rotated badly): down, clear error, the key never logged; put the
         #    right one back and it recovers on the next connection.
@@ -224,7 +248,9 @@ def test_faults_on_the_second_cluster_show_fast_and_heal_without_a_restart(kube,
         proc.wait_for(lambda _s: "does not exist" in proc.logs(), what="the reason logged")
         report.append(f"pool deleted: down after {shown:.1f}s")
 
-        time.sleep(2)
+        # Leaks show over refreshes: count after a few more of them have failed on the missing pool.
+        gone = failures(s, target)
+        proc.wait_for(lambda s: failures(s, target) >= gone + 4, what="four more failed refreshes")
         threads, sockets = resources(proc)
         assert threads <= baseline[0] + 2, f"threads {baseline[0]} -> {threads}"
         assert sockets <= baseline[1] + 4, f"sockets {baseline[1]} -> {sockets}"

@@ -10,7 +10,7 @@ import pytest
 from exporter.backends.rbd.backend import RbdBackend, RbdSettings
 from exporter.backends.rbd.reader import CephCluster
 from tests.support.objects import ODF_RBD, clone_annotations, datavolume, pv_rbd, pvc, storageclass
-from tests.support.process import ExporterProcess, free_port, one, pick
+from tests.support.process import ExporterProcess, free_port, one, pick, running
 
 FAULTY_RBD = Path(__file__).parent.parent / "support" / "rbd-faulty"
 MiB = 2**20
@@ -95,16 +95,27 @@ def test_rbd_that_aborts_is_run_once_more_and_reported_by_its_assertion(small_sc
     assert state().error.endswith("FAILED ceph_assert(!image_watcher)")
 
 
+def hanging(fault: Path, timeout: float = 30) -> list[int]:
+    """Once rbd-faulty hangs: the pids of the rbd commands that do."""
+    marker = fault.with_name(fault.name + ".hanging")
+    deadline = time.monotonic() + timeout
+    while not marker.exists() or not marker.read_text().strip():
+        assert time.monotonic() < deadline, f"no rbd hung in {timeout}s"
+        time.sleep(0.05)
+    return [int(pid) for pid in marker.read_text().split()]
+
+
 def test_sigterm_during_a_hanging_refresh_stops_quickly(small_scenario, kube, tmp_path):
     proc, fault = start(kube, small_scenario, tmp_path, "--rbd.timeout=30", fault="ok")
     try:
         proc.wait_ready()
         fault.write_text("hang")
-        time.sleep(1.5)     # a refresh is now waiting on the hanging rbd
+        hanging(fault)                # a refresh is now waiting on the hanging rbd
     finally:
         took = proc.stop(timeout=5)
     assert proc.proc.returncode == 0 and took < 5
     assert '"stopped"' in proc.logs()
+    assert not [pid for pid in hanging(fault) if running(pid)], "the hanging rbd was killed, not left behind"
 
 
 def test_missing_rbd_binary(small_scenario, kube, tmp_path):

@@ -94,7 +94,11 @@ def fleet(kube, pool, tmp_path_factory):
             time.sleep(0.5)
         else:
             raise AssertionError("the hub never saw both clusters")
-        time.sleep(3)          # a few more federation rounds: every recorded series is there
+        # A few more federation rounds, until the hub holds every series each leaf has recorded (past
+        # the deadline the tests say which are missing).
+        deadline = time.monotonic() + 60
+        while unfederated(leaves, hub) and time.monotonic() < deadline:
+            time.sleep(0.5)
         yield leaves, hub
     finally:
         for step in reversed(undo):
@@ -111,6 +115,12 @@ def values(prom: Prometheus, expr: str, drop=("cluster",)) -> dict:
     gone = {"__name__", "job", "instance", *drop}
     return {tuple(sorted((k, v) for k, v in r["metric"].items() if k not in gone)): float(r["value"][1])
             for r in res["data"]["result"]}
+
+
+def unfederated(leaves: dict[str, Prometheus], hub: Prometheus) -> list[tuple[str, str]]:
+    """(recorded series, cluster) whose label sets at the hub are not yet the leaf's own."""
+    return [(name, cluster) for name in recorded_names() for cluster, leaf in leaves.items()
+            if values(leaf, name).keys() != values(hub, f'{name}{{cluster="{cluster}"}}').keys()]
 
 
 def test_every_recorded_series_at_the_hub_equals_each_clusters_own(fleet):

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from itertools import pairwise
 from pathlib import Path
@@ -18,12 +19,23 @@ SCENARIO = yaml.safe_load((ROOT / "examples" / "live-qcow2.yaml").read_text())
 
 
 def _run(run_dir: Path, seconds: float, sig: int) -> dict:
+    """live.sh until it says it is running (all three up, Prometheus holding a first data point), then
+    `seconds` of the fleet's life, then `sig`."""
     env = {**os.environ, "LIVE_DIR": str(run_dir), "LIVE_SECONDS": "3600", "LIVE_PROMETHEUS_PORT": "0"}
     proc = subprocess.Popen(["scripts/live.sh"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 180
+    while not any(line.startswith("live: running") for line in list(lines)):
+        assert proc.poll() is None and time.monotonic() < deadline, "".join(lines)
+        time.sleep(0.2)
     time.sleep(seconds)
     proc.send_signal(sig)                 # what Ctrl-C (SIGINT) or a service manager (SIGTERM) does
-    out, _ = proc.communicate(timeout=60)
+    proc.wait(timeout=60)
+    reader.join(10)
+    out = "".join(lines)
     assert proc.returncode == 0, out
     return {"out": out, **json.loads((run_dir / "live.json").read_text())}
 
@@ -34,7 +46,7 @@ def _log(path: Path) -> list[dict]:
 
 def test_a_living_fleet_over_two_minutes_then_a_restart(tmp_path):
     run = tmp_path / "live"
-    first = _run(run, 100, signal.SIGINT)
+    first = _run(run, 90, signal.SIGINT)
     assert first["exit_codes"] == {"exporter": 0, "loadgen": 0, "prometheus": 0}
     assert first["first_data_seconds"] is not None and first["first_data_seconds"] < 30
     [family] = first["families"].values()
@@ -60,7 +72,7 @@ def test_a_living_fleet_over_two_minutes_then_a_restart(tmp_path):
     marked = {Path(k).name for k in manifest["volumes"]}
     assert on_disk and on_disk <= marked
     # ... so the next start adopts them; this time stopped with SIGTERM.
-    second = _run(run, 15, signal.SIGTERM)
+    second = _run(run, 0, signal.SIGTERM)
     assert second["exit_codes"] == {"exporter": 0, "loadgen": 0, "prometheus": 0}
     adopted = [e for e in _log(run / "loadgen.log") if e.get("event") == "adopted"]
     assert adopted and adopted[-1]["clones"] == stopped["clones_alive"]

@@ -110,10 +110,12 @@ def test_sigterm_in_the_middle_of_a_cycle(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "loadgen", "run", "--scenario", str(scenario),
                              f"--web.listen-address=127.0.0.1:{port}"], cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
+    def drifting():                     # a clone has some of its 200 MiB of drift on disk
+        return any(allocated(p) > 4 * 2**20 for p in images.glob("cwlg-mid-cow-*.qcow2"))
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not list(images.glob("cwlg-mid-cow-*.qcow2")):
+    while not drifting():               # creating and drifting: 6 clones x 200 MiB takes seconds
+        assert time.monotonic() < deadline, "no clone was drifted"
         time.sleep(0.05)
-    time.sleep(0.3)                     # creating and drifting: 6 clones x 200 MiB takes seconds
     took = stop(proc)
     assert proc.returncode == 0 and took < 5
     manifest = json.loads((images / ".clonewatch-loadgen.json").read_text())["volumes"]
@@ -128,6 +130,13 @@ def test_sigterm_in_the_middle_of_a_cycle(tmp_path):
     finally:
         stop(proc)
     assert len(list(images.glob("cwlg-mid-cow-*.qcow2"))) == 6
+
+
+def allocated(path) -> int:
+    try:
+        return path.stat().st_blocks * 512
+    except FileNotFoundError:           # retired meanwhile
+        return 0
 
 
 def start_plain(scenario, port):

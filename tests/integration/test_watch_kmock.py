@@ -173,9 +173,11 @@ async def test_garbage_in_the_watch_stream_relists_and_recovers(kube, tmp_path):
 async def test_slow_api_server_still_converges(kube, tmp_path):
     kube.emu.list_delay = 1.5
     kube.create(pvc("vms", "slow", "sc"))
+    asked = len(kube.emu.lists_asked)
     run = Running(kube, tmp_path, resources=[PVC])
     try:
-        await asyncio.sleep(0.5)
+        # Once the API server holds the list request (1.5 s before it answers):
+        await until(lambda: any(plural == PVC.name for plural, _, _ in kube.emu.lists_asked[asked:]))
         assert not run.store.watch(PVC.name).listed, "not ready before the first full list"
         await until(lambda: ("vms", "slow") in run.store.items(PVC.name))
         assert run.store.watch(PVC.name).errors == 0

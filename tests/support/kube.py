@@ -70,6 +70,7 @@ class Emulator(kmock.KubernetesEmulator):
         self.list_delay = 0.0                      # seconds every list takes (a slow API server)
         self.namespace_list_delay: dict[str, float] = {}   # namespace -> seconds more its lists take
         self.lists_served: list[tuple[str, str, float]] = []   # (plural, namespace, time.time()) per list answered
+        self.lists_asked: list[tuple[str, str, float]] = []    # the same per list request, on arrival
         # TokenReview / SubjectAccessReview, answered as the API server's authenticator and RBAC
         # would: token -> user info, and which (user, non-resource path, verb) are allowed.
         self.tokens: dict[str, dict] = {}
@@ -83,6 +84,7 @@ class Emulator(kmock.KubernetesEmulator):
         self._tokens = itertools.count(1)
 
     async def _serve_list(self, request):
+        self.lists_asked.append((getattr(request.resource, "plural", ""), request.namespace or "", time.time()))
         delay = self.list_delay + self.namespace_list_delay.get(request.namespace or "", 0.0)
         if delay:
             await asyncio.sleep(delay)

@@ -123,6 +123,14 @@ class ExporterProcess:
         return time.monotonic() - start
 
 
+def running(pid: int) -> bool:
+    """The process exists and is not merely a zombie nobody has reaped yet."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def pick(samples: dict, name: str, **labels) -> list[float]:
     """Values of every sample of `name` whose labels include `labels`."""
     want = set(labels.items())

@@ -1,3 +1,7 @@
+import itertools
+import re
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import settings as hsettings
@@ -154,13 +158,53 @@ def test_an_options_group_is_a_dataclass_of_option_fields():
         s.of(CoreOptions)
 
 
-def test_readme_documents_every_option():
-    from pathlib import Path
+def option_table(readme: str) -> dict[str, tuple[str | None, str]]:
+    """README's table under "### Options": flag -> (its env var, None where the row lists none or
+    elides it with "…"; its default as written). A row names several flags, its env and default
+    cells then list theirs in the same order, comma-separated; an empty default cell: none set."""
+    lines = readme.split("\n### Options\n", 1)[1].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    table = list(itertools.takewhile(lambda line: line.startswith("|"), lines[start:]))
+    header = [c.strip() for c in table[0].strip("|").split("|")]
+    at = {name: header.index(name) for name in ("flag", "env", "default")}
+    rows = {}
+    for line in table[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        flags = re.findall(r"`--([\w.-]+)`", cells[at["flag"]])
+        envs = [e.strip().strip("`") for e in cells[at["env"]].split(",")] if cells[at["env"]] else []
+        defaults = [d.strip() for d in cells[at["default"]].split(",")] if cells[at["default"]] else [""] * len(flags)
+        assert flags and len(defaults) == len(flags) and len(envs) <= len(flags), line
+        for i, flag in enumerate(flags):
+            assert flag not in rows, f"--{flag} is in two rows"
+            env = envs[i] if i < len(envs) and envs[i] != "…" else None
+            rows[flag] = (env, defaults[i])
+    return rows
 
+
+NOTHING_SET = {"", "none", "all", "off", "system CAs"}      # how the table says a default sets nothing
+
+
+def documents(written: str, default) -> bool:
+    """Whether the table's default says the option's default."""
+    text = re.sub(r" s$", "", written).strip("`")           # seconds are written "60 s"
+    if isinstance(default, bool):
+        return text == str(default).lower()
+    if isinstance(default, int | float):
+        return re.fullmatch(r"[\d.]+", text) is not None and float(text) == default
+    if not default:                                          # "", (), None
+        return text in NOTHING_SET
+    return text == (",".join(default) if isinstance(default, tuple | list) else str(default))
+
+
+def test_readme_documents_every_option():
     from exporter.cli import options
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
-    missing = [o.key for o in options() if f"--{o.key}" not in readme]
+    table = option_table((Path(__file__).parents[2] / "README.md").read_text())
+    missing = [o.key for o in options() if o.key not in table]
     assert not missing, f"README's option table lacks {missing}"
+    wrong_env = [(o.key, table[o.key][0]) for o in options() if table[o.key][0] not in (None, o.env)]
+    assert not wrong_env, f"README's option table names the wrong env var: {wrong_env}"
+    wrong_default = [(o.key, table[o.key][1], o.default) for o in options() if not documents(table[o.key][1], o.default)]
+    assert not wrong_default, f"README's option table gives the wrong default: {wrong_default}"
 
 
 yaml_scalars = st.one_of(st.none(), st.booleans(), st.integers(-10, 10**6), st.floats(allow_nan=False),
