@@ -11,6 +11,8 @@ ourselves. A snapshot source is always restored from the snapshot, whatever the 
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..kube.objects import get
+
 CLONE_TYPES = ("csi-clone", "snapshot", "copy")
 SC_STRATEGY_ANNOTATION = "cdi.kubevirt.io/clone-strategy"
 
@@ -34,16 +36,18 @@ PROVISIONER_DEFAULTS: Mapping[str, str] = {
 CDI_DEFAULT = "snapshot"
 
 
-def cdi_override(cdis: Iterable[Mapping[str, Any]]) -> str | None:
+def cdi_override(cdis: Iterable[Any]) -> str | None:
     """CDI CR `spec.cloneStrategyOverride`, read from the active CDI CR as CDI does
     (pkg/controller/common/util.go GetActiveCDI): the only one, else the only one whose
     status.phase is not Error; with none or several active, CDI plans no clone and neither do we."""
     crs = list(cdis)
     if len(crs) > 1:
-        crs = [cr for cr in crs if (cr.get("status") or {}).get("phase") != "Error"]
+        crs = [cr for cr in crs if get(cr, "status", "phase") != "Error"]
     if len(crs) != 1:
         return None
-    return normalise((crs[0].get("spec") or {}).get("cloneStrategyOverride"))
+    # get(): a CR whose spec or status is not an object (the API's schema forbids it, a lying one
+    # does not) has no override, rather than stopping classification.
+    return normalise(get(crs[0], "spec", "cloneStrategyOverride"))
 
 
 def normalise(value: object) -> str | None:
