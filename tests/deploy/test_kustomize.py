@@ -36,6 +36,20 @@ def test_builtin_kinds_validate_against_the_schemas(docs):
     assert checked >= 8
 
 
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "PriorityClass",
+                  "StorageClass", "PersistentVolume", "ClusterIssuer", "ValidatingWebhookConfiguration",
+                  "MutatingWebhookConfiguration", "PersesGlobalDatasource"}
+
+
+def test_every_namespaced_object_names_its_namespace(docs):
+    """`kubectl apply -k` puts an object without one into the current namespace: a NetworkPolicy there
+    would select no pod of ours, and the promise it makes would silently not hold."""
+    target, items = docs
+    loose = [f"{d['kind']}/{d['metadata']['name']}" for d in items
+             if d["kind"] not in CLUSTER_SCOPED and not d["metadata"].get("namespace")]
+    assert not loose, f"{target}: namespaced objects without a namespace: {loose}"
+
+
 def test_servicemonitors_and_rules(docs):
     _, items = docs
     sms = [d for d in items if d["kind"] == "ServiceMonitor"]
