@@ -93,6 +93,12 @@ class RowMetric(Generic[Row]):
     metric: Metric
     shared: int                             # how many of its labels are the row's shared ones
     produce: Callable[[Row], Value]
+    # Pre-rendered pieces of its lines: "name{", "name ", and its own labels as a format string
+    # ('a="{}",b="{}"'), which fills them in one call.
+    head: str = ""
+    bare: str = ""
+    own: str = ""
+    count: int = 0
 
 
 class RowMetrics(Generic[Row]):
@@ -105,13 +111,15 @@ class RowMetrics(Generic[Row]):
     def __init__(self, shared: tuple[str, ...], values: Callable[[Row], tuple[str, ...]]) -> None:
         self.shared = shared
         self._values = values
+        self._who = ",".join(f'{k}="{{}}"' for k in shared)     # filled in one call per row
         self._declared: list[RowMetric[Row]] = []
 
     def metric(self, name: str, type: str, help: str, labels: tuple[str, ...] = (),
                volatile: bool = False) -> Callable[[Callable[[Row], Value]], Callable[[Row], Value]]:
         def declare(produce: Callable[[Row], Value]) -> Callable[[Row], Value]:
             m = Metric(name, type, help, self.shared + labels, volatile)
-            self._declared.append(RowMetric(m, len(self.shared), produce))
+            own = ",".join(f'{k}="{{}}"' for k in labels)
+            self._declared.append(RowMetric(m, len(self.shared), produce, f"{name}{{", f"{name} ", own, len(labels)))
             return produce
         return declare
 
@@ -124,7 +132,7 @@ class RowMetrics(Generic[Row]):
         shared = self._values(row)
         if len(shared) != len(self.shared):
             raise UndeclaredLabel(f"{len(shared)} shared label values for {self.shared}")
-        who = ",".join(f'{k}="{escape(v)}"' for k, v in zip(self.shared, shared, strict=True))
+        who = self._who.format(*map(escape, shared))
         out = []
         for d in self._declared:
             got = d.produce(row)
@@ -132,10 +140,14 @@ class RowMetrics(Generic[Row]):
                 out.append("")
                 continue
             values, value = got
-            m = d.metric
-            m.check(values, d.shared)
-            body = label_text(zip(m.labels[d.shared:], values, strict=True), who)
-            out.append(f"{m.name}{{{body}}} {format_value(value)}\n" if body else f"{m.name} {format_value(value)}\n")
+            if len(values) != d.count:
+                raise UndeclaredLabel(f"{d.metric.name}: {len(values)} label values for {d.metric.labels[d.shared:]}")
+            if values:
+                own = d.own.format(*map(escape, values))
+                body = f"{who},{own}" if who else own
+            else:
+                body = who
+            out.append(f"{d.head}{body}}} {format_value(value)}\n" if body else f"{d.bare}{format_value(value)}\n")
         return out
 
     def lines(self, row: Row) -> dict[str, str]:
