@@ -99,46 +99,41 @@ def ingest_rate(n: int) -> float:
     return asyncio.run(main())
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--pvcs", type=int, default=10000)
-    ap.add_argument("--goldens", type=int, default=100)
-    ap.add_argument("--scrapes", type=int, default=100)
-    ap.add_argument("--python", default=sys.executable,
-                    help="the interpreter that runs the exporter. The test venv's exporter imports ~20 MB more than "
-                         "the image's (kubernetes.dynamic pulls in kubernetes-validate, jsonschema... when they are "
-                         "installed); a venv with only `pip install .` measures what the image runs")
-    a = ap.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="cw-bench-"))
-    kube = KubeAPI()
-    t = time.perf_counter()
-    seed(kube, a.pvcs, a.goldens)
-    print(f"seeded {3 * a.pvcs + 2 * a.goldens + 2} objects into kmock in {time.perf_counter() - t:.1f}s")
-    import os
-    os.environ.update(FAKE_RBD_IMAGES=str(a.pvcs), FAKE_RBD_GOLDENS=str(a.goldens))
-    start = time.perf_counter()
+def start(kube: KubeAPI, tmp: Path, a: argparse.Namespace, tree: Path, name: str) -> tuple[ExporterProcess, float, float]:
+    """An exporter of `tree` (this one, or a --baseline) on the seeded API: (it, seconds to /readyz,
+    seconds to every PVC measured in /metrics)."""
+    start_t = time.perf_counter()
     exp = ExporterProcess([f"--kubeconfig={kube.write_kubeconfig(tmp / 'kubeconfig')}",
                            "--rbd.client=cli", f"--rbd.binary={ROOT / 'bench' / 'fake_rbd.py'}", "--rbd.refresh-interval=3600",
-                           "--kubernetes.read-timeout=600", "--log.level=warning"], tmp / "exporter.log", python=a.python)
+                           "--kubernetes.read-timeout=600", "--log.level=warning"], tmp / f"{name}.log", python=a.python,
+                          cwd=tree)
     exp.wait_ready(timeout=600)
-    ready_s = time.perf_counter() - start
+    ready_s = time.perf_counter() - start_t
     # Wait until the body holds every PVC's bytes (the first rebuild after the refresh).
     while b'clonewatch_pvc_consumed_bytes{namespace="vms",persistentvolumeclaim="vm-%d"' % (a.pvcs - 1) \
             not in timed_get(exp.url + "/metrics", {})[1]:
         time.sleep(0.5)
-    full_s = time.perf_counter() - start
-    rss_ready = rss_mb(exp.proc.pid)
-    plain, gz = [], []
-    for _ in range(a.scrapes):
-        ms, body = timed_get(exp.url + "/metrics", {})
-        plain.append(ms)
-        ms, zbody = timed_get(exp.url + "/metrics", {"Accept-Encoding": "gzip"})
-        gz.append(ms)
-    text = body.decode()
-    assert gzip.decompress(zbody).decode().count("\n") > 0.9 * text.count("\n")
+    return exp, ready_s, time.perf_counter() - start_t
+
+
+def scrapes(exps: list[ExporterProcess], n: int) -> tuple[list[list[float]], list[list[float]], bytes, bytes]:
+    """n plain and n gzip scrapes of each exporter, taking turns scrape by scrape."""
+    plain: list[list[float]] = [[] for _ in exps]
+    gz: list[list[float]] = [[] for _ in exps]
+    body = zbody = b""
+    for _ in range(n):
+        for i, exp in enumerate(exps):
+            ms, body = timed_get(exp.url + "/metrics", {})
+            plain[i].append(ms)
+            ms, zbody = timed_get(exp.url + "/metrics", {"Accept-Encoding": "gzip"})
+            gz[i].append(ms)
+    return plain, gz, body, zbody
+
+
+def naive_ms(text: str, repeat: int) -> float:
+    """Fresh client_python families + generate_latest for the same samples, median ms."""
     families = [(f.name, f.documentation, [(s.labels, s.value) for s in f.samples])
                 for f in text_string_to_metric_families(text)]
-    n_samples = sum(len(x[2]) for x in families)
 
     class Naive:
         def collect(self):
@@ -150,21 +145,58 @@ def main() -> None:
     reg = CollectorRegistry()
     reg.register(Naive())
     naive = []
-    for _ in range(max(5, a.scrapes // 10)):
+    for _ in range(repeat):
         t = time.perf_counter()
         generate_latest(reg)
         naive.append((time.perf_counter() - t) * 1000)
-    rss_after = rss_mb(exp.proc.pid)
+    return statistics.median(naive)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--pvcs", type=int, default=10000)
+    ap.add_argument("--goldens", type=int, default=100)
+    ap.add_argument("--scrapes", type=int, default=100)
+    ap.add_argument("--python", default=sys.executable,
+                    help="the interpreter that runs the exporter. The test venv's exporter imports ~20 MB more than "
+                         "the image's (kubernetes.dynamic pulls in kubernetes-validate, jsonschema... when they are "
+                         "installed); a venv with only `pip install .` measures what the image runs")
+    ap.add_argument("--baseline", type=Path, help="an older tree (holding exporter/) whose exporter runs beside this "
+                                                  "one on the same API: started one after the other, scraped by turns")
+    a = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="cw-bench-"))
+    kube = KubeAPI()
+    t = time.perf_counter()
+    seed(kube, a.pvcs, a.goldens)
+    print(f"seeded {3 * a.pvcs + 2 * a.goldens + 2} objects into kmock in {time.perf_counter() - t:.1f}s")
+    import os
+    os.environ.update(FAKE_RBD_IMAGES=str(a.pvcs), FAKE_RBD_GOLDENS=str(a.goldens))
+    trees = [("this", ROOT)] + ([("baseline", a.baseline.resolve())] if a.baseline else [])
+    started = [start(kube, tmp, a, tree, name) for name, tree in trees]
+    exps = [exp for exp, _, _ in started]
+    rss_ready = [rss_mb(exp.proc.pid) for exp in exps]
+    plain, gz, body, zbody = scrapes(exps, a.scrapes)
+    text = body.decode()
+    assert gzip.decompress(zbody).decode().count("\n") > 0.9 * text.count("\n")
+    n_samples = sum(1 for line in text.splitlines() if line and not line.startswith("#"))
+    nmed = naive_ms(text, max(5, a.scrapes // 10))
+    rss_after = [rss_mb(exp.proc.pid) for exp in exps]
     rate = ingest_rate(a.pvcs)
-    exp.stop()
+    for exp in exps:
+        exp.stop()
     kube.close()
-    p50, p50z, nmed = statistics.median(plain), statistics.median(gz), statistics.median(naive)
     print(f"PVCs {a.pvcs}, goldens {a.goldens}: {n_samples} samples, body {len(body) / 1e6:.1f} MB, gzip {len(zbody) / 1e6:.2f} MB")
-    print(f"time to /readyz: {ready_s:.1f}s; to every PVC measured in /metrics: {full_s:.1f}s")
-    print(f"/metrics plain: p50 {p50:.1f} ms, p99 {pct(plain, 99):.1f} ms;  gzip: p50 {p50z:.1f} ms, p99 {pct(gz, 99):.1f} ms")
+    for i, (name, _) in enumerate(trees):
+        _, ready_s, full_s = started[i]
+        p50, p50z = statistics.median(plain[i]), statistics.median(gz[i])
+        print(f"[{name}] time to /readyz: {ready_s:.1f}s; to every PVC measured in /metrics: {full_s:.1f}s")
+        print(f"[{name}] /metrics plain: p50 {p50:.1f} ms, p99 {pct(plain[i], 99):.1f} ms;  "
+              f"gzip: p50 {p50z:.1f} ms, p99 {pct(gz[i], 99):.1f} ms")
+        print(f"[{name}] exporter RSS: {rss_ready[i]:.0f} MB when fully measured, {rss_after[i]:.0f} MB after "
+              f"{2 * a.scrapes} scrapes")
+    p50, p50z = statistics.median(plain[0]), statistics.median(gz[0])
     print(f"naive fresh families + generate_latest, same samples: median {nmed:.0f} ms -> "
           f"{nmed / p50:.0f}x the served plain p50, {nmed / p50z:.0f}x gzip p50")
-    print(f"exporter RSS: {rss_ready:.0f} MB when fully measured, {rss_after:.0f} MB after {2 * a.scrapes} scrapes")
     print(f"watch ingest (parse + store apply): {rate:,.0f} events/s")
 
 

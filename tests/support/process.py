@@ -40,14 +40,15 @@ class ExporterProcess:
     started: ClassVar["weakref.WeakSet[ExporterProcess]"] = weakref.WeakSet()
 
     def __init__(self, args: list[str], log_path: Path, env: dict | None = None, tls: ssl.SSLContext | None = None,
-                 headers: dict | None = None, python: str = sys.executable) -> None:
+                 headers: dict | None = None, python: str = sys.executable, cwd: Path = ROOT) -> None:
+        """cwd: the tree whose `exporter` package runs (benchmarks run an older one beside this one)."""
         self.tls, self.headers = tls, headers or {}      # how this test's requests reach a secured exporter
         self.port = free_port()
         self.log_path = log_path
         self._log = open(log_path, "wb")
         self.proc = subprocess.Popen(
             [python, "-m", "exporter", f"--web.listen-address=127.0.0.1:{self.port}", *args],
-            cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+            cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
         ExporterProcess.started.add(self)
 
     @property
