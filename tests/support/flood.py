@@ -8,8 +8,9 @@ machine they would otherwise take the CPU the exporter's bcrypt thread (itself a
 in a cluster the attacker's clients do not run on the exporter's CPU.
 
 Each client sends from a loopback address of its own (127.0.0.2 and up; the legitimate scraper
-is 127.0.0.1), as an attacker elsewhere in the network would. The flood can be pointed at
-another port while it runs (retarget), as when the daemon it floods is restarted.
+is 127.0.0.1), as an attacker elsewhere in the network would. A flood started before its daemon
+listens keeps trying (as when the daemon it floods is restarted), and a flood whose test process
+died stops by itself.
 """
 
 import base64
@@ -52,26 +53,21 @@ def credentials(kind: str, user: str, n: int, kid: str = "") -> str:
     return "Basic " + base64.b64encode(f"{name}:{secret}".encode()).decode()
 
 
-def _client(port, kind: str, user: str, kid: str, ca: str, source: str, slot: int, counts, stop) -> None:
+def _client(port: int, kind: str, user: str, kid: str, ca: str, source: str, slot: int, counts, stop) -> None:
     with contextlib.suppress(OSError):
         os.nice(19)
     ctx = ssl.create_default_context(cafile=ca) if ca else None
     conn = None
-    target = port.value
     n = 0
     local = dict.fromkeys(STATUSES, 0)
     parent = os.getppid()
     while not stop.is_set() and os.getppid() == parent:       # a test killed midway leaves no flood behind
         n += 1
-        if port.value != target and conn is not None:
-            conn.close()
-            conn = None
         try:
             if conn is None:
-                target = port.value
-                conn = (http.client.HTTPSConnection("127.0.0.1", target, context=ctx, timeout=10,
+                conn = (http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=10,
                                                     source_address=(source, 0)) if ctx
-                        else http.client.HTTPConnection("127.0.0.1", target, timeout=10, source_address=(source, 0)))
+                        else http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(source, 0)))
             conn.request("GET", "/metrics", headers={"Authorization": credentials(kind, user, n, kid)})
             resp = conn.getresponse()
             resp.read()
@@ -111,18 +107,13 @@ class Flood:
     def __post_init__(self) -> None:
         mp = multiprocessing.get_context("spawn")     # the test process has threads: no fork
         self._stop = mp.Event()
-        self._port = mp.Value("i", self.port, lock=False)
         self._counts = mp.Array("q", self.clients * len(STATUSES), lock=False)
-        self._procs = [mp.Process(target=_client, args=(self._port, self.kind, self.user, self.kid, self.ca,
+        self._procs = [mp.Process(target=_client, args=(self.port, self.kind, self.user, self.kid, self.ca,
                                                         f"127.0.0.{2 + slot}", slot, self._counts, self._stop),
                                   daemon=True)
                        for slot in range(self.clients)]
         for p in self._procs:
             p.start()
-
-    def retarget(self, port: int) -> None:
-        """Flood this port from now on (each client reconnects before its next request)."""
-        self.port = self._port.value = port
 
     def counts(self) -> dict[int, int]:
         """Answers so far, by status (published every 64 requests a client)."""
