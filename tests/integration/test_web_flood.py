@@ -87,6 +87,7 @@ class Outcome:
     refused: dict[str, float] = field(default_factory=dict)        # the daemon's refused counter by code
     reviews: dict[str, int] = field(default_factory=dict)          # API requests received during the flood
     prometheus_reviews: int = 0                                    # of which for Prometheus's tokens
+    renewals: int = 0                          # of which for its first token, allowed before the flood
     first: tuple[int, float] | None = None     # Prometheus's first scrape of the daemon started during the flood
     flood_before_first: dict[int, int] = field(default_factory=dict)   # the new daemon's answers to the flood by then
     keys_fetched: int = 0                      # GETs of the service-account keys during the flood
@@ -249,7 +250,8 @@ def exporter_kubernetes(tmp_path: Path, together: threading.Barrier) -> Outcome:
 
             def before() -> None:
                 seen.update(reviews=dict(kube.emu.reviews), keys=kube.emu.keys_served,
-                            prometheus=sum(kube.emu.reviewed_tokens[t] for t in tokens))
+                            prometheus=sum(kube.emu.reviewed_tokens[t] for t in tokens),
+                            first=kube.emu.reviewed_tokens[tokens[0]])
 
             def rotate() -> dict:
                 # The kubelet replaces the token before it expires (bound tokens; hourly for prometheus-k8s).
@@ -259,6 +261,7 @@ def exporter_kubernetes(tmp_path: Path, together: threading.Barrier) -> Outcome:
             def after(out: Outcome) -> None:
                 out.reviews = {k: v - seen["reviews"][k] for k, v in kube.emu.reviews.items()}
                 out.prometheus_reviews = sum(kube.emu.reviewed_tokens[t] for t in tokens) - seen["prometheus"]
+                out.renewals = kube.emu.reviewed_tokens[tokens[0]] - seen["first"]
                 out.keys_fetched = kube.emu.keys_served - seen["keys"]
 
             out = under_flood(proc, bearer, "bearer", together, user=PROM_USER, kid=kube.emu.kid, before=before,
@@ -327,10 +330,11 @@ def test_token_flood_stays_within_the_review_budget_and_prometheus_keeps_its_200
     flood_reviews = out.reviews["tokenreviews"] - out.prometheus_reviews
     bound = REVIEWS_PER_SECOND * out.seconds + REVIEWS_PER_SECOND       # the budget's rate and its burst
     print(f"TokenReviews during the flood: {out.reviews['tokenreviews']} ({flood_reviews} for the flood's tokens, bound "
-          f"{bound:.0f}; {out.prometheus_reviews} for Prometheus's), SubjectAccessReviews: "
+          f"{bound:.0f}; {out.prometheus_reviews} for Prometheus's, {out.renewals} of them renewals of its first token), "
+          "SubjectAccessReviews: "
           f"{out.reviews['subjectaccessreviews']}")
     assert [s for s, _ in out.scrapes] == [200] * SCRAPES, f"Prometheus's token was refused: {out.scrapes}"
-    assert out.prometheus_reviews >= 1, "the scrapes crossed the 60 s allowance, so Prometheus's token was reviewed again"
+    assert out.renewals >= 1, "the scrapes crossed the 60 s allowance, so Prometheus's token was reviewed again"
     assert out.prometheus_reviews <= out.seconds / ALLOWED_TTL + 1, "Prometheus's token is reviewed once an allowance"
     assert flood_reviews <= bound, f"the API server received {flood_reviews} reviews of the flood's tokens, bound {bound:.0f}"
     assert out.reviews["subjectaccessreviews"] == out.prometheus_reviews, "random tokens never reach RBAC"
