@@ -94,8 +94,9 @@ def test_exporter_is_read_only_and_loadgen_is_namespaced(docs):
     assert exporter, "the exporter's ServiceAccount is bound to no role"
     for binding, role in exporter:
         if role is None:
-            # OpenShift, for --web.authorization=kubernetes: token and access reviews only.
-            assert binding["roleRef"]["name"] == "system:auth-delegator", \
+            # OpenShift, for --web.authorization=kubernetes: token and access reviews, and the
+            # service-account signing keys, only.
+            assert binding["roleRef"]["name"] in ("system:auth-delegator", "system:service-account-issuer-discovery"), \
                 f"{binding['metadata']['name']} binds {binding['roleRef']['name']}, which this build does not define"
         else:
             assert all(set(r["verbs"]) <= {"get", "list", "watch"} for r in role["rules"]), role["metadata"]["name"]
@@ -270,3 +271,19 @@ def test_shipped_web_configs_are_valid(tmp_path):
         doc["tls_server_config"] |= {"cert_file": str(cert), "key_file": str(key)}
         (tmp_path / "web.yml").write_text(yaml.safe_dump(doc))
         assert load(str(tmp_path / "web.yml")).tls is not None
+
+
+def test_kubernetes_authorization_may_review_tokens_and_read_the_signing_keys():
+    """Where the exporter runs with --web.authorization=kubernetes (OpenShift), it may review tokens
+    and access and read the service-account keys it tells minted tokens from made-up ones with."""
+    for target in ("overlays/openshift", "overlays/kubernetes"):
+        items = build(target)
+        exporter = next(d for d in items if d["kind"] == "Deployment" and d["metadata"]["name"] == "clonewatch-exporter")
+        container = exporter["spec"]["template"]["spec"]["containers"][0]
+        flags = " ".join(container.get("args", []) + container.get("command", []))
+        env = {e["name"]: e.get("value") for e in container.get("env", [])}
+        kube_authz = "--web.authorization=kubernetes" in flags or env.get("CLONEWATCH_WEB_AUTHORIZATION") == "kubernetes"
+        roles = {d["roleRef"]["name"] for d in items if d["kind"] == "ClusterRoleBinding"
+                 and any(s["name"] == "clonewatch-exporter" for s in d["subjects"])}
+        wanted = {"system:auth-delegator", "system:service-account-issuer-discovery"}
+        assert (wanted <= roles) == kube_authz, (target, roles, kube_authz)

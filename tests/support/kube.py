@@ -4,15 +4,21 @@ The exporter and the tests both talk to it with the official `kubernetes` client
 closes the kmock 0.8 gaps we hit (see docs/testing.md): creates answer 201 and store the
 namespace from the URL; a watch can be told to answer 410 Gone like a real API server does
 when a resourceVersion is too old; lists honour `limit` with continue tokens over a snapshot, and
-a continue token can be made to expire (410), as etcd's compaction does.
+a continue token can be made to expire (410), as etcd's compaction does. It also serves the
+service-account issuer's discovery document and keys (/.well-known/openid-configuration,
+/openid/v1/jwks) and mints bound service-account tokens signed with that key (issue()), which
+its TokenReview then accepts.
 """
 
 import asyncio
+import base64
 import collections
+import hashlib
 import itertools
 import json
 import threading
 import time
+import uuid
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -21,6 +27,9 @@ import attrs
 import kmock
 import yaml
 from aiohttp import web
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from kubernetes import client as k8s
 
 DECLARED = {
@@ -41,6 +50,61 @@ DECLARED = {
 
 
 KEEP_REQUESTS = 256         # of kmock's record of requests served (see Emulator._handle)
+ISSUER = "https://kubernetes.default.svc"     # the API server's default --service-account-issuer
+JWKS_PATH = "/openid/v1/jwks"
+DISCOVERY_PATH = "/.well-known/openid-configuration"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def key_id(public_key) -> str:
+    """The API server's key id: the unpadded base64url SHA-256 of the public key's DER (SubjectPublicKeyInfo)."""
+    der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return _b64(hashlib.sha256(der).digest())
+
+
+def jwk(public_key) -> dict:
+    """A key as /openid/v1/jwks lists it: RSA with RS256, EC with ES256/384/512 by its curve."""
+    def b64int(n: int, size: int = 0) -> str:
+        return _b64(n.to_bytes(size or (n.bit_length() + 7) // 8, "big"))
+    numbers = public_key.public_numbers()
+    if isinstance(public_key, rsa.RSAPublicKey):
+        return {"use": "sig", "kty": "RSA", "kid": key_id(public_key), "alg": "RS256",
+                "n": b64int(numbers.n), "e": b64int(numbers.e)}
+    crv, alg, size = {"secp256r1": ("P-256", "ES256", 32), "secp384r1": ("P-384", "ES384", 48),
+                      "secp521r1": ("P-521", "ES512", 66)}[public_key.curve.name]
+    return {"use": "sig", "kty": "EC", "kid": key_id(public_key), "alg": alg, "crv": crv,
+            "x": b64int(numbers.x, size), "y": b64int(numbers.y, size)}
+
+
+def sign_jwt(private_key, claims: dict, header: dict | None = None) -> str:
+    """A compact JWS as the API server signs a service-account token (RS256, or ES256/384/512 for an EC key)."""
+    public = private_key.public_key()
+    spec = jwk(public)
+    header = header if header is not None else {"alg": spec["alg"], "kid": spec["kid"]}
+    signed = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
+    if isinstance(private_key, rsa.RSAPrivateKey):
+        signature = private_key.sign(signed.encode(), padding.PKCS1v15(), hashes.SHA256())
+    else:
+        size = {"ES256": 32, "ES384": 48, "ES512": 66}[spec["alg"]]
+        digest = {"ES256": hashes.SHA256, "ES384": hashes.SHA384, "ES512": hashes.SHA512}[spec["alg"]]
+        r, s = decode_dss_signature(private_key.sign(signed.encode(), ec.ECDSA(digest())))
+        signature = r.to_bytes(size, "big") + s.to_bytes(size, "big")
+    return f"{signed}.{_b64(signature)}"
+
+
+def token_claims(username: str, uid: str = "", lifetime: int = 3600, pod: str = "prometheus-k8s-0",
+                 now: int | None = None) -> dict:
+    """The claims TokenRequest writes into a bound service-account token for a pod."""
+    _, _, namespace, name = username.split(":", 3)
+    now = int(time.time()) if now is None else now
+    return {"aud": [ISSUER], "exp": now + lifetime, "iat": now, "iss": ISSUER, "jti": str(uuid.uuid4()),
+            "kubernetes.io": {"namespace": namespace, "pod": {"name": pod, "uid": str(uuid.uuid4())},
+                              "serviceaccount": {"name": name, "uid": uid}, "warnafter": now + lifetime // 2},
+            "nbf": now, "sub": username}
+
 
 PATHS = {   # kinds the tests delete through the raw API
     "VolumeSnapshot": "/apis/snapshot.storage.k8s.io/v1/namespaces/{namespace}/volumesnapshots",
@@ -82,6 +146,27 @@ class Emulator(kmock.KubernetesEmulator):
         self.continues_expired = 0
         self._rests: dict[str, list] = {}          # continue token -> the rest of its list
         self._tokens = itertools.count(1)
+        # The service-account signing key, as the API server's: RSA 2048, RS256.
+        self.signing_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.kid = key_id(self.signing_key.public_key())
+        self.keys_served = 0                       # GETs of /openid/v1/jwks
+
+    def jwks(self) -> dict:
+        return {"keys": [jwk(self.signing_key.public_key())]}
+
+    def issue(self, username: str, uid: str = "", lifetime: int = 3600, pod: str = "prometheus-k8s-0") -> str:
+        """A bound service-account token as the kubelet gets one through TokenRequest for a pod,
+        signed with the signing key, and an entry in `tokens` with the user TokenReview answers for it."""
+        claims = token_claims(username, uid, lifetime, pod)
+        token = sign_jwt(self.signing_key, claims)
+        namespace = claims["kubernetes.io"]["namespace"]
+        self.tokens[token] = {
+            "username": username, "uid": uid,
+            "groups": ["system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated"],
+            "extra": {"authentication.kubernetes.io/credential-id": [f"JTI={claims['jti']}"],
+                      "authentication.kubernetes.io/pod-name": [pod],
+                      "authentication.kubernetes.io/pod-uid": [claims["kubernetes.io"]["pod"]["uid"]]}}
+        return token
 
     async def _serve_list(self, request):
         self.lists_asked.append((getattr(request.resource, "plural", ""), request.namespace or "", time.time()))
@@ -135,6 +220,16 @@ class Emulator(kmock.KubernetesEmulator):
         # one, just appended, is among them.
         if len(self._requests) > 2 * KEEP_REQUESTS:
             del self._requests[:-KEEP_REQUESTS]
+        # The service-account issuer's discovery, as the API server serves it (readable through
+        # the system:service-account-issuer-discovery ClusterRole).
+        if request.method == "GET" and request.url.path == JWKS_PATH:
+            self.keys_served += 1
+            return web.Response(text=json.dumps(self.jwks()), content_type="application/jwk-set+json")
+        if request.method == "GET" and request.url.path == DISCOVERY_PATH:
+            return web.json_response({"issuer": ISSUER, "jwks_uri": f"https://10.0.0.1:6443{JWKS_PATH}",
+                                      "response_types_supported": ["id_token"],
+                                      "subject_types_supported": ["public"],
+                                      "id_token_signing_alg_values_supported": ["RS256"]})
         data = request.data
         if getattr(request.resource, "plural", None) in self.reviews and isinstance(data, dict):
             # Answered here, as the API server does: never stored, and past kmock's reaction
