@@ -93,11 +93,22 @@ class Bar(Panel):
     """One horizontal bar per series of its single query, now, named by the legend, largest first."""
     kind = "bar"
 
+    def __post_init__(self) -> None:
+        one_query(self)
+
 
 @dataclass(frozen=True, kw_only=True)
 class Pie(Panel):
     """Shares of a whole: one slice per series of its single query, now."""
     kind = "pie"
+
+    def __post_init__(self) -> None:
+        one_query(self)
+
+
+def one_query(p: Panel) -> None:
+    if len(p.queries) != 1:
+        raise ValueError(f"{p.title!r}: a {p.kind} chart draws the series of one query")
 
 
 @dataclass(frozen=True, kw_only=True)

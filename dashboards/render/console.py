@@ -20,6 +20,7 @@ What the page reads, and how it shapes what is written here:
   blanks the page), `hide: 0` to show the dropdown; only `$name` is substituted, never `${name}`.
 """
 
+import itertools
 import math
 import re
 import sys
@@ -33,7 +34,7 @@ BELOW_ANY = -sys.float_info.max             # JSON has no -Infinity
 
 
 def board(b: Board) -> dict[str, Any]:
-    ids = iter(range(1, 1000))
+    ids = itertools.count(1)
     return {"uid": b.uid, "title": b.title, "description": b.description, "tags": ["clonewatch", "storage", "kubevirt"],
             "rows": [{"title": "", "showTitle": False, "collapse": False,
                       "panels": [{"id": next(ids)} | c for p, span in spans(row.panels) for c in panels(p, span)]}
