@@ -76,6 +76,11 @@ def test_servicemonitors_and_rules(docs):
         app = sm["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"]
         assert (sm["metadata"].get("namespace"), app) in services
         assert sm["spec"]["endpoints"][0]["port"] == "metrics"
+    # The exporter's series carry the PVC's `namespace`: without honorLabels prometheus-operator renames
+    # it to exported_namespace and writes the exporter's own namespace there, and every per-PVC alert
+    # and join would read the wrong one.
+    exporter = next(sm for sm in sms if sm["metadata"]["name"] == "clonewatch-exporter")
+    assert all(ep.get("honorLabels") is True for ep in exporter["spec"]["endpoints"])
     rules = [d for d in items if d["kind"] == "PrometheusRule"]
     assert len(rules) == 1
     for rule in rules:
