@@ -310,6 +310,8 @@ def test_kubernetes_admits_scrapes_only_from_monitoring_and_cert_manager_gives_t
         cert = by["Certificate", name]
         ep, _, secret = serves_tls(by, name, container)
         assert secret == cert["spec"]["secretName"] == ep["tlsConfig"]["ca"]["secret"]["name"]
+        if name == "clonewatch-exporter":
+            assert ep.get("honorLabels") is True, "the component's endpoint replaces the base's: keep honorLabels"
         assert ep["tlsConfig"]["serverName"] in cert["spec"]["dnsNames"]
         assert cert["spec"]["privateKey"] == {"rotationPolicy": "Always", "algorithm": "ECDSA", "size": 256}
 
