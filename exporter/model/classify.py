@@ -221,7 +221,7 @@ def classify(objs: Objects, pvc: dict[str, Any], mapper: VolumeMapper) -> CloneR
     pvc_ann, dv_ann = annotations(pvc), annotations(dv)
     # KubeVirt restored this PVC from a VolumeSnapshot (a VM clone): the DataVolume that adopted it
     # cloned nothing, whatever its source names, so the PVC speaks for itself.
-    restored = kubevirt.restored(pvc, pvc_ann, dv_ann)
+    restored = kubevirt.restored(pvc_ann, dv_ann)
     if restored:
         dv, dv_ann = None, {}
     source = declared_source(objs, pvc, dv, namespace)

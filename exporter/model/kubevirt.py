@@ -50,11 +50,12 @@ def source_vm(pvc: Any) -> tuple[str, str]:
     return (text(get(labels, LABEL_SOURCE_NAMESPACE)) or text(get(pvc, "metadata", "namespace")), name) if name else ("", "")
 
 
-def restored(pvc: Any, pvc_annotations: dict[str, str], dv_annotations: dict[str, str]) -> bool:
+def restored(pvc_annotations: dict[str, str], dv_annotations: dict[str, str]) -> bool:
     """KubeVirt restored this PVC from a VolumeSnapshot, or a DataVolume adopted it already populated:
-    either way no CDI clone made it, whatever the DataVolume's source says."""
+    either way no CDI clone made it, whatever the DataVolume's source says. (The source-vm labels
+    alone do not tell: a restore copies the source PVC's labels, and CDI a DataVolume's to its PVC.)"""
     return ANN_RESTORE_NAME in pvc_annotations or ANN_LAST_RESTORE in pvc_annotations \
-        or ANN_PREPOPULATED in dv_annotations or bool(source_vm(pvc)[1])
+        or ANN_PREPOPULATED in dv_annotations
 
 
 def restored_source(objs: Any, pvc: Any, namespace: str, snapshot: str) -> Source | None:

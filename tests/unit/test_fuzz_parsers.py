@@ -152,6 +152,37 @@ def test_classification_and_view_never_raise():
     assert (counts["csi-clone"] + counts["snapshot"] + counts["copy"]) / max(1, counts["clones"]) > 0.1, counts
 
 
+def test_vms_never_raise_and_never_sum_part_of_a_vm():
+    counts = Counter()
+
+    @given(cluster_entries())
+    def check(entries):
+        store = Store()
+        for resource, ns, name, body in entries:
+            store.apply(resource, [("ADDED", named(body, ns, name))])
+        view = build_view(store.objects, backends(), True, {})
+        disks: dict = {}
+        for v in view.vm_volumes:
+            disks.setdefault((v.namespace, v.vm), []).append(v)
+            assert v.found == (v.kind in ("dataVolume", "persistentVolumeClaim") and (v.namespace, v.claim) in view.pvcs)
+        for row in view.vms:
+            counts["vms"] += 1
+            found = [v for v in disks.get((row.namespace, row.name), []) if v.found]
+            counts["with a disk"] += bool(found)
+            counts["cloned"] += row.source is not None
+            if row.provisioned_bytes is not None:
+                # A VM's bytes are its disks' together, only when every disk is there.
+                assert row.disks and len({v.claim for v in found}) == row.disks
+                counts["summed"] += 1
+        for row in view.vm_clones:
+            counts["clones"] += 1
+            assert row.progress is None or row.progress.phase
+
+    check()
+    assert counts["vms"] and share(counts, "with a disk", "vms") > 0.05 and counts["summed"] and counts["cloned"], counts
+    assert counts["clones"], counts
+
+
 def test_store_survives_any_watch_event():
     counts = Counter()
 
