@@ -14,6 +14,7 @@ A fresh Inventory fed every object is the full rebuild; tests hold the two byte-
 """
 
 from collections.abc import Hashable, Mapping, Sequence
+from itertools import chain
 
 from ..backends.base import Backend, TargetState
 from ..kube.packed import Packed, PackedBucket, packed_buckets
@@ -103,7 +104,9 @@ class Inventory:
         self.family_rows.update(families | self.family_rows.plan_deps.readers(touched), dirty)
         touched |= self.vm_rows.update_clones({key for resource, key in changes if resource == VMCLONE.name}, dirty)
         vms = {key for resource, key in changes if resource == VIRTUALMACHINE.name}
-        self.vm_rows.update(vms | self.vm_rows.deps.readers(touched | {tokens.row(k) for k in dirty.pvcs}), dirty)
+        if vms or len(self.vm_rows.deps):       # a cluster without VMs pays nothing more
+            rows = (tokens.row(k) for k in dirty.pvcs)
+            self.vm_rows.update(vms | self.vm_rows.deps.readers(chain(touched, rows)), dirty)
         if any(t in touched for t in storageclasses.INPUTS):
             self.storageclasses = storageclasses.storageclass_rows(self.objs, self.storageclasses, dirty)
         return dirty

@@ -51,9 +51,11 @@ class VmRows:
         self.deps = DepIndex()
 
     # -- VirtualMachineClones ---------------------------------------------------------------------
-    def update_clones(self, keys: Iterable[Key], dirty: Dirty) -> set[Token]:
+    def update_clones(self, keys: set[Key], dirty: Dirty) -> set[Token]:
         """Re-read these clones; answer the VMs whose clone changed. Each clone's row is its object's
         alone; the index of targets is redone whole from the rows (few objects)."""
+        if not keys:
+            return set()
         bucket = self._objs.get(VMCLONE.name) or PackedBucket()
         for key in keys:
             clone = bucket.get(key)
