@@ -9,8 +9,9 @@ exporter watching it) or a watch cache (`StoreWorld`, unit tests). One VirtualMa
   snapshot     phase SnapshotInProgress; tmp-snapshot-<clone UID>; per disk a VolumeSnapshot
                vmsnapshot-<snapshot UID>-volume-<volume> (CSI CreateSnapshot); the content; ready
   restore      phase RestoreInProgress; tmp-restore-<clone UID>; per disk a PVC restore-<restore UID>-<volume>
-               from its VolumeSnapshot (CSI CreateVolume), bound; a DataVolume template's pre-populated
-               DataVolume; the target VM (annotated with the restore); the restore complete
+               from its VolumeSnapshot (CSI CreateVolume), bound; the target VM (annotated with the
+               restore); the restore complete
+  datavolumes  per DataVolume template a pre-populated DataVolume naming the golden, adopted by CDI
   succeeded    phase CreatingTargetVM, then Succeeded
   cleaned_up   the restore and the snapshot deleted, the content with the snapshot, each VolumeSnapshot
                by garbage collection (CSI DeleteSnapshot: the snapshot image goes to the trash)
