@@ -15,6 +15,7 @@ import yaml
 
 from tests.e2e import scenario
 from tests.support.flashsystem import FlashSystemDouble, copy_rate_bytes_per_second
+from tests.support.kubevirt import clone_conditions, vm_clone
 from tests.support.objects import rbd_clone
 from tests.support.process import ROOT, ExporterProcess, free_port, pick
 from tests.support.prometheus import Prometheus, rules_firing_after
@@ -37,10 +38,11 @@ SUBJECT = {
     "CloneWatchBackendStale": ("backend", "target"),
     "CloneWatchKubernetesWatchFailing": ("resource", "namespace"),
     "CloneWatchExporterDown": ("job", "instance"),
+    "CloneWatchVMCloneStuck": ("namespace", "virtualmachineclone"),
 }
 # Labels an alert carries besides its subject: those group_left copies in to name the clone's source.
 DETAIL = {"source_namespace", "source_name", "source_kind", "clone_type", "expected_clone_type", "fallback_reason",
-          "phase", "reason"}
+          "phase", "reason", "target"}
 # No exporter replica duplicates these: a scraper with wrong credentials (tests/e2e/test_prometheus_secured.py)
 # and the load generator's own (it runs once); promtool covers them (deploy/rules/tests/).
 NOT_HERE = {"CloneWatchMetricsRequestsRefused", "CloneWatchLoadgenCloneFailures", "CloneWatchLoadgenClonesSlow"}
@@ -73,6 +75,9 @@ def _world(kube, pool, tmp, procs, undo):
     pool.rbd("flatten", "--no-progress", pool.spec("vm-flat-img"))
     for obj in rbd_clone("vms", "vm-flat", pool.name, "vm-flat-img", "os-images", "rhel9", scenario.RBD_SC):
         kube.create(obj)
+    kube.create({**vm_clone("vms", "clone-stuck", "rhel9-vm", "rhel9-vm-2"), "status": {      # restoring for days
+        "phase": "RestoreInProgress", "conditions": clone_conditions(("True", "Still processing"),
+                                                                     ("False", "Still processing"))}})
     pool.golden("chain0", 4)
     for depth in range(1, CHAIN + 1):
         pool.clone(f"chain{depth - 1}", f"chain{depth}")
@@ -145,6 +150,7 @@ def _world(kube, pool, tmp, procs, undo):
         "CloneWatchBackendStale": {("rbd", "gone")},
         "CloneWatchKubernetesWatchFailing": watches,
         "CloneWatchExporterDown": {("clonewatch-exporter", dead)},
+        "CloneWatchVMCloneStuck": {("vms", "clone-stuck")},
     }
     # What one replica of each pair says, straight from its /metrics: the fleet totals must be these.
     truth = [cluster[0].samples(), flash[0].samples()]
