@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from ..base import BackendError
 from .encoding import CEPH_NOSNAP, DecodeError
-from .header import KEYS, SNAPSHOT_PREFIX, Header, decode_header, invalid, why_not_fast
+from .header import KEYS, NO_OBJECT_MAP, SNAPSHOT_PREFIX, Header, decode_header, invalid, why_not_fast
 from .objectmap import decode_bit_vector, encoded_length, object_map_name, states
 from .rados_reader import AioBatch, fatal
 from .usage import object_count, own_bytes, versions
@@ -140,7 +140,7 @@ class PoolScan:
 
         def done(rv: int, raw: bytes | None) -> None:
             if rv == -errno.ENOENT:
-                return self._give_up(im, "no object map" if snap_id == CEPH_NOSNAP else "a snapshot's map is missing")
+                return self._give_up(im, NO_OBJECT_MAP if snap_id == CEPH_NOSNAP else "a snapshot's map is missing")
             if not self._ok(im, rv, raw, "object map"):
                 return None
             assert raw is not None

@@ -20,6 +20,7 @@ OBJECT_MAP_INVALID, FAST_DIFF_INVALID = 1 << 0, 1 << 1
 OP_MIGRATION = 1 << 4                  # RBD_OPERATION_FEATURE_MIGRATION
 
 USER, GROUP, TRASH, MIRROR = 0, 1, 2, 3     # cls::rbd::SnapshotNamespaceType
+NO_OBJECT_MAP = "no object map"
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,7 @@ def why_not_fast(h: Header) -> str | None:
     if h.features & ~KNOWN_FEATURES:
         return "unknown features"
     if not h.features & OBJECT_MAP or not h.features & FAST_DIFF:
-        return "no object map"
+        return NO_OBJECT_MAP
     if h.features & (MIGRATING | NON_PRIMARY) or h.op_features & OP_MIGRATION:
         return "migrating or mirrored non-primary"
     if not h.features & STRIPINGV2 and (h.stripe_unit, h.stripe_count) != (h.object_size, 1):

@@ -245,6 +245,11 @@ class LibrbdClient:
                             note="measuring it reads every object; enable object-map and fast-diff")
         return volumes
 
+    def images_read(self, cluster: str, target: str) -> dict[str, int]:
+        reader = self._readers.get(cluster)
+        counts = getattr(reader, "methods", {})         # a stand-in reader (tests) may keep none
+        return dict(counts.get(split_target(target), {}))
+
     async def close(self) -> None:
         readers, self._readers = self._readers, {}
         for reader in readers.values():

@@ -13,7 +13,8 @@ from typing import Any, Protocol, TypeVar
 import structlog
 
 from .fast_path import Job, Measured, PoolScan
-from .images import Image, image_unless_unchanged
+from .header import NO_OBJECT_MAP
+from .images import Image, image_unless_unchanged, opened
 from .parents import ParentNames
 from .rados_reader import AioBatch
 
@@ -44,6 +45,9 @@ def read_pool(cluster: Any, ioctx: Any, scope: tuple[str, str], workers: Submit,
 
     def fallback(job: Job, reason: str) -> None:
         log.debug("rbd_image_read_through_librbd", pool="/".join(filter(None, scope)), image=job.name, reason=reason)
+        if reason == NO_OBJECT_MAP:     # nothing to fingerprint (the header just said so): open it
+            slow[job.image_id] = workers.submit(opened, ioctx, job.name, job.image_id, job.trashed)
+            return
         slow[job.image_id] = workers.submit(image_unless_unchanged, ioctx, job.name, job.image_id, job.trashed,
                                             None if full else old.get(job.image_id))
 
