@@ -26,15 +26,18 @@ class ParentNames:
         """names: image id -> name in the pool being read (live names over trashed ones);
         snapshots: image id -> snap id -> name, from the headers the scan read."""
         self._cluster = cluster
+        self._pools: dict[int, str | None] = {}
         self._scopes: dict[tuple[str, str], tuple[dict[str, str], dict[str, dict[int, str]]]] = {
             (pool, namespace): (names, snapshots)}
 
     def of(self, parent: Parent) -> Names | None:
         """The parent's names; None when any of them cannot be found (librbd then says)."""
-        try:
-            pool = self._cluster.pool_reverse_lookup(parent.pool_id)
-        except rados.Error:
-            return None
+        if parent.pool_id not in self._pools:
+            try:
+                self._pools[parent.pool_id] = self._cluster.pool_reverse_lookup(parent.pool_id)
+            except rados.Error:
+                self._pools[parent.pool_id] = None
+        pool = self._pools[parent.pool_id]
         if pool is None:
             return None
         scope = (pool, parent.namespace)
