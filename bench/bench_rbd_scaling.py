@@ -173,7 +173,7 @@ def readyz(pool: str, images: int) -> tuple[float, float]:
             exp.stop()
 
 
-def measure(pool: str, a: argparse.Namespace, trees: list[tuple[str, Path]]) -> dict:
+def measure(pool: str, a: argparse.Namespace, trees: list[tuple[str, Path]], bare_repeat: int) -> dict:
     """Every tree's children (taking turns, --rounds of them; a baseline's once: it is the slow one),
     and the bare commands, on the pool as it is now."""
     runs: dict[str, list[dict]] = {name: [] for name, _ in trees}
@@ -181,7 +181,7 @@ def measure(pool: str, a: argparse.Namespace, trees: list[tuple[str, Path]]) -> 
         for name, tree in trees:
             if name == "this" or r == 0:
                 runs[name].append(run_child(pool, a.repeat, tree))
-    out = {"bare": median_seconds(lambda: bare(pool), a.repeat),
+    out = {"bare": median_seconds(lambda: bare(pool), bare_repeat),
            "live": len(json.loads(sh("rbd", "ls", "-p", pool, "--format", "json")))}
     for name, rs in runs.items():
         out[name] = {"images": rs[0]["images"], "cold": statistics.median(r["seconds"] for r in rs),
@@ -212,6 +212,8 @@ def main() -> None:
     ap.add_argument("--goldens", type=int, default=4)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=3, help="children of this tree per size (first-refresh median)")
+    ap.add_argument("--bare-repeat", default="", help="bare du + ls runs per size, e.g. 3,1 (default --repeat each): "
+                                                       "at 5,000 images one takes minutes")
     ap.add_argument("--layout", choices=("driver", "replay"), default="driver")
     ap.add_argument("--baseline", type=Path, help="an older tree (holding exporter/) measured beside this one")
     ap.add_argument("--readyz-at", default="", help="sizes at which to time the exporter process to /readyz")
@@ -230,12 +232,14 @@ def main() -> None:
     sh("rbd", "pool", "init", pool)
     layout = Layout(pool, a.goldens, a.layout == "driver")
     rows = []
+    sizes = [int(s) for s in a.sizes.split(",")]
+    bare_repeats = [int(r) for r in a.bare_repeat.split(",")] if a.bare_repeat else [a.repeat] * len(sizes)
     try:
-        for size in (int(s) for s in a.sizes.split(",")):
+        for size, bare_repeat in zip(sizes, bare_repeats, strict=True):
             t = time.perf_counter()
             layout.grow(size)
             print(f"grew {pool} to ~{size} images in {time.perf_counter() - t:.0f}s", file=sys.stderr)
-            m = measure(pool, a, trees)
+            m = measure(pool, a, trees, bare_repeat)
             rows.append((size, m, readyz(pool, m["this"]["images"]) if size in ready_at else None))
             report(rows[-1:], trees)
     finally:

@@ -224,3 +224,24 @@ def test_a_data_pool_and_a_rados_namespace(pool):
         assert own["inns"] == 4 * MiB and methods == {"objectmap": 1}
     finally:
         data.remove()
+
+
+def test_the_exporter_counts_how_each_image_was_read(pool, tmp_path):
+    from tests.support.process import ExporterProcess, one, pick
+    pool.rbd("create", "--size", "16M", "--image-feature", "layering", pool.spec("slow"))
+    pool.rbd("create", "--size", "16M", pool.spec("fast"))
+    pool.write("fast", 4)
+    proc = ExporterProcess(["--no-kubernetes.enabled", f"--rbd.pools={pool.name}", f"--ceph.conf={pool.conf}",
+                            "--rbd.client=librbd", "--rbd.refresh-interval=0.5"], tmp_path / "exporter.log")
+    try:
+        proc.wait_ready()
+
+        def count(s, method):
+            return sum(pick(s, "clonewatch_rbd_images_read_total", target=pool.name, method=method))
+        s = proc.wait_for(lambda s: count(s, "unchanged") >= 2, what="two later refreshes")
+        # Each refresh reads the image with an object map from its maps (the first, and each periodic full
+        # read) or keeps it unchanged, and opens the other through librbd.
+        assert count(s, "objectmap") >= 1 and count(s, "objectmap") + count(s, "unchanged") == count(s, "librbd")
+        assert one(s, "clonewatch_volume_consumed_bytes", volume=f"{pool.name}/fast") == 4 * MiB
+    finally:
+        proc.stop()
