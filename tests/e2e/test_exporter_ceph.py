@@ -20,7 +20,7 @@ GOLDEN_FILE = Path(__file__).parent.parent / "fixtures" / "metrics.golden.prom"
 # Samples whose values change from run to run or machine to machine.
 VOLATILE = re.compile(r"^(process_|python_|clonewatch_(rebuild_duration_seconds|last_rebuild_timestamp_seconds|"
                       r"backend_refresh_duration_seconds|backend_last_success_timestamp_seconds|"
-                      r"backend_cache_age_seconds|build_info|event_loop_tasks)\b)")
+                      r"backend_cache_age_seconds|build_info|event_loop_tasks|rbd_images_read_total)\b)")
 
 
 @pytest.fixture(scope="module")
