@@ -14,7 +14,7 @@ from exporter.public import ConfigError, parse_bytes
 
 BACKENDS = ("qcow2", "rbd", "kubernetes")
 METHODS = ("clone", "full-copy")
-KUBE_METHODS = ("datavolume", "pvc")
+KUBE_METHODS = ("datavolume", "pvc", "vmclone")
 VOLUME_MODES = ("Block", "Filesystem")
 PATTERNS = ("sequential", "random-4k")
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
@@ -28,7 +28,7 @@ class ScenarioError(ConfigError):
 @dataclass(frozen=True)
 class Group:
     name: str
-    method: str          # clone | full-copy (native); datavolume | pvc (kubernetes)
+    method: str          # clone | full-copy (native); datavolume | pvc | vmclone (kubernetes)
     count: int
     storage_class: str = ""   # kubernetes: overrides kubernetes.storage_class for this group
 
@@ -82,6 +82,8 @@ class KubeSettings:
     kubeconfig: str = ""
     timeout_seconds: float = 600.0
     poll_seconds: float = 0.5
+    source_vm: str = ""            # vmclone: the VirtualMachine cloned, in `namespace` (KubeVirt clones within one)
+    source_vm_disk: str = ""       # vmclone: the volume drifted and measured ("" = its first PVC disk)
 
 
 def parse_size(key: str, value: Any, of: int | None = None) -> int:
@@ -191,6 +193,8 @@ def parse(doc: Any, base_dir: Path | None = None) -> Scenario:
     limits = _limits(top.sub("limits"))
     top.done()
 
+    if any(gp.method == "vmclone" for gp in groups) and not (kube and kube.source_vm):
+        raise ScenarioError("kubernetes.source_vm", "is required for a vmclone group (the VM it clones)")
     total, cap = sum(gp.count for gp in groups), limits["limit_max_clones"]
     if total > cap:
         raise ScenarioError("limits.max_clones", f"the groups ask for {total} clones, over the cap of {cap}")
@@ -230,12 +234,23 @@ def _kubernetes(k: _Reader, backend: str) -> KubeSettings | None:
             size=k.text("size", ""), drift_image=k.text("drift_image", "registry.k8s.io/e2e-test-images/busybox:1.36.1-1"),
             exporter_url=k.text("exporter_url"), kubeconfig=k.text("kubeconfig", ""),
             timeout_seconds=parse_duration("kubernetes.timeout", k.raw("timeout", "10m")),
-            poll_seconds=parse_duration("kubernetes.poll", k.raw("poll", "0.5s")))
+            poll_seconds=parse_duration("kubernetes.poll", k.raw("poll", "0.5s")),
+            **_source_vm(k.sub("source_vm")))
         kg.done()
         if kube.size and parse_bytes(kube.size) is None:
             raise ScenarioError("kubernetes.size", f"not a Kubernetes quantity: {kube.size!r}")
     k.done()
     return kube
+
+
+def _source_vm(v: _Reader) -> dict[str, Any]:
+    """kubernetes.source_vm: the VM the vmclone groups clone, and which of its disks is drifted and measured."""
+    if not v.doc:
+        v.done()
+        return {}
+    name, disk = v.text("name"), v.text("disk", "")
+    v.done()
+    return {"source_vm": name, "source_vm_disk": disk}
 
 
 def _golden(g: _Reader) -> dict[str, Any]:
@@ -270,6 +285,8 @@ def _groups(top: _Reader, backend: str) -> tuple[Group, ...]:
         groups.append(Group(gname, gr.text("method", choices=methods), gr.whole("count", 1, minimum=1),
                             gr.text("storage_class", "") if backend == "kubernetes" else ""))
         gr.done()
+        if groups[-1].method == "vmclone" and groups[-1].storage_class:
+            raise ScenarioError(f"groups[{i}].storage_class", "a vmclone's disks keep its source VM's storage classes")
     return tuple(groups)
 
 

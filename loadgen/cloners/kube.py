@@ -3,7 +3,8 @@ by Kubernetes Jobs that mount the clone, and bytes are read from the clonewatch 
 
 Every object loadgen creates carries our labels (kube_objects.py builds the objects); before
 changing or deleting anything it fetches the object and checks them (label selectors are not
-trusted to have been applied). The golden PVC is never modified.
+trusted to have been applied). The golden PVC is never modified. The vmclone method (kube_vm.py)
+clones a VM through KubeVirt; a clone's bytes and drift are then those of one of the new VM's disks.
 """
 
 import threading
@@ -15,6 +16,7 @@ from ..drift import plan
 from ..scenario import Scenario
 from .base import CloneFailed, Cloner, NotOwned, Owned
 from .kube_objects import A_DRIFT, CDI, L_GROUP, L_SCENARIO, as_owned, clone, drift_job, job_done, our_labels, ours, phase, storage
+from .kube_vm import A_DISK, VmClones
 from .names import parse_name
 
 
@@ -33,6 +35,9 @@ class KubeCloner(Cloner):
         self.clone_types_seen: dict[str, str] = {}
         self._golden: dict | None = None
         self._pvc_volume: dict[tuple[str, str], str] = {}     # from the exporter, at each measure()
+        self.vms = VmClones(self._req, self.k, self._ours)
+        self._vmclone_groups = {g.name for g in scenario.groups if g.method == "vmclone"}
+        self._disk_of: dict[str, str] = {}      # vmclone: clone name -> the target VM's PVC that stands for it
 
     # -- helpers --------------------------------------------------------------------------------
     def _req(self, method: str, path: str, body=None, ok=(200, 201, 202), content_type="application/json"):
@@ -51,6 +56,14 @@ class KubeCloner(Cloner):
 
     def _ours(self, obj) -> bool:
         return ours(obj, self.sc.name)
+
+    def _is_vmclone(self, name: str) -> bool:
+        parsed = parse_name(self.sc.name, name)
+        return parsed is not None and parsed[0] in self._vmclone_groups
+
+    def _claim(self, name: str) -> str:
+        """The PVC a clone's bytes are read from: its own, or a VM clone's disk."""
+        return self._disk_of.get(name, name)
 
     def _wait(self, path: str, done, what: str) -> dict:
         deadline = time.monotonic() + self.k.timeout_seconds
@@ -92,6 +105,14 @@ class KubeCloner(Cloner):
     # -- clones -------------------------------------------------------------------------------------
     def create(self, name: str, group: str, method: str) -> None:
         created = time.time()
+        if method == "vmclone":
+            self._touch()
+            disk = self.vms.create(name, our_labels(self.sc.name, self.run, group, "clone"), created)
+            self._disk_of[name] = disk
+            # KubeVirt restores every disk from a VolumeSnapshot; the exporter then says the same.
+            self.clone_types_seen[disk] = "snapshot"
+            self._touch()
+            return
         group_class = next((gr.storage_class for gr in self.sc.groups if gr.name == group), "")
         body = clone(name, method, self.k, our_labels(self.sc.name, self.run, group, "clone"),
                      storage(self.golden(), self.k, group_class), created)
@@ -109,6 +130,9 @@ class KubeCloner(Cloner):
         self._touch()
 
     def _get_clone(self, name: str) -> tuple[str, dict] | None:
+        if self._is_vmclone(name):
+            found = self.vms.get_clone(name)
+            return None if found is None else (self.vms.clone_path(name), found)
         for path in (f"{CDI}/namespaces/{self.ns}/datavolumes/{name}",
                      f"/api/v1/namespaces/{self.ns}/persistentvolumeclaims/{name}"):
             status, doc = self._req("GET", path, ok=(200, 404))
@@ -117,14 +141,20 @@ class KubeCloner(Cloner):
         return None
 
     def drift(self, name: str, start: int, end: int) -> int:
-        found = self._get_clone(name)
-        if found is None or not self._ours(found[1]):
-            raise NotOwned(f"{self.ns}/{name} is not ours")
+        if self._is_vmclone(name):
+            found, claim = self.vms.disk(name)
+            self._disk_of[name] = claim
+        else:
+            got, claim = self._get_clone(name), name
+            if got is None or not self._ours(got[1]):
+                raise NotOwned(f"{self.ns}/{name} is not ours")
+            found = got[1]
         writes = plan(self.sc.golden_size, start, end, self.sc.drift_pattern, self.sc.drift_seed)
         if not writes:
             return 0
-        group = found[1]["metadata"].get("labels", {}).get(L_GROUP, "")
-        job = drift_job(self.sc, self.k, our_labels(self.sc.name, self.run, group, "drift"), name, start, end, writes)
+        group = found["metadata"].get("labels", {}).get(L_GROUP, "")
+        job = drift_job(self.sc, self.k, our_labels(self.sc.name, self.run, group, "drift"), claim, start, end, writes,
+                        name)
         job_name = job["metadata"]["name"]
         path = f"/apis/batch/v1/namespaces/{self.ns}/jobs"
         self._req("POST", path, job)
@@ -153,6 +183,11 @@ class KubeCloner(Cloner):
     def delete(self, name: str) -> None:
         if parse_name(self.sc.name, name) is None:
             raise NotOwned(f"{name} is not one of our names")
+        if self._is_vmclone(name):
+            self._touch()
+            self.vms.delete(name)
+            self._disk_of.pop(name, None)
+            return
         found = self._get_clone(name)
         if found is None:
             return
@@ -174,6 +209,13 @@ class KubeCloner(Cloner):
                 record = as_owned(obj, self.sc.name)
                 if record is not None:
                     found.setdefault(record.name, record)
+        for obj in self.vms.list_clones(f"{L_SCENARIO}%3D{self.sc.name}") if self._vmclone_groups else ():
+            record = as_owned(obj, self.sc.name)
+            if record is not None:
+                found.setdefault(record.name, record)
+                disk = ((obj.get("metadata") or {}).get("annotations") or {}).get(A_DISK)
+                if disk:
+                    self._disk_of[record.name] = disk
         return sorted(found.values(), key=lambda o: o.name)
 
     # -- measuring, through the exporter ------------------------------------------------------------
@@ -212,12 +254,14 @@ class KubeCloner(Cloner):
         return volumes
 
     def volume_id(self, name: str) -> str:
-        return self._pvc_volume.get((self.ns, name), f"pvc:{self.ns}/{name}")
+        claim = self._claim(name)
+        return self._pvc_volume.get((self.ns, claim), f"pvc:{self.ns}/{claim}")
 
     def golden_id(self) -> str:
         return self._pvc_volume.get((self.k.golden_namespace, self.k.golden_name),
                                     f"pvc:{self.k.golden_namespace}/{self.k.golden_name}")
 
     def clone_type(self, name: str, method: str) -> str:
-        """What CDI recorded (csi-clone, snapshot, copy); unknown until it was seen."""
-        return self.clone_types_seen.get(name, "unknown")
+        """What CDI recorded (csi-clone, snapshot, copy), or the exporter for a VM clone's disk;
+        unknown until it was seen."""
+        return self.clone_types_seen.get(self._claim(name), "unknown")

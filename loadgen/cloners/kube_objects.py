@@ -90,9 +90,10 @@ def clone(name: str, method: str, k: KubeSettings, marks: dict, disk: dict, crea
 
 
 def drift_job(sc: Scenario, k: KubeSettings, marks: dict, claim: str, start: int, end: int,
-              writes: list[tuple[int, int]]) -> dict:
+              writes: list[tuple[int, int]], clone_name: str = "") -> dict:
     """The Job that writes `writes` (drift.plan's (offset, length) pairs, from `start` to `end`)
-    into the clone `claim`, through its block device or a file on its filesystem."""
+    into the clone `claim`, through its block device or a file on its filesystem; named after the
+    clone (`clone_name`, a VM clone's, where the claim is KubeVirt's long restore name)."""
     lines = "\n".join(f"{off} {length} {'c' if compressible(i, len(writes), sc.drift_compressible) else 'r'}"
                       for i, (off, length) in enumerate(writes))
     block = k.volume_mode == "Block"
@@ -106,7 +107,7 @@ def drift_job(sc: Scenario, k: KubeSettings, marks: dict, claim: str, start: int
     else:
         container["volumeMounts"] = [{"name": "disk", "mountPath": "/data"}]
     return {"apiVersion": "batch/v1", "kind": "Job",
-            "metadata": {"name": f"{claim}-drift-{end}"[:63], "namespace": k.namespace, "labels": marks,
+            "metadata": {"name": f"{clone_name or claim}-drift-{end}"[:63], "namespace": k.namespace, "labels": marks,
                          "annotations": {A_DRIFT_START: str(start), A_DRIFT_END: str(end),
                                          A_DRIFT_PATTERN: sc.drift_pattern, "clonewatch.io/claim": claim}},
             "spec": {"backoffLimit": 1, "ttlSecondsAfterFinished": 600, "template": {

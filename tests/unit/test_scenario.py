@@ -143,3 +143,46 @@ def test_the_daemon_drifts_a_clone_to_the_top_level_then_by_the_rate_up_to_the_c
     plain = parse(with_("drift.pattern", "sequential"))
     d.sc = plain
     assert d.drift_target(0, 8 * MiB) == 8 * MiB and d.drift_target(8 * MiB, 8 * MiB) == 8 * MiB
+
+
+KUBE = {"name": "k", "backend": "kubernetes", "golden": {"size": "64MiB"},
+        "kubernetes": {"namespace": "lg", "golden": {"namespace": "img", "name": "gold"},
+                       "source_vm": {"name": "rhel9-src", "disk": "rootdisk"},
+                       "exporter_url": "http://exporter:9753/metrics"},
+        "groups": [{"name": "vm", "method": "vmclone", "count": 2}, {"name": "dv", "method": "datavolume"}]}
+
+
+def test_a_vmclone_group_clones_the_configured_source_vm():
+    sc = parse(KUBE)
+    assert sc.kube is not None and (sc.kube.source_vm, sc.kube.source_vm_disk) == ("rhel9-src", "rootdisk")
+    assert [g.method for g in sc.groups] == ["vmclone", "datavolume"]
+    assert projected_bytes(sc, golden_exists=True) == 0, "no drift: a VM clone's disks share all they read"
+    first_disk = yaml.safe_load(yaml.safe_dump(KUBE))
+    first_disk["kubernetes"]["source_vm"] = {"name": "rhel9-src"}
+    assert parse(first_disk).kube.source_vm_disk == ""
+
+
+@pytest.mark.parametrize("change,key", [
+    ({"source_vm": None}, "kubernetes.source_vm"),
+    ({"source_vm": {"disk": "rootdisk"}}, "kubernetes.source_vm.name"),
+    ({"source_vm": {"name": "x", "colour": "red"}}, "kubernetes.source_vm.colour"),
+    ({"source_vm": "rhel9-src"}, "kubernetes.source_vm"),
+])
+def test_a_bad_source_vm_is_named(change, key):
+    doc = yaml.safe_load(yaml.safe_dump(KUBE))
+    doc["kubernetes"].update(change)
+    doc["kubernetes"] = {k: v for k, v in doc["kubernetes"].items() if v is not None}
+    with pytest.raises(ScenarioError) as err:
+        parse(doc)
+    assert err.value.key == key
+
+
+def test_a_vmclone_group_takes_no_storage_class_and_native_backends_no_source_vm():
+    doc = yaml.safe_load(yaml.safe_dump(KUBE))
+    doc["groups"][0]["storage_class"] = "fast"
+    with pytest.raises(ScenarioError) as err:
+        parse(doc)
+    assert err.value.key == "groups[0].storage_class"
+    with pytest.raises(ScenarioError) as err:
+        parse(with_("groups", [{"name": "vm", "method": "vmclone"}]))
+    assert err.value.key == "groups[0].method", "vmclone is a Kubernetes method"
