@@ -16,8 +16,10 @@ import json
 import re
 import threading
 import uuid
+from pathlib import Path
 
 import pytest
+import yaml
 
 from exporter.public import rbd_volume_id
 from loadgen.cloners.base import CloneFailed, NotOwned
@@ -207,7 +209,46 @@ def before(kube) -> tuple[set[str], ...]:
     return vms(kube), clones(kube), pvcs(kube), datavolumes(kube)
 
 
-def test_vmclone_harness_clones_drifts_measures_and_removes_only_what_it_made(cluster, tmp_path):
+DEPLOY = Path(__file__).parents[2] / "deploy" / "base"
+
+
+def allowed(path: Path, kind: str) -> set[tuple[str, str, str]]:
+    return {(group, resource, verb) for doc in yaml.safe_load_all(path.read_text()) if doc["kind"] == kind
+            for rule in doc["rules"] for group in rule["apiGroups"] for resource in rule["resources"]
+            for verb in rule["verbs"]}
+
+
+@pytest.fixture
+def requests_allowed(monkeypatch):
+    """Every API request the loadgen makes, checked against its RBAC as deployed: the Role in its own
+    namespace, the golden-access ClusterRole (bound in the golden's namespace) elsewhere."""
+    import loadgen.cloners.kube as kube_cloner
+
+    made: list[tuple[str, str]] = []
+    real = kube_cloner.request_json
+
+    def recorded(api, method, path, *args, **kwargs):
+        made.append((method, path))
+        return real(api, method, path, *args, **kwargs)
+
+    monkeypatch.setattr(kube_cloner, "request_json", recorded)
+    yield made
+    role, golden = allowed(DEPLOY / "loadgen" / "rbac.yaml", "Role"), allowed(DEPLOY / "golden-access" / "rbac.yaml",
+                                                                                "ClusterRole")
+    asked = set()
+    for method, path in made:
+        parts = path.partition("?")[0].strip("/").split("/")
+        group, rest = ("", parts[2:]) if parts[0] == "api" else (parts[1], parts[3:])
+        assert rest[0] == "namespaces", path
+        verb = {"GET": "get" if len(rest) > 3 else "list", "POST": "create", "PATCH": "patch", "DELETE": "delete"}[method]
+        asked.add((rest[1], group, rest[2], verb))
+    refused = [a for a in asked if a[1:] not in (role if a[0] == NS else golden)]
+    assert not refused, f"requests the loadgen's RBAC does not allow: {sorted(refused)}"
+    assert {(NS, "clone.kubevirt.io", "virtualmachineclones", "create"),
+            (NS, "kubevirt.io", "virtualmachines", "delete")} <= asked, "the check saw the vmclone method at work"
+
+
+def test_vmclone_harness_clones_drifts_measures_and_removes_only_what_it_made(cluster, tmp_path, requests_allowed):
     kube, fake, exporter, tmp = cluster
     start = before(kube)
     harness = Harness(scenario(exporter, tmp), tmp_path / "out")
@@ -239,7 +280,7 @@ def test_vmclone_harness_clones_drifts_measures_and_removes_only_what_it_made(cl
     assert FOREIGN_VMS <= vms(kube) and FOREIGN_PVCS <= pvcs(kube) and "cwlg-kv-vm-00008" in clones(kube)
 
 
-def test_restart_adopts_vm_clones_and_cleanup_spares_look_alikes(cluster, tmp_path):
+def test_restart_adopts_vm_clones_and_cleanup_spares_look_alikes(cluster, tmp_path, requests_allowed):
     kube, fake, exporter, tmp = cluster
     start = before(kube)
     sc = scenario(exporter, tmp)
