@@ -35,6 +35,10 @@ DISK_KINDS = {"dataVolume": "name", "persistentVolumeClaim": "claimName"}     # 
 Request = Callable[..., tuple[int, Any]]
 
 
+class NotServed(CloneFailed):
+    """The cluster serves no VirtualMachineClone API: KubeVirt is not installed (or predates clones)."""
+
+
 def vm_clone(name: str, api_version: str, k: KubeSettings, marks: dict, created: float) -> dict:
     """The VirtualMachineClone of the scenario's source VM into a VM named like the clone."""
     return {"apiVersion": f"clone.kubevirt.io/{api_version}", "kind": "VirtualMachineClone",
@@ -100,7 +104,7 @@ class VmClones:
                     self._version = version
                     break
             else:
-                raise CloneFailed("the cluster serves no VirtualMachineClone API (clone.kubevirt.io): is KubeVirt installed?")
+                raise NotServed("the cluster serves no VirtualMachineClone API (clone.kubevirt.io): is KubeVirt installed?")
         return self._version
 
     def _base(self, version: str) -> str:
@@ -123,8 +127,8 @@ class VmClones:
     def list_clones(self, selector: str) -> list[dict]:
         try:
             version = self.version()
-        except CloneFailed:
-            return []           # no KubeVirt: no clones of ours either
+        except NotServed:
+            return []           # no KubeVirt: no clones of ours either (any other failure is raised)
         _, doc = self.req("GET", f"{self._base(version)}?labelSelector={selector}", ok=(200, 404))
         return (doc or {}).get("items") or []
 
