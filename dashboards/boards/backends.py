@@ -4,6 +4,9 @@ from ..model import PER_SECOND, REQUESTS_PER_SECOND, SECONDS, Board, Query, Row,
 
 J = 'job=~"$job"'
 TARGET = "{{backend}} {{target}}"
+# Rows tall enough for a legend line per watched resource (ten, with CDI and snapshots): at 8 Perses shows
+# nine. Both panels of such a row get it, or the grids (Perses', Grafana's) float the shorter one's neighbour up.
+WATCHED = 9
 
 BOARD = Board(
     "clonewatch-backends", "clonewatch / Backends and watches",
@@ -18,14 +21,14 @@ BOARD = Board(
          TimeSeries(title="Refresh failures",
                     queries=(Query(f"rate(clonewatch_backend_refresh_failures_total{{{J}}}[$__rate_interval])", TARGET),),
                     unit=PER_SECOND)),
-     Row(TimeSeries(title="Volumes per target", queries=(Query(f"clonewatch_backend_volumes{{{J}}}", TARGET),)),
+     Row(TimeSeries(title="Volumes per target", queries=(Query(f"clonewatch_backend_volumes{{{J}}}", TARGET),), height=WATCHED),
          TimeSeries(title="Kubernetes objects in the watch cache",
-                    queries=(Query(f"clonewatch_kubernetes_objects{{{J}}}", "{{resource}}"),))),
+                    queries=(Query(f"clonewatch_kubernetes_objects{{{J}}}", "{{resource}}"),), height=WATCHED)),
      Row(TimeSeries(title="Watch restarts",
                     queries=(Query(f"increase(clonewatch_kubernetes_watch_restarts_total{{{J}}}[$__rate_interval])",
-                                   "{{resource}}"),)),
+                                   "{{resource}}"),), height=WATCHED),
          Table(title="Watches healthy", queries=(Query(f"clonewatch_kubernetes_watch_healthy{{{J}}}", "healthy"),),
-               columns=(("resource", "resource"), ("namespace", "namespace")))),
+               columns=(("resource", "resource"), ("namespace", "namespace")), height=WATCHED)),
      Row(TimeSeries(title="Exporter rebuild duration",
                     queries=(Query(f"clonewatch_rebuild_duration_seconds{{{J}}}", "{{instance}}"),), unit=SECONDS),
          TimeSeries(title="/metrics requests refused (401 credentials, 403 not allowed, 429 guessing, 503 authz down)",
