@@ -1,15 +1,22 @@
 """The RBD refresh on ceph-csi's own layout, grown to 100 / 1,000 / 5,000 images, side by side with a
-bare `rbd du` + `rbd ls -l` of the same pool at each size (medians of --repeat, same run).
+bare `rbd du` + `rbd ls -l` of the same pool at each size (medians, same run).
 
 The pool is built as ceph-csi builds it (clone format 2): goldens with data, each PVC clone through a
-temporary image (`snap create SRC@x; clone SRC@x TEMP; snap rm SRC@x` -> the snapshot moves to the
-trash namespace; `snap create TEMP@y; clone TEMP@y VOL; snap rm TEMP@y`), 10% of the volumes drifted
-by one 4 MiB object, 5% deleted (`rbd trash mv`, as ceph-csi deletes; they sit in the trash until
-its purge task runs). Images are counted live + trash; the bare commands see only the live ones.
+temporary image (`snap create SRC@TEMP; clone SRC@TEMP TEMP; snap rm SRC@TEMP` -> the snapshot moves to
+the trash namespace; `snap create TEMP@VOL; clone TEMP@VOL VOL; snap rm TEMP@VOL`), 10% of the volumes
+drifted by one 4 MiB object, 5% deleted (`rbd trash mv`, as ceph-csi deletes; they sit in the trash
+until its purge task runs). Images are counted live + trash; the bare commands see only the live ones.
+`--layout driver` (the default) gives the temporary images the driver's own features, layering and
+deep-flatten only (no object map, so `rbd du` and the exporter read them object by object), and the
+volumes the StorageClass's (ODF: with object map and fast-diff); `--layout replay` gives every image
+librbd's defaults (object map everywhere), as this benchmark did before.
 
-Each size is measured in a child process, so its peak RSS is the backend's own (librbd included):
-the first (cold) refresh opens every image, as bare `rbd du` + `rbd ls -l` always do; then the median
-of --repeat refreshes with nothing changed (each image's fingerprint only).
+Each measurement is a child process, so its peak RSS is the backend's own (librbd included): the
+first refresh after a start (the median of --rounds children), then the median of --repeat refreshes
+with nothing changed. `--baseline DIR` measures an older tree's backend (DIR holds its exporter/) on
+the same pool in the same run, its children taking turns with this tree's. `--readyz-at N`: at that
+size also the exporter as a process in native mode, the seconds from its start to /readyz and to every
+image's byte series in /metrics.
 
     CEPH_CONF=/path/ceph.conf .venv/bin/python bench/bench_rbd_scaling.py [--sizes 100,1000,5000]
 """
@@ -18,16 +25,19 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-from bench.timing import median_seconds
+from bench.timing import median_seconds  # noqa: E402
 
 MiB = 2**20
 CHILD_LOG = "/tmp/clonewatch-bench-rbd-scaling.jsonl"      # every child's figures, also when a run is cut short
@@ -40,10 +50,15 @@ def sh(*args: str) -> str:
 class Layout:
     """A pool grown in ceph-csi's command sequence through librbd (in-process: thousands of images in minutes)."""
 
-    def __init__(self, pool: str, goldens: int) -> None:
+    def __init__(self, pool: str, goldens: int, driver: bool) -> None:
         import rados
         import rbd
         self.rbd = rbd
+        # ceph-csi: temporary images layering,deep-flatten only; volumes the StorageClass's features
+        # (set explicitly: a clone would inherit its parent's). None: librbd's defaults / the parent's.
+        self.temp_features = rbd.RBD_FEATURE_LAYERING | rbd.RBD_FEATURE_DEEP_FLATTEN if driver else None
+        self.volume_features = (rbd.RBD_FEATURE_LAYERING | rbd.RBD_FEATURE_DEEP_FLATTEN | rbd.RBD_FEATURE_EXCLUSIVE_LOCK
+                                | rbd.RBD_FEATURE_OBJECT_MAP | rbd.RBD_FEATURE_FAST_DIFF) if driver else None
         self.cluster = rados.Rados(conffile=os.environ["CEPH_CONF"])
         self.cluster.conf_set("rbd_default_clone_format", "2")
         self.cluster.connect()
@@ -63,15 +78,15 @@ class Layout:
         rbd, uid = self.rbd, str(uuid.uuid4())
         src, temp, vol = self.goldens[i % len(self.goldens)], f"csi-vol-{uid}-temp", f"csi-vol-{uid}"
         with rbd.Image(self.ioctx, src) as img:
-            img.create_snap(uid)
-        self.api.clone(self.ioctx, src, uid, self.ioctx, temp)
+            img.create_snap(temp)
+        self.api.clone(self.ioctx, src, temp, self.ioctx, temp, features=self.temp_features)
         with rbd.Image(self.ioctx, src) as img:
-            img.remove_snap(uid)                    # has a child: into the trash namespace
+            img.remove_snap(temp)                   # has a child: into the trash namespace
         with rbd.Image(self.ioctx, temp) as img:
-            img.create_snap(f"{uid}-2")
-        self.api.clone(self.ioctx, temp, f"{uid}-2", self.ioctx, vol)
+            img.create_snap(vol)
+        self.api.clone(self.ioctx, temp, vol, self.ioctx, vol, features=self.volume_features)
         with rbd.Image(self.ioctx, temp) as img:
-            img.remove_snap(f"{uid}-2")
+            img.remove_snap(vol)
         if i % 10 == 0:
             with rbd.Image(self.ioctx, vol) as img:
                 img.write(b"d" * 4 * MiB, 0)
@@ -100,7 +115,8 @@ class Layout:
 
 
 def child(pool: str, repeat: int) -> None:
-    """One backend, `repeat` refreshes; prints the median, the image count and the peak RSS."""
+    """One backend: its first refresh, then the median of `repeat` with nothing changed; prints those,
+    the image count, the peak RSS and (where the tree counts them) how the images were read."""
     import asyncio
 
     from exporter.backends.rbd.backend import RbdBackend, RbdSettings
@@ -112,17 +128,82 @@ def child(pool: str, repeat: int) -> None:
         await backend.refresh()
     loop = asyncio.new_event_loop()
     t = time.perf_counter()
-    loop.run_until_complete(refresh())          # cold: every image opened (what bare du + ls always pays)
+    loop.run_until_complete(refresh())          # the first refresh after a start
     cold = time.perf_counter() - t
-    warm = median_seconds(lambda: loop.run_until_complete(refresh()), repeat)   # nothing changed: fingerprints only
+    methods = dict(getattr(backend.reader._readers[""], "methods", {}).get((pool, ""), {}))
+    warm = median_seconds(lambda: loop.run_until_complete(refresh()), repeat)   # nothing changed
     state = backend.states()[pool]
     assert state.up, state.error
     loop.run_until_complete(backend.close())
-    out = {"seconds": cold, "warm": warm, "images": len(state.volumes),
+    out = {"seconds": cold, "warm": warm, "images": len(state.volumes), "first_methods": methods,
            "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     with open(CHILD_LOG, "a") as f:
-        f.write(json.dumps({"pool": pool, **out}) + "\n")
+        f.write(json.dumps({"pool": pool, "tree": str(sys.path[0]), **out}) + "\n")
     print(json.dumps(out))
+
+
+def run_child(pool: str, repeat: int, tree: Path) -> dict:
+    """A child of this file that imports `exporter` from `tree`."""
+    out = subprocess.run([sys.executable, __file__, "--child", pool, "--repeat", str(repeat), "--tree", str(tree)],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def bare(pool: str) -> None:
+    with ThreadPoolExecutor(2) as ex:
+        list(ex.map(lambda argv: sh(*argv), [["rbd", "du", "-p", pool, "--format", "json"],
+                                             ["rbd", "ls", "-l", "-p", pool, "--format", "json"]]))
+
+
+def readyz(pool: str, images: int) -> tuple[float, float]:
+    """The exporter as a process in native mode: (seconds to /readyz, to every image's bytes in /metrics)."""
+    from tests.support.process import ExporterProcess
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        exp = ExporterProcess(["--no-kubernetes.enabled", f"--rbd.pools={pool}", f"--ceph.conf={os.environ['CEPH_CONF']}",
+                               "--rbd.client=librbd", "--rbd.timeout=600", "--rbd.refresh-interval=3600",
+                               "--log.level=warning"], Path(tmp) / "exporter.log")
+        try:
+            exp.wait_ready(timeout=900)
+            ready = time.perf_counter() - t
+            while exp.metrics_text().count("\nclonewatch_volume_consumed_bytes{") < images:
+                time.sleep(0.2)
+            return ready, time.perf_counter() - t
+        finally:
+            exp.stop()
+
+
+def measure(pool: str, a: argparse.Namespace, trees: list[tuple[str, Path]], bare_repeat: int) -> dict:
+    """Every tree's children (taking turns, --rounds of them; a baseline's once: it is the slow one),
+    and the bare commands, on the pool as it is now."""
+    runs: dict[str, list[dict]] = {name: [] for name, _ in trees}
+    for r in range(a.rounds):
+        for name, tree in trees:
+            if name == "this" or r == 0:
+                runs[name].append(run_child(pool, a.repeat, tree))
+    out = {"bare": median_seconds(lambda: bare(pool), bare_repeat),
+           "live": len(json.loads(sh("rbd", "ls", "-p", pool, "--format", "json")))}
+    for name, rs in runs.items():
+        out[name] = {"images": rs[0]["images"], "cold": statistics.median(r["seconds"] for r in rs),
+                     "warm": statistics.median(r["warm"] for r in rs), "rss": max(r["rss_mib"] for r in rs),
+                     "methods": rs[0]["first_methods"]}
+    return out
+
+
+def report(rows: list[tuple[int, dict, tuple[float, float] | None]], trees: list[tuple[str, Path]]) -> None:
+    print(f"load: {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} {os.getloadavg()[2]:.1f} (1/5/15 min), "
+          f"{os.cpu_count()} CPUs")
+    print(f"{'tree':>8} {'images':>7} {'live':>6} {'first refresh':>14} {'per image':>10} {'later':>8} {'peak RSS':>9} "
+          f"{'bare du+ls':>11} {'first ratio':>11} {'later ratio':>11}  read how (first refresh)")
+    for _size, m, ready in rows:
+        for name, _ in trees:
+            t = m[name]
+            print(f"{name:>8} {t['images']:>7} {m['live']:>6} {t['cold']:>13.2f}s {1000 * t['cold'] / t['images']:>8.2f}ms "
+                  f"{t['warm']:>7.2f}s {t['rss']:>7.0f}MB {m['bare']:>10.2f}s {m['bare'] / t['cold']:>10.1f}x "
+                  f"{m['bare'] / t['warm']:>10.1f}x  {t['methods']}")
+        if ready:
+            print(f"{'':>8} native exporter at {m['this']['images']} images: /readyz {ready[0]:.1f}s, "
+                  f"every byte series {ready[1]:.1f}s")
 
 
 def main() -> None:
@@ -130,42 +211,42 @@ def main() -> None:
     ap.add_argument("--sizes", default="100,1000,5000")
     ap.add_argument("--goldens", type=int, default=4)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=3, help="children of this tree per size (first-refresh median)")
+    ap.add_argument("--bare-repeat", default="", help="bare du + ls runs per size, e.g. 3,1 (default --repeat each): "
+                                                       "at 5,000 images one takes minutes")
+    ap.add_argument("--layout", choices=("driver", "replay"), default="driver")
+    ap.add_argument("--baseline", type=Path, help="an older tree (holding exporter/) measured beside this one")
+    ap.add_argument("--readyz-at", default="", help="sizes at which to time the exporter process to /readyz")
     ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--tree", type=Path, default=ROOT, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
+        sys.path.insert(0, str(a.tree.resolve()))
         child(a.child, a.repeat)
         return
+    trees = [("this", ROOT)] + ([("baseline", a.baseline.resolve())] if a.baseline else [])
+    ready_at = {int(s) for s in a.readyz_at.split(",") if s}
     pool = f"bench-{uuid.uuid4().hex[:6]}"
     sh("ceph", "osd", "set-require-min-compat-client", "mimic")
     sh("ceph", "osd", "pool", "create", pool, "32", "32")
     sh("rbd", "pool", "init", pool)
-    layout = Layout(pool, a.goldens)
+    layout = Layout(pool, a.goldens, a.layout == "driver")
     rows = []
+    sizes = [int(s) for s in a.sizes.split(",")]
+    bare_repeats = [int(r) for r in a.bare_repeat.split(",")] if a.bare_repeat else [a.repeat] * len(sizes)
     try:
-        for size in (int(s) for s in a.sizes.split(",")):
+        for size, bare_repeat in zip(sizes, bare_repeats, strict=True):
             t = time.perf_counter()
             layout.grow(size)
-            made = time.perf_counter() - t
-            out = subprocess.run([sys.executable, __file__, "--child", pool, "--repeat", str(a.repeat)],
-                                 check=True, capture_output=True, text=True).stdout
-            ours = json.loads(out.strip().splitlines()[-1])
-
-            def bare():
-                with ThreadPoolExecutor(2) as ex:
-                    list(ex.map(lambda argv: sh(*argv), [["rbd", "du", "-p", pool, "--format", "json"],
-                                                         ["rbd", "ls", "-l", "-p", pool, "--format", "json"]]))
-            bare_s = median_seconds(bare, a.repeat)
-            live = len(json.loads(sh("rbd", "ls", "-p", pool, "--format", "json")))
-            rows.append((ours["images"], live, ours["seconds"], ours["warm"], ours["rss_mib"], bare_s))
-            print(f"grew to {ours['images']} images in {made:.0f}s", file=sys.stderr)
+            print(f"grew {pool} to ~{size} images in {time.perf_counter() - t:.0f}s", file=sys.stderr)
+            m = measure(pool, a, trees, bare_repeat)
+            rows.append((size, m, readyz(pool, m["this"]["images"]) if size in ready_at else None))
+            report(rows[-1:], trees)
     finally:
         layout.close()
         subprocess.run(["ceph", "osd", "pool", "rm", pool, pool, "--yes-i-really-really-mean-it"], capture_output=True)
-    print(f"{'images (live+trash)':>20} {'live':>6} {'cold refresh':>13} {'per image':>10} {'unchanged':>10} "
-          f"{'peak RSS':>9} {'bare du+ls':>11} {'cold ratio':>10} {'unchanged ratio':>15}")
-    for images, live, cold, warm, rss, bare_s in rows:
-        print(f"{images:>20} {live:>6} {cold:>12.2f}s {1000 * cold / images:>8.2f}ms {warm:>9.2f}s {rss:>7.0f}MB "
-              f"{bare_s:>10.2f}s {bare_s / cold:>9.1f}x {bare_s / warm:>14.1f}x")
+    print(f"\n{pool} ({a.layout} layout), all sizes:")
+    report(rows, trees)
 
 
 if __name__ == "__main__":

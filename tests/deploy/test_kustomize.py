@@ -76,6 +76,11 @@ def test_servicemonitors_and_rules(docs):
         app = sm["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"]
         assert (sm["metadata"].get("namespace"), app) in services
         assert sm["spec"]["endpoints"][0]["port"] == "metrics"
+    # The exporter's series carry the PVC's `namespace`: without honorLabels prometheus-operator renames
+    # it to exported_namespace and writes the exporter's own namespace there, and every per-PVC alert
+    # and join would read the wrong one.
+    exporter = next(sm for sm in sms if sm["metadata"]["name"] == "clonewatch-exporter")
+    assert all(ep.get("honorLabels") is True for ep in exporter["spec"]["endpoints"])
     rules = [d for d in items if d["kind"] == "PrometheusRule"]
     assert len(rules) == 1
     for rule in rules:
@@ -305,6 +310,8 @@ def test_kubernetes_admits_scrapes_only_from_monitoring_and_cert_manager_gives_t
         cert = by["Certificate", name]
         ep, _, secret = serves_tls(by, name, container)
         assert secret == cert["spec"]["secretName"] == ep["tlsConfig"]["ca"]["secret"]["name"]
+        if name == "clonewatch-exporter":
+            assert ep.get("honorLabels") is True, "the component's endpoint replaces the base's: keep honorLabels"
         assert ep["tlsConfig"]["serverName"] in cert["spec"]["dnsNames"]
         assert cert["spec"]["privateKey"] == {"rotationPolicy": "Always", "algorithm": "ECDSA", "size": 256}
 

@@ -21,6 +21,7 @@ from dashboards.render import console, perses
 from tests.e2e import scenario
 from tests.support.ceph import Pool, ceph_conf
 from tests.support.flashsystem import FlashSystemDouble, copy_rate_bytes_per_second
+from tests.support.kubevirt import clone_conditions, vm_clone
 from tests.support.objects import rbd_clone
 from tests.support.process import ROOT, ExporterProcess, free_port, pick
 from tests.support.prometheus import Prometheus
@@ -65,6 +66,10 @@ def _stack(kube, pool, tmp, procs, cleanup):
     pool.rbd("flatten", "--no-progress", pool.spec("vm-flat-img"))
     for obj in rbd_clone("vms", "vm-flat", pool.name, "vm-flat-img", "os-images", "rhel9", scenario.RBD_SC):
         kube.create(obj)
+    # ... and a VM clone restoring since the scenario's clones were made (CloneWatchVMCloneStuck).
+    kube.create({**vm_clone("vms", "clone-stuck", "rhel9-vm", "rhel9-vm-2"), "status": {
+        "phase": "RestoreInProgress", "conditions": clone_conditions(("True", "Still processing"),
+                                                                     ("False", "Still processing"))}})
     main = ExporterProcess([f"--kubeconfig={kube.write_kubeconfig(tmp / 'kubeconfig')}", f"--ceph.conf={pool.conf}",
                             "--rbd.refresh-interval=1", "--rbd.timeout=20", "--kubernetes.read-timeout=5"],
                            tmp / "main.log")

@@ -46,6 +46,12 @@ DECLARED = {
     "authentication.k8s.io/v1/tokenreviews": False,
     "authorization.k8s.io/v1/subjectaccessreviews": False,
     # volumeclonesources deliberately undeclared: the API answers 404, as for a missing CRD.
+    # KubeVirt (OpenShift Virtualization), at the versions KubeVirt 1.5 and later serve.
+    "kubevirt.io/v1/virtualmachines": True,
+    "clone.kubevirt.io/v1beta1/virtualmachineclones": True,
+    "snapshot.kubevirt.io/v1beta1/virtualmachinesnapshots": True,
+    "snapshot.kubevirt.io/v1beta1/virtualmachinesnapshotcontents": True,
+    "snapshot.kubevirt.io/v1beta1/virtualmachinerestores": True,
 }
 
 
@@ -112,6 +118,13 @@ PATHS = {   # kinds the tests delete through the raw API
     "DataSource": "/apis/cdi.kubevirt.io/v1beta1/namespaces/{namespace}/datasources",
     "DataVolume": "/apis/cdi.kubevirt.io/v1beta1/namespaces/{namespace}/datavolumes",
     "CDI": "/apis/cdi.kubevirt.io/v1beta1/cdis",
+    "PersistentVolumeClaim": "/api/v1/namespaces/{namespace}/persistentvolumeclaims",
+    "VirtualMachine": "/apis/kubevirt.io/v1/namespaces/{namespace}/virtualmachines",
+    "VirtualMachineClone": "/apis/clone.kubevirt.io/v1beta1/namespaces/{namespace}/virtualmachineclones",
+    "VirtualMachineSnapshot": "/apis/snapshot.kubevirt.io/v1beta1/namespaces/{namespace}/virtualmachinesnapshots",
+    "VirtualMachineSnapshotContent":
+        "/apis/snapshot.kubevirt.io/v1beta1/namespaces/{namespace}/virtualmachinesnapshotcontents",
+    "VirtualMachineRestore": "/apis/snapshot.kubevirt.io/v1beta1/namespaces/{namespace}/virtualmachinerestores",
 }
 
 
@@ -280,17 +293,20 @@ class Emulator(kmock.KubernetesEmulator):
             yield item
 
 
-OPTIONAL = {key for key in DECLARED if key.startswith(("cdi.kubevirt.io/", "snapshot.storage.k8s.io/"))}
+OPTIONAL = {key for key in DECLARED if key.startswith(("cdi.kubevirt.io/", "snapshot.storage.k8s.io/", "kubevirt.io/",
+                                                       "clone.kubevirt.io/", "snapshot.kubevirt.io/"))}
 
 
 class KubeAPI:
     """Start with KubeAPI(); .host is the URL; stop_server()/start_server() simulate an outage.
 
     crds: None declares what DECLARED says (volumeclonesources absent); True installs every CDI and
-    snapshot CRD; False none of them (their lists answer 404, as without the CRDs)."""
+    snapshot CRD; False none of them (their lists answer 404, as without the CRDs). declare: more
+    "group/version/plural" keys (True: namespaced), None to leave one undeclared (an older KubeVirt)."""
 
-    def __init__(self, crds: bool | None = None) -> None:
+    def __init__(self, crds: bool | None = None, declare: dict[str, bool | None] | None = None) -> None:
         self._crds = crds
+        self._declare = declare or {}
         self._ready = threading.Event()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.emu: Emulator | None = None
@@ -317,6 +333,8 @@ class KubeAPI:
             declared["cdi.kubevirt.io/v1beta1/volumeclonesources"] = True
         elif self._crds is False:
             declared = {k: v for k, v in declared.items() if k not in OPTIONAL}
+        declared.update(self._declare)
+        declared = {k: v for k, v in declared.items() if v is not None}
         for key, namespaced in declared.items():
             self.emu.resources[key].namespaced = namespaced
         async with self.emu:
@@ -413,6 +431,16 @@ class KubeAPI:
             assert resp.status == 200, resp.data
         else:
             raise ValueError(kind)
+
+    def patch(self, kind: str, name: str, namespace: str | None, patch: dict) -> None:
+        """A JSON merge patch of any kind PATHS knows (None deletes a key, as finalizers: None)."""
+        base = PATHS[kind].format(namespace=namespace)
+        method, url, headers, body, post = self.api.param_serialize(
+            method="PATCH", resource_path=f"{base}/{name}", body=json.loads(json.dumps(patch)),
+            header_params={"Content-Type": "application/merge-patch+json", "Accept": "application/json"})
+        resp = self.api.call_api(method, url, header_params=headers, body=body, post_params=post)
+        resp.read()
+        assert resp.status == 200, resp.data
 
     def patch_pvc(self, namespace: str, name: str, patch: dict) -> None:
         self.core.patch_namespaced_persistent_volume_claim(name, namespace, patch, _preload_content=False)

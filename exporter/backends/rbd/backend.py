@@ -28,6 +28,7 @@ from .cli import CliClient
 from .librbd import LibrbdClient, available
 from .naming import is_rbd_driver, make_target, snapshot_image, split_cluster, volume_id
 from .reader import CephCluster, PoolReader
+from .state import RbdTargetState
 
 NAME = "rbd"
 
@@ -127,9 +128,11 @@ class RbdBackend:
         return out
 
     async def _refresh_target(self, target: str, sem: asyncio.Semaphore) -> None:
-        state = self._states.setdefault(target, TargetState(target))
+        state = self._states.setdefault(target, RbdTargetState(target))
         async with sem:
             await record(NAME, state, self._measure(target))
+        if isinstance(state, RbdTargetState):
+            state.images_read = self.reader.images_read(split_cluster(target)[0], target)
 
     def _cluster(self, target: str) -> CephCluster:
         name = split_cluster(target)[0]

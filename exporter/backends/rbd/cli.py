@@ -97,6 +97,9 @@ class CliClient:
         du_doc, ls_doc = await self._du_and_ls(cluster, scope)
         return build_volumes(target, parse_du(du_doc), parse_ls(ls_doc))
 
+    def images_read(self, cluster: str, target: str) -> dict[str, int]:
+        return {}       # `rbd du` reads every image alike, and says nothing of how
+
     async def close(self) -> None:
         pass
 

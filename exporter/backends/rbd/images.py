@@ -68,6 +68,11 @@ def image_unless_unchanged(ioctx: Any, name: str, image_id: str, trashed: bool,
     return image, (stamp if image is not None and image.fast_diff else None), False
 
 
+def opened(ioctx: Any, name: str, image_id: str, trashed: bool) -> tuple[Image | None, None, bool]:
+    """An image without an object map, as image_unless_unchanged answers: opened, never reused."""
+    return _image(ioctx, name, image_id, trashed), None, False
+
+
 def _image(ioctx: Any, name: str, image_id: str, trashed: bool) -> Image | None:
     """One image's facts; None when it vanished between listing and opening."""
     try:

@@ -6,11 +6,14 @@ volume and snapshot there (`rbd trash mv`); an image that still has clones stays
 data, which is where most golden images of a default ODF cluster live. librbd opens a trashed image
 by id, read-only. What one image holds and how it is counted: images.py.
 
-A refresh opens only what changed: each image's fingerprint (its header's omap and its object map,
-two small reads) is compared with the one of the last refresh, and an image whose fingerprint is the
-same keeps its last figures (a write that adds or first changes an object updates the object map
-before it lands, so whole-object bytes cannot change unseen). Images without an object map are read
-in full every time, and every FULL_READ_EVERY-th refresh of a pool reads everything.
+A refresh opens no image it need not: each image is first measured from its header and object maps
+with plain RADOS reads, all of a pool's in flight at once (pool_read.py, fast_path.py); only what that
+cannot stand behind (no object map, one flagged invalid, an encoding it does not know, a read error)
+is opened through librbd. Either way an image whose fingerprint (its header and head object map) is
+the same as at the last refresh keeps its last figures (a write that adds or first changes an object
+updates the object map before it lands, so whole-object bytes cannot change unseen). Images without
+an object map are read in full every time, and every FULL_READ_EVERY-th refresh of a pool reads
+everything.
 
 One long-lived connection per cluster; Ceph's own timeouts (`rados_osd_op_timeout`,
 `rados_mon_op_timeout`, `client_mount_timeout`) bound every call, so a dead cluster fails a refresh
@@ -20,6 +23,7 @@ within the timeout instead of hanging a thread.
 import asyncio
 import queue
 import threading
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
@@ -27,8 +31,9 @@ from typing import Any, TypeVar
 import structlog
 
 from ..base import BackendError, Volume
-from .images import Image, image_unless_unchanged
+from .images import Image
 from .naming import is_link, split_cluster, split_target, volume_id
+from .pool_read import UNCHANGED, read_pool
 from .reader import CephCluster
 
 try:        # Ceph's bindings come from the distribution (python3-rbd), not from PyPI
@@ -115,7 +120,10 @@ class Reader:
         # Per (pool, namespace): image id -> (fingerprint, Image) of the last read, and how many reads.
         self._known: dict[tuple[str, str], dict[str, tuple[bytes, Image]]] = {}
         self._refreshes: dict[tuple[str, str], int] = {}
+        self._methods: dict[tuple[str, str], Counter[str]] = {}
         self.reused = 0
+        # (pool, namespace) -> how many images each way (pool_read.METHODS) since start, for the metrics
+        self.methods: dict[tuple[str, str], dict[str, int]] = {}
 
     def _connect(self) -> Any:
         with self._lock:
@@ -176,28 +184,24 @@ class Reader:
         try:
             if namespace:
                 ioctx.set_namespace(namespace)
-            api = rbd.RBD()
-            jobs: list[tuple[str, str, bool]] = [(e["name"], e["id"], False) for e in api.list2(ioctx)]
-            jobs += [(t["name"], t["id"], True) for t in api.trash_list(ioctx)]
             scope = (pool, namespace)
             count = self._refreshes[scope] = self._refreshes.get(scope, 0) + 1
             full = count % FULL_READ_EVERY == 1          # every so often read everything (renames, belts and braces)
-            old = self._known.get(scope, {})
-            futures = [self._pool.submit(image_unless_unchanged, ioctx, name, image_id, trashed,
-                                         None if full else old.get(image_id)) for name, image_id, trashed in jobs]
-            images, known = [], {}
-            for f in futures:
-                image, stamp, reused = f.result()
-                if image is not None:
-                    images.append(image)
-                    self.reused += reused
-                    if stamp is not None:
-                        known[image.image_id] = (stamp, image)
+            images, known, methods = read_pool(cluster, ioctx, scope, self._pool, self._known.get(scope, {}), full,
+                                               self._timeout)
             self._known[scope] = known                    # images gone from the pool are forgotten
+            with self._lock:
+                self.reused += methods[UNCHANGED]
+                total = self._methods.setdefault(scope, Counter())
+                total.update(methods)
+                self.methods = {s: dict(c) for s, c in self._methods.items()}     # new containers: scrapes read them
             return images
         except (rados.Error, rbd.Error) as exc:
             self._drop()        # reconnect next time: a timed-out or broken session is not reused
             raise BackendError(f"pool {pool!r}: {_short(exc)}") from None
+        except BackendError:
+            self._drop()
+            raise
         finally:
             ioctx.close()
 
@@ -240,6 +244,11 @@ class LibrbdClient:
                 log.warning("rbd_image_without_fast_diff", volume=vid,
                             note="measuring it reads every object; enable object-map and fast-diff")
         return volumes
+
+    def images_read(self, cluster: str, target: str) -> dict[str, int]:
+        reader = self._readers.get(cluster)
+        counts = getattr(reader, "methods", {})         # a stand-in reader (tests) may keep none
+        return dict(counts.get(split_target(target), {}))
 
     async def close(self) -> None:
         readers, self._readers = self._readers, {}

@@ -25,6 +25,10 @@ class PoolReader(Protocol):
         """Every volume of one target (pool or pool/namespace) of the cluster; BackendError on failure."""
         ...
 
+    def images_read(self, cluster: str, target: str) -> dict[str, int]:
+        """How many images of the target were read which way since start (empty: it does not count)."""
+        ...
+
     async def close(self) -> None:
         """Let go of what the client holds (connections, threads)."""
         ...

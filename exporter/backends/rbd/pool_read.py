@@ -1,0 +1,101 @@
+"""One read of one pool (namespace) through librados: every live and trashed image, each measured
+from its object maps (fast_path.py) where that can be trusted, else opened through librbd
+(images.py) on the Reader's threads while the rest are still in flight.
+
+Each image counts once per read under the way it was read (`METHODS`), so an operator can see how
+many images the fast path hands to librbd and why that costs what it costs.
+"""
+
+from collections import Counter
+from concurrent.futures import Future, wait
+from typing import Any, Protocol, TypeVar
+
+import structlog
+
+from .fast_path import Job, Measured, PoolScan
+from .header import NO_OBJECT_MAP
+from .images import Image, image_unless_unchanged, opened
+from .parents import ParentNames
+from .rados_reader import AioBatch
+
+try:        # Ceph's bindings come from the distribution (python3-rbd), not from PyPI
+    import rbd
+except ImportError:     # pragma: no cover - librbd.available() reports it
+    rbd = None
+
+log = structlog.get_logger("clonewatch.rbd")
+T = TypeVar("T")
+IN_FLIGHT = 128         # RADOS operations at once per pool read (librados allows 1,024 per client)
+OBJECT_MAP, LIBRBD, UNCHANGED = "objectmap", "librbd", "unchanged"
+METHODS = (OBJECT_MAP, LIBRBD, UNCHANGED)
+Known = dict[str, tuple[bytes, Image]]      # image id -> (fingerprint, figures) of the last read
+
+
+class Submit(Protocol):
+    def submit(self, fn: Any, *args: Any) -> Future[Any]: ...
+
+
+def read_pool(cluster: Any, ioctx: Any, scope: tuple[str, str], workers: Submit, old: Known, full: bool,
+              timeout: float) -> tuple[list[Image], Known, Counter[str]]:
+    """(the images, what to remember for the next read, how many were read which way)."""
+    api = rbd.RBD()
+    jobs = [Job(e["name"], e["id"], False) for e in api.list2(ioctx)]
+    jobs += [Job(t["name"], t["id"], True) for t in api.trash_list(ioctx)]
+    slow: dict[str, Future[tuple[Image | None, bytes | None, bool]]] = {}
+
+    def fallback(job: Job, reason: str) -> None:
+        log.debug("rbd_image_read_through_librbd", pool="/".join(filter(None, scope)), image=job.name, reason=reason)
+        if reason == NO_OBJECT_MAP:     # nothing to fingerprint (the header just said so): open it
+            slow[job.image_id] = workers.submit(opened, ioctx, job.name, job.image_id, job.trashed)
+            return
+        slow[job.image_id] = workers.submit(image_unless_unchanged, ioctx, job.name, job.image_id, job.trashed,
+                                            None if full else old.get(job.image_id))
+
+    scan = PoolScan(AioBatch(ioctx, IN_FLIGHT, timeout), {i: (s, im.own_bytes) for i, (s, im) in old.items()},
+                    full, fallback)
+    try:
+        scan.run(jobs)
+        fast = _name_parents(cluster, scope, jobs, scan, fallback)
+    except BaseException:
+        wait(slow.values())         # librbd calls still use the ioctx the caller is about to close
+        raise
+    return _gather(fast, slow)
+
+
+def _name_parents(cluster: Any, scope: tuple[str, str], jobs: list[Job], scan: PoolScan,
+                  fallback: Any) -> list[tuple[Image, Measured]]:
+    names = {j.image_id: j.name for j in jobs if j.trashed} | {j.image_id: j.name for j in jobs if not j.trashed}
+    snapshots = {i: {s.snap_id: s.name for s in h.snapshots} for i, h in scan.headers.items()}
+    parents = ParentNames(cluster, scope[0], scope[1], names, snapshots)
+    out = []
+    for job in jobs:
+        m = scan.measured.get(job.image_id)
+        if m is None:
+            continue
+        parent = parents.of(m.header.parent) if m.header.parent is not None else None
+        if m.header.parent is not None and parent is None:
+            fallback(job, "its parent was not found")
+            continue
+        out.append((Image(job.name, job.image_id, job.trashed, m.header.size, m.own_bytes, parent, True), m))
+    return out
+
+
+def _gather(fast: list[tuple[Image, Measured]],
+            slow: dict[str, Future[tuple[Image | None, bytes | None, bool]]]) -> tuple[list[Image], Known, Counter[str]]:
+    images: list[Image] = []
+    known: Known = {}
+    methods: Counter[str] = Counter()
+    for image, m in fast:
+        images.append(image)
+        known[image.image_id] = (m.stamp, image)
+        methods[UNCHANGED if m.reused else OBJECT_MAP] += 1
+    wait(slow.values())             # every librbd call done before the first error is raised
+    for future in slow.values():
+        opened, stamp, reused = future.result()
+        if opened is None:
+            continue                # removed since the listing
+        images.append(opened)
+        methods[UNCHANGED if reused else LIBRBD] += 1
+        if stamp is not None:
+            known[opened.image_id] = (stamp, opened)
+    return images, known, methods

@@ -1,0 +1,247 @@
+"""Every image's own bytes read from its object maps (the fast path) are what `rbd du --format json`
+prints for the same pool, and every image's facts (size, parent by name, fast-diff) are what librbd
+gives: ceph-csi's sequences, snapshots over generations, flattened clones, images with and without
+fast-diff, invalidated object maps (librbd must take those), resizes, clone formats 1 and 2, striping,
+a data pool, a RADOS namespace, group and mirror snapshots. Each test builds its own pool, so the
+counts of how each image was read are exact too."""
+
+import json
+import os
+from collections import Counter
+
+import pytest
+
+from exporter.backends.rbd.images import _image
+from exporter.backends.rbd.librbd import Reader, available
+from tests.support.ceph import Pool, ceph_conf
+from tests.support.cephcsi import CephCsi, CephCsiDriver
+
+pytestmark = pytest.mark.skipif(not available(), reason="python3-rbd is installed by scripts/setup.sh")
+MiB = 2**20
+FAST_DIFF = "layering,exclusive-lock,object-map,fast-diff"
+
+
+@pytest.fixture
+def pool():
+    p = Pool(ceph_conf(), prefix="om")
+    p.ceph("osd", "set-require-min-compat-client", "mimic")
+    yield p
+    p.remove()
+
+
+class Writer:
+    """librbd in the test process, for writes at any offset (rbd bench writes whole objects from 0)."""
+
+    def __init__(self, pool: Pool, namespace: str = "") -> None:
+        import rados
+        self.cluster = rados.Rados(conffile=pool.conf)
+        self.cluster.connect()
+        self.ioctx = self.cluster.open_ioctx(pool.name)
+        self.ioctx.set_namespace(namespace)
+
+    def write(self, image: str, *extents: tuple[int, int]) -> None:
+        import rbd
+        with rbd.Image(self.ioctx, image) as img:
+            for offset, length in extents:
+                img.write(os.urandom(length), offset)
+
+    def discard(self, image: str, offset: int, length: int) -> None:
+        import rbd
+        with rbd.Image(self.ioctx, image) as img:
+            img.discard(offset, length)
+
+    def close(self) -> None:
+        self.ioctx.close()
+        self.cluster.shutdown()
+
+
+@pytest.fixture
+def writer(pool):
+    w = Writer(pool)
+    yield w
+    w.close()
+
+
+def du(pool: Pool, namespace: str = "") -> Counter[str]:
+    """image -> the sum of its `rbd du` rows (user snapshots and head)."""
+    rows = json.loads(pool.rbd("du", "-p", pool.name, "--format", "json", *(["--namespace", namespace] if namespace else [])))
+    out: Counter[str] = Counter()
+    for row in rows["images"]:
+        out[row["name"]] += row["used_size"]
+    return out
+
+
+def exact(pool: Pool, namespace: str = "") -> tuple[dict[str, int], dict[str, int]]:
+    """A fresh reader's read of the pool checked image by image: own bytes against `rbd du` (live
+    images; `rbd du` lists no trash), every fact against librbd's own reading. (name -> own bytes,
+    how many images were read which way.)"""
+    import rados
+    reader = Reader(pool.conf, "", "", "", 30, 4)
+    try:
+        images = reader.read(pool.name, namespace)
+        methods = reader.methods[(pool.name, namespace)]
+    finally:
+        reader.close()
+    assert du(pool, namespace) == Counter({i.name: i.own_bytes for i in images if not i.trashed})
+    cluster = rados.Rados(conffile=pool.conf)
+    cluster.connect()
+    try:
+        with cluster.open_ioctx(pool.name) as ioctx:
+            ioctx.set_namespace(namespace)
+            for i in images:
+                assert _image(ioctx, i.name, i.image_id, i.trashed) == i, i.name
+    finally:
+        cluster.shutdown()
+    return {i.name: i.own_bytes for i in images}, methods
+
+
+def test_cephcsi_sequences_as_the_tests_replay_them(pool):
+    csi = CephCsi(pool)
+    golden = csi.create_volume(32)
+    clones = [csi.clone_volume(golden, mib) for mib in (4, 8)]
+    snap = csi.create_snapshot(golden)
+    restored = csi.restore(snap, 12)
+    csi.delete_volume(golden)                   # in the trash, its data held by the clones
+    csi.delete_snapshot(snap)
+    own, methods = exact(pool)
+    assert own[golden] == 32 * MiB and own[clones[1]] == 8 * MiB and own[restored] == 12 * MiB
+    assert methods == {"objectmap": 7}          # golden, 2 x (temp + clone), csi-snap, restore: all fast
+
+
+def test_cephcsi_sequences_with_the_drivers_own_features(pool):
+    """Real ceph-csi makes csi-snap and temp images without an object map: librbd reads those."""
+    csi = CephCsiDriver(pool)
+    golden = csi.create_volume(32)
+    clones = [csi.clone_volume(golden, mib) for mib in (4, 8)]
+    snap = csi.create_snapshot(clones[0])
+    csi.restore(snap, 4)
+    csi.delete_volume(golden)
+    own, methods = exact(pool)
+    assert own[golden] == 32 * MiB and own[clones[0]] == 4 * MiB
+    assert methods == {"objectmap": 4, "librbd": 3}     # golden, 2 clones, restore; 2 temps, 1 csi-snap
+
+
+def test_user_snapshots_over_generations_with_overwrites_discards_and_other_namespaces(pool, writer):
+    pool.rbd("create", "--size", "32M", pool.spec("gen"))
+    writer.write("gen", (0, 8 * MiB))
+    pool.rbd("snap", "create", pool.spec("gen@s1"))
+    writer.write("gen", (4 * MiB, 4096), (12 * MiB, 4096))
+    pool.rbd("snap", "create", pool.spec("gen@pin"))                      # becomes a trash snapshot
+    pool.rbd("clone", "--rbd-default-clone-format", "2", pool.spec("gen@pin"), pool.spec("pinned"))
+    pool.rbd("snap", "rm", pool.spec("gen@pin"))
+    writer.write("gen", (16 * MiB, 10))
+    pool.rbd("snap", "create", pool.spec("gen@s2"))
+    writer.discard("gen", 0, 4 * MiB)
+    writer.write("gen", (20 * MiB, 4096))
+    pool.rbd("group", "create", pool.spec("grp"))
+    pool.rbd("group", "image", "add", pool.spec("grp"), pool.spec("gen"))
+    pool.rbd("group", "snap", "create", pool.spec("grp@g1"))               # a group-namespace snapshot
+    writer.write("gen", (24 * MiB, 10))
+    pool.rbd("snap", "create", pool.spec("gen@s3"))
+    writer.write("gen", (12 * MiB, 10), (28 * MiB, 5))
+    own, methods = exact(pool)
+    assert own["gen"] > 0 and methods == {"objectmap": 2}
+
+
+def test_mirror_snapshots_between_user_snapshots(pool, writer):
+    pool.rbd("mirror", "pool", "enable", pool.name, "image")
+    pool.rbd("create", "--size", "16M", pool.spec("m"))
+    writer.write("m", (0, 8 * MiB))
+    pool.rbd("snap", "create", pool.spec("m@u1"))
+    writer.write("m", (4 * MiB, 10))
+    pool.rbd("mirror", "image", "enable", pool.spec("m"), "snapshot")      # takes a mirror snapshot, after u1
+    writer.write("m", (8 * MiB, 10), (12 * MiB, 10))
+    assert "mirror" in pool.rbd("snap", "ls", "--all", pool.spec("m"))
+    own, methods = exact(pool)
+    assert own["m"] == 8 * MiB + 12 * MiB and methods == {"objectmap": 1}
+
+
+def test_a_flattened_clone_and_clone_formats_1_and_2(pool, writer):
+    pool.golden("gold", 16)
+    for fmt in ("1", "2"):
+        pool.rbd("clone", "--rbd-default-clone-format", fmt, pool.spec("gold@base"), pool.spec(f"v{fmt}"))
+        writer.write(f"v{fmt}", (4 * MiB, 10))
+        pool.rbd("snap", "create", pool.spec(f"v{fmt}@u1"))
+        writer.write(f"v{fmt}", (8 * MiB, 10), (0, 4096))        # copyups after u1: deep-flatten fills u1's map
+    pool.clone("gold", "flat")
+    writer.write("flat", (0, 4 * MiB))
+    pool.rbd("flatten", "--no-progress", pool.spec("flat"))
+    own, methods = exact(pool)
+    assert own["flat"] == 16 * MiB and methods == {"objectmap": 4}
+
+
+def test_with_and_without_fast_diff_and_an_invalidated_object_map(pool, writer):
+    pool.rbd("create", "--size", "16M", "--image-feature", "layering", pool.spec("plain"))
+    pool.rbd("create", "--size", "16M", "--image-feature", FAST_DIFF, pool.spec("fast"))
+    pool.rbd("create", "--size", "16M", "--image-feature", FAST_DIFF, pool.spec("invalid"))
+    pool.rbd("create", "--size", "16M", "--image-feature", FAST_DIFF, pool.spec("oldsnap"))
+    for image in ("plain", "fast", "invalid", "oldsnap"):
+        writer.write(image, (0, 4 * MiB), (9 * MiB, 10))
+    pool.rbd("feature", "disable", pool.spec("invalid"), "fast-diff,object-map")
+    pool.rbd("feature", "enable", pool.spec("invalid"), "object-map,fast-diff")      # invalid until rebuilt
+    pool.rbd("feature", "disable", pool.spec("oldsnap"), "fast-diff,object-map")
+    pool.rbd("snap", "create", pool.spec("oldsnap@u1"))
+    pool.rbd("feature", "enable", pool.spec("oldsnap"), "object-map,fast-diff")
+    pool.rbd("object-map", "rebuild", "--no-progress", pool.spec("oldsnap"))        # the head only: u1 stays invalid
+    writer.write("oldsnap", (12 * MiB, 10))
+    assert "fast diff invalid" in pool.rbd("info", pool.spec("invalid"))
+    own, methods = exact(pool)
+    assert own["plain"] == own["fast"] == 8 * MiB and methods == {"objectmap": 1, "librbd": 3}
+
+
+def test_a_resized_image_striping_and_small_objects(pool, writer):
+    pool.rbd("create", "--size", "32M", pool.spec("resize"))
+    writer.write("resize", (0, 32 * MiB))
+    pool.rbd("snap", "create", pool.spec("resize@s1"))
+    pool.rbd("resize", "--allow-shrink", "--no-progress", "--size", "10M", pool.spec("resize"))
+    pool.rbd("snap", "create", pool.spec("resize@s2"))
+    pool.rbd("resize", "--no-progress", "--size", "40M", pool.spec("resize"))
+    writer.write("resize", (36 * MiB, 4096))
+    pool.rbd("create", "--size", f"{20 * MiB + 5000}B", "--object-size", "1M", "--stripe-unit", "64K",
+             "--stripe-count", "4", pool.spec("striped"))
+    writer.write("striped", (0, 70000), (5 * MiB, 300000))
+    pool.rbd("snap", "create", pool.spec("striped@s1"))
+    writer.write("striped", (20 * MiB, 5000))
+    pool.rbd("create", "--size", f"{10 * MiB + 123456}B", pool.spec("tail"))
+    writer.write("tail", (0, 4096), (10 * MiB, 1000))                 # the last object ends with the image
+    own, methods = exact(pool)
+    assert own["tail"] == 4 * MiB + 2 * MiB + 123456 and methods == {"objectmap": 3}
+
+
+def test_a_data_pool_and_a_rados_namespace(pool):
+    data = Pool(pool.conf, prefix="omdata")
+    try:
+        pool.rbd("create", "--size", "16M", "--data-pool", data.name, pool.spec("dp"))
+        pool.write("dp", 8)
+        pool.rbd("namespace", "create", f"{pool.name}/ns1")
+        pool.rbd("create", "--size", "16M", f"{pool.name}/ns1/inns")
+        pool.rbd("bench", "--io-type", "write", "--io-size", "4M", "--io-total", "4M", f"{pool.name}/ns1/inns")
+        pool.rbd("snap", "create", f"{pool.name}/ns1/inns@s1")
+        pool.rbd("clone", "--rbd-default-clone-format", "2", f"{pool.name}/ns1/inns@s1", pool.spec("fromns"))
+        own, methods = exact(pool)
+        assert own["dp"] == 8 * MiB and methods == {"objectmap": 2}
+        own, methods = exact(pool, "ns1")
+        assert own["inns"] == 4 * MiB and methods == {"objectmap": 1}
+    finally:
+        data.remove()
+
+
+def test_the_exporter_counts_how_each_image_was_read(pool, tmp_path):
+    from tests.support.process import ExporterProcess, one, pick
+    pool.rbd("create", "--size", "16M", "--image-feature", "layering", pool.spec("slow"))
+    pool.rbd("create", "--size", "16M", pool.spec("fast"))
+    pool.write("fast", 4)
+    proc = ExporterProcess(["--no-kubernetes.enabled", f"--rbd.pools={pool.name}", f"--ceph.conf={pool.conf}",
+                            "--rbd.client=librbd", "--rbd.refresh-interval=0.5"], tmp_path / "exporter.log")
+    try:
+        proc.wait_ready()
+
+        def count(s, method):
+            return sum(pick(s, "clonewatch_rbd_images_read_total", target=pool.name, method=method))
+        s = proc.wait_for(lambda s: count(s, "unchanged") >= 2, what="two later refreshes")
+        # Each refresh reads the image with an object map from its maps (the first, and each periodic full
+        # read) or keeps it unchanged, and opens the other through librbd.
+        assert count(s, "objectmap") >= 1 and count(s, "objectmap") + count(s, "unchanged") == count(s, "librbd")
+        assert one(s, "clonewatch_volume_consumed_bytes", volume=f"{pool.name}/fast") == 4 * MiB
+    finally:
+        proc.stop()
