@@ -4,7 +4,7 @@ stat, table, bar and pie plugins) shows each generated Perses dashboard (dashboa
 Debian's headless Chromium, against real Prometheus servers scraping a living stack:
 
 - the exporter on real Ceph + kmock with the e2e scenario (a CoW family, a full-copy family that fell
-  back, a configured VPC copy, a clone still cloning, a flattened clone);
+  back, a configured VPC copy, a clone still cloning, a flattened clone, KubeVirt VMs on those PVCs);
 - a native exporter on the loadgen daemon's qcow2 directory (clones made, drifting and retired as
   the live stack's), a directory that is gone (a backend down), and a FlashSystem array with a
   FlashCopy clone in its background copy;
@@ -86,6 +86,8 @@ def _stack(kube, pool, tmp: Path, undo: list) -> dict:
     pool.rbd("flatten", "--no-progress", pool.spec("vm-flat-img"))
     for obj in rbd_clone("vms", "vm-flat", pool.name, "vm-flat-img", "os-images", "rhel9", scenario.RBD_SC):
         kube.create(obj)
+    for vm in scenario.virtual_machines():          # VMs on the PVCs: clones, full copies, a configured copy
+        kube.create(vm)
     main = ExporterProcess([f"--kubeconfig={kube.write_kubeconfig(tmp / 'kubeconfig')}", f"--ceph.conf={pool.conf}",
                             "--rbd.refresh-interval=1", "--rbd.timeout=20"], tmp / "main.log")
     undo.append(main.stop)

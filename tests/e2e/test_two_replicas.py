@@ -75,6 +75,8 @@ def _world(kube, pool, tmp, procs, undo):
     pool.rbd("flatten", "--no-progress", pool.spec("vm-flat-img"))
     for obj in rbd_clone("vms", "vm-flat", pool.name, "vm-flat-img", "os-images", "rhel9", scenario.RBD_SC):
         kube.create(obj)
+    for vm in scenario.virtual_machines():          # for the dashboards' VM panels
+        kube.create(vm)
     kube.create({**vm_clone("vms", "clone-stuck", "rhel9-vm", "rhel9-vm-2"), "status": {      # restoring for days
         "phase": "RestoreInProgress", "conditions": clone_conditions(("True", "Still processing"),
                                                                      ("False", "Still processing"))}})
