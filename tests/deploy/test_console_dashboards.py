@@ -102,7 +102,8 @@ def table_problems(name: str, p: dict, targets: list[dict]) -> list[str]:
 
 def variable_problems(board: dict, exprs: list[str]) -> list[str]:
     variables = (board.get("templating") or {}).get("list") or []
-    used = {m for e in exprs for m in re.findall(r"\$(\w+)", e)}
+    # $1 in label_replace's replacement is PromQL's group reference, no variable: the page leaves it be.
+    used = {m for e in exprs for m in re.findall(r"\$([A-Za-z_]\w*)", e)}
     out = []
     for v in variables:
         name = f"variable {v.get('name')!r}"
