@@ -1,11 +1,14 @@
-"""Source family: one golden image and its clones, what they occupy, what full copies would, drift, depth."""
+"""Source family: one golden image and its clones, what they occupy, what full copies would, drift, depth, VMs."""
 
 from ..model import BYTES, RATIO, Bar, Board, Pie, Query, Row, Stat, Table, TimeSeries, Variable
-from .series import FAMILY, PVC, once, within
+from .series import FAMILY, PVC, VM, once, within
 
 J = 'job=~"$job"'
 S = f'{J},source_name=~"$source"'
 CLONES = f"{within(PVC)} group_left () clonewatch_pvc_clone_info{{{S}}}"
+# The family's VMs: those whose first cloned disk's chain ends in the source, with their clone type.
+VMS = (f"{within(VM)} group_left (clone_type, backend) (clonewatch_vm_clone_info{{{J}}} "
+       f"* {within(VM)} group_left (backend) clonewatch_vm_golden_info{{{S}}})")
 
 
 def family(metric: str) -> str:
@@ -24,7 +27,7 @@ def clone(metric: str) -> str:
 
 BOARD = Board(
     "clonewatch-family", "clonewatch / Source family",
-    "One golden image and its clones: what they occupy, what full copies would, per-clone drift, depth.",
+    "One golden image and its clones: what they occupy, what full copies would, per-clone drift, depth, the VMs.",
     (Variable("job", "Job", "clonewatch_build_info", "job"),
      Variable("source", "Source", f"clonewatch_source_clones{{{J}}}", "source_name", multi=False, include_all=False)),
     (Row(TimeSeries(title="Consumed vs as full copies",
@@ -44,10 +47,20 @@ BOARD = Board(
      Row(Table(title="Clone chain depth (ceph-csi flattens at 4, refuses at 8)",
                queries=(Query(f"clonewatch_pvc_clone_depth{{{J}}} * {within(PVC)} "
                               f"group_left (source_name, clone_type) clonewatch_pvc_clone_info{{{S}}}", "depth"),),
-               columns=(("namespace", "namespace"), ("persistentvolumeclaim", "PVC"), ("clone_type", "clone type"))),
+               columns=(("namespace", "namespace"), ("persistentvolumeclaim", "PVC"), ("clone_type", "clone type")), width=16),
          Pie(title="Clone types in this family",
              queries=(Query(f"count by (clone_type) ({once(f'{PVC}, clone_type', f'clonewatch_pvc_clone_info{{{S}}}')})",
                             "{{clone_type}}"),), width=8)),
      Row(TimeSeries(title="Consumed bytes of each clone",
                     queries=(Query(clone("clonewatch_pvc_consumed_bytes"), "{{namespace}}/{{persistentvolumeclaim}}"),),
-                    width=24, unit=BYTES))))
+                    width=24, unit=BYTES)),
+     # The whole width: Perses' table draws each column ~150 px wide and cuts off the rest.
+     Row(Table(title="VMs of this family",
+               queries=(Query(f"clonewatch_vm_disks{{{J}}} * {VMS}", "disks"),
+                        Query(f"clonewatch_vm_provisioned_bytes{{{J}}} * {VMS}", "provisioned", BYTES),
+                        Query(f"clonewatch_vm_consumed_bytes{{{J}}} * {VMS}", "consumed", BYTES),
+                        Query(f"clonewatch_vm_clone_fallback{{{J}}} * {VMS}", "fell back")),
+               columns=(("namespace", "namespace"), ("virtualmachine", "VM"), ("backend", "backend"),
+                        ("clone_type", "clone type")), width=24,
+               description="KubeVirt VirtualMachines whose first cloned disk comes from this source (through any "
+                           "clones of clones): their disks' bytes, and whether a disk fell back to a copy."))))

@@ -1,7 +1,7 @@
-"""Fleet overview: are the VM disk clones copy-on-write? Families, efficiency, clone types, fallbacks."""
+"""Fleet overview: are the VM disk clones copy-on-write? Families, efficiency, clone types, fallbacks, VMs."""
 
 from ..model import BYTES, RATIO, SECONDS, Bar, Board, Pie, Query, Row, Stat, Step, Table, Thresholds, TimeSeries, Variable
-from .series import FAMILY, FLASHCOPY, PVC, TARGET, named, once, within, worst
+from .series import FAMILY, FLASHCOPY, PVC, TARGET, VM, named, once, within, worst
 
 J = 'job=~"$job"'
 JN = f'{J},namespace=~"$namespace"'
@@ -12,9 +12,18 @@ def family(metric: str) -> str:
     return once(FAMILY, f"{metric}{{{J}}}")
 
 
+# The VMs that are full copies: a disk fell back where a clone was expected, or the VM's disks are copies.
+FULL_VMS = (f"(clonewatch_vm_clone_info{{{JN}}} and {within(VM)} (clonewatch_vm_clone_fallback{{{J}}} == 1) "
+            f'or clonewatch_vm_clone_info{{{JN},clone_type="copy"}})')
+
+
+def full_vm(metric: str) -> str:
+    return f"{metric}{{{J}}} * {within(VM)} group_left (source_namespace, source_name, clone_type) {FULL_VMS}"
+
+
 BOARD = Board(
     "clonewatch-fleet", "clonewatch / Fleet overview",
-    "Are the VM disk clones copy-on-write? Families, efficiency, clone types and fallbacks.",
+    "Are the VM disk clones copy-on-write? Families, efficiency, clone types, fallbacks and VMs.",
     (Variable("job", "Job", "clonewatch_build_info", "job"),
      Variable("namespace", "Namespace", f"clonewatch_pvc_info{{{J}}}", "namespace")),
     (Row(Stat(title="Source families", queries=(Query(f"count({family('clonewatch_source_clones')})"),), width=4, height=4),
@@ -49,6 +58,21 @@ BOARD = Board(
                columns=(("namespace", "namespace"), ("persistentvolumeclaim", "PVC"), ("source_namespace", "source namespace"),
                         ("source_name", "source"), ("clone_type", "clone type"), ("expected_clone_type", "expected"),
                         ("fallback_reason", "CDI's reason")), width=24)),
+     # Tables get the whole width: Perses' table draws each column ~150 px wide and cuts off the rest.
+     Row(Table(title="VMs", queries=(Query(f"clonewatch_vm_disks{{{JN}}}", "disks"),
+                                     Query(f"clonewatch_vm_provisioned_bytes{{{JN}}}", "provisioned", BYTES),
+                                     Query(f"clonewatch_vm_consumed_bytes{{{JN}}}", "consumed", BYTES),
+                                     Query(f"clonewatch_vm_clone_fallback{{{JN}}}", "fell back")),
+               columns=(("namespace", "namespace"), ("virtualmachine", "VM")), width=24,
+               description="KubeVirt VirtualMachines and their disks' bytes: consumed is what the storage holds "
+                           "of them; absent while a disk is missing or not measured.")),
+     Row(Table(title="VMs that are full copies",
+               queries=(Query(FULL_VMS), Query(full_vm("clonewatch_vm_consumed_bytes"), "consumed", BYTES),
+                        Query(full_vm("clonewatch_vm_clone_fallback"), "fell back")),
+               columns=(("namespace", "namespace"), ("virtualmachine", "VM"), ("source_namespace", "source namespace"),
+                        ("source_name", "source"), ("clone_type", "clone type")), width=24,
+               description="VMs cloned as full copies: a disk fell back to a copy where a copy-on-write clone was "
+                           "expected (fell back 1), or the storage only copies (fell back 0).")),
      Row(Stat(title="Clones stuck over 15 min",
               queries=(Query(f"count({once(PVC, f'time() - clonewatch_pvc_clone_pending_since_timestamp_seconds{{{JN}}}')}"
                              " > 900) or vector(0)"),), width=6, thresholds=BAD,

@@ -257,6 +257,12 @@ def check(d: dict, report: dict) -> list[str]:
         if not p["titleShown"]:
             problems.append(f"{where}: the title is cut short: {p['title']!r}")
         if kind == "Table":
+            # A label no series carries ("" for every one: the watches of a cluster-wide exporter) gets no column.
+            carried = {k for s in series for k in s["labels"]}
+            headers = [c.get("header", c["name"]) for c in options["columnSettings"] if not c.get("hide")
+                       and (c["name"].startswith("value") or c["name"] in carried)]
+            if cut := [h for h in headers if h not in shown]:
+                problems.append(f"{where}: columns not on screen (too narrow a table?): {cut}; hidden: {p['hidden'][:10]}")
             labels = [c["name"] for c in options["columnSettings"] if not c.get("hide") and not c["name"].startswith("value")]
             rows = {tuple(s["labels"].get(label, "") for label in labels) for s in series}
             whole = [r for r in rows if all(v in shown for v in r if v)]
