@@ -69,6 +69,12 @@ class Thresholds:
     steps: tuple[Step, ...]
 
 
+# A count of things that are wrong (fallbacks, stuck clones, backends down): red from one.
+BAD_FROM_ONE = Thresholds("green", (Step(1, "red"),))
+# An efficiency (saved / full-copy bytes): red below one half, where CloneWatchFamilyEfficiencyLow fires.
+LOW_BELOW_HALF = Thresholds("red", (Step(0.5, "green"),))
+
+
 @dataclass(frozen=True, kw_only=True)
 class Panel:
     kind: ClassVar[str]

@@ -1,10 +1,9 @@
 """The hub's view of many clusters, built only on the recorded fleet series (docs/fleet.md)."""
 
-from ..model import BYTES, RATIO, Bar, Board, Query, Row, Stat, Step, Table, Thresholds, TimeSeries, Variable
+from ..model import BAD_FROM_ONE, BYTES, LOW_BELOW_HALF, RATIO, Bar, Board, Query, Row, Stat, Table, TimeSeries, Variable
 from .series import named
 
 C = 'cluster=~"$cluster"'
-BAD = Thresholds("green", (Step(1, "red"),))         # a count of things that are wrong: red from one
 
 BOARD = Board(
     "clonewatch-clusters", "clonewatch / Fleet of clusters",
@@ -17,12 +16,12 @@ BOARD = Board(
               width=5, height=4, unit=BYTES),
          Stat(title="Fleet efficiency", queries=(Query(f"sum(:clonewatch_source_saved_bytes:sum{{{C}}}) / "
                                                        f"sum(:clonewatch_source_full_copy_bytes:sum{{{C}}})"),),
-              width=5, height=4, unit=RATIO),
+              width=5, height=4, unit=RATIO, thresholds=LOW_BELOW_HALF),
          Stat(title="Clones", queries=(Query(f"sum(:clonewatch_pvc_clones:count{{{C}}})"),), width=3, height=4),
          Stat(title="Fell back to copy", queries=(Query(f"sum(:clonewatch_pvc_clone_fallbacks:count{{{C}}})"),), width=3, height=4,
-              thresholds=BAD),
+              thresholds=BAD_FROM_ONE),
          Stat(title="Stuck over 15 min", queries=(Query(f"sum(:clonewatch_pvc_clones_stuck:count{{{C}}})"),), width=4, height=4,
-              thresholds=BAD)),
+              thresholds=BAD_FROM_ONE)),
      Row(Table(title="Clusters ranked by saved bytes",
                queries=(Query(f"sort_desc(:clonewatch_source_saved_bytes:sum{{{C}}})", "saved", BYTES),
                         Query(f":clonewatch_source_efficiency:ratio{{{C}}}", "efficiency", RATIO),

@@ -1,6 +1,6 @@
 """Source family: one golden image and its clones, what they occupy, what full copies would, drift, depth, VMs."""
 
-from ..model import BYTES, RATIO, Bar, Board, Pie, Query, Row, Stat, Table, TimeSeries, Variable
+from ..model import BYTES, LOW_BELOW_HALF, RATIO, Bar, Board, Pie, Query, Row, Stat, Table, TimeSeries, Variable
 from .series import FAMILY, PVC, VM, once, within
 
 J = 'job=~"$job"'
@@ -35,7 +35,7 @@ BOARD = Board(
                              Query(family("clonewatch_source_full_copy_bytes"), "as full copies {{backend}}")),
                     width=16, unit=BYTES),
          Stat(title="Efficiency", queries=(Query(family("clonewatch_source_efficiency_ratio"), "{{backend}}"),),
-              width=4, unit=RATIO),
+              width=4, unit=RATIO, thresholds=LOW_BELOW_HALF),
          Stat(title="Clones", queries=(Query(family("clonewatch_source_clones"), "{{backend}}"),), width=4)),
      Row(Stat(title="Clones still sharing blocks with the source",
               queries=(sharing("1", "sharing"), sharing("0", "no longer sharing")), width=8,

@@ -1,11 +1,10 @@
 """Fleet overview: are the VM disk clones copy-on-write? Families, efficiency, clone types, fallbacks, VMs."""
 
-from ..model import BYTES, RATIO, SECONDS, Bar, Board, Pie, Query, Row, Stat, Step, Table, Thresholds, TimeSeries, Variable
+from ..model import BAD_FROM_ONE, BYTES, LOW_BELOW_HALF, RATIO, SECONDS, Bar, Board, Pie, Query, Row, Stat, Table, TimeSeries, Variable
 from .series import FAMILY, FLASHCOPY, PVC, TARGET, VM, named, once, within, worst
 
 J = 'job=~"$job"'
 JN = f'{J},namespace=~"$namespace"'
-BAD = Thresholds("green", (Step(1, "red"),))         # a count of things that are wrong: red from one
 
 
 def family(metric: str) -> str:
@@ -32,12 +31,12 @@ BOARD = Board(
               width=4, height=4, unit=BYTES),
          Stat(title="Fleet efficiency", queries=(Query(f"sum({family('clonewatch_source_saved_bytes')}) / "
                                                        f"sum({family('clonewatch_source_full_copy_bytes')})"),),
-              width=4, height=4, unit=RATIO),
+              width=4, height=4, unit=RATIO, thresholds=LOW_BELOW_HALF),
          Stat(title="Fell back to copy", queries=(Query(f"sum({once(PVC, f'clonewatch_pvc_clone_fallback{{{JN}}}')})"),),
-              width=4, height=4, thresholds=BAD),
+              width=4, height=4, thresholds=BAD_FROM_ONE),
          Stat(title="Backends down", queries=(Query(f"count({worst(TARGET, f'clonewatch_backend_up{{{J}}}')} == 0) "
                                                     "or vector(0)"),),
-              width=4, height=4, thresholds=BAD,
+              width=4, height=4, thresholds=BAD_FROM_ONE,
               description="Backend targets some replica cannot read: their volumes' bytes are missing.")),
      Row(TimeSeries(title="Efficiency per source family",
                     queries=(Query(named(family("clonewatch_source_efficiency_ratio")), "{{family}} ({{backend}})"),),
@@ -75,7 +74,7 @@ BOARD = Board(
                            "expected (fell back 1), or the storage only copies (fell back 0).")),
      Row(Stat(title="Clones stuck over 15 min",
               queries=(Query(f"count({once(PVC, f'time() - clonewatch_pvc_clone_pending_since_timestamp_seconds{{{JN}}}')}"
-                             " > 900) or vector(0)"),), width=6, thresholds=BAD,
+                             " > 900) or vector(0)"),), width=6, thresholds=BAD_FROM_ONE,
               description="Clones whose DataVolume (or PVC) is not done 15 minutes after it was created: see the table."),
          Table(title="Clones not done yet: how long, CDI's phase and reason",
                queries=(Query(f"(time() - clonewatch_pvc_clone_pending_since_timestamp_seconds{{{JN}}}) "
