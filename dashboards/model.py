@@ -46,10 +46,14 @@ RATIO = Unit("percentunit", "percentunit", "percent-decimal", Plain("100 * ({})"
 @dataclass(frozen=True)
 class Query:
     """A PromQL expression and the name of each series it returns ({{label}} templates). In a table
-    the legend is the header of the query's value column; a table query without one hides its value."""
+    the legend is the header of the query's value column; a table query without one hides its value.
+    A query is about objects (PVCs, VMs, families, backend targets), one series each however many
+    exporter replicas report them (dashboards/boards/series.py), unless `per_target`: about each
+    scraped process itself (its rebuilds, the requests it refused), a series per replica."""
     expr: str
     legend: str = ""
     unit: Unit | None = None        # a table's value column, when it is not the panel's unit
+    per_target: bool = False
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,12 @@ class Step:
 class Thresholds:
     base: str                       # below the first step
     steps: tuple[Step, ...]
+
+
+# A count of things that are wrong (fallbacks, stuck clones, backends down): red from one.
+BAD_FROM_ONE = Thresholds("green", (Step(1, "red"),))
+# An efficiency (saved / full-copy bytes): red below one half, where CloneWatchFamilyEfficiencyLow fires.
+LOW_BELOW_HALF = Thresholds("red", (Step(0.5, "green"),))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -118,8 +128,9 @@ class Table(Panel):
     columns: tuple[tuple[str, str], ...]        # (label, header)
 
     def by_columns(self) -> tuple[Query, ...]:
-        """Each query reduced to exactly the shown labels, for renderers that show every label they get or
-        key rows by all of them (`max`: two exporter replicas reporting the same series make one row)."""
+        """Each query reduced to exactly the shown labels, as every renderer asks it: one row per label set
+        shown (`max`: two exporter replicas reporting the same series make one row), and nothing else for
+        renderers that show every label they get (Perses) or key rows by all of them (the console)."""
         labels = ", ".join(label for label, _ in self.columns)
         return tuple(Query(f"max by ({labels}) ({q.expr})", q.legend, q.unit) for q in self.queries)
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Everything clonewatch needs on a fresh Debian machine: system packages (Ceph CLI and daemons for
-# the local test cluster, promtool, qemu-utils, Chromium to render reports in tests, Go and govmomi's
-# source to build the vCenter simulator the VMware tests run against, Node.js and npm), a virtualenv in
-# .venv with the project and its test dependencies, and Perses' npm packages in tests/perses. Safe to
-# run again: it only installs what is missing.
+# the local test cluster, promtool, qemu-utils, Chromium to render reports and dashboards in tests,
+# Go and govmomi's source to build the vCenter simulator the VMware tests run against, Node.js and
+# npm), a virtualenv in .venv with the project and its test dependencies, Perses' npm packages in
+# tests/perses and the page built from them. Safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -52,7 +52,8 @@ done
 site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 echo "$bindings" > "$site/ceph-bindings.pth"
 # Perses' own packages, at the versions tests/perses/package-lock.json pins, to check the generated
-# Perses dashboards with (tests/deploy/test_perses.py); again only when the lock file changed.
+# Perses dashboards with (tests/deploy/test_perses.py) and to build the page that draws them in
+# Chromium (tests/e2e/test_dashboards_render.py, with vite); again only when the lock file changed.
 npm_stamp=tests/perses/node_modules/.clonewatch-installed
 if [ ! -f "$npm_stamp" ] || [ tests/perses/package-lock.json -nt "$npm_stamp" ]; then
   echo "setup: installing Perses' npm packages into tests/perses/node_modules (about a minute the first time)" >&2
@@ -61,3 +62,7 @@ if [ ! -f "$npm_stamp" ] || [ tests/perses/package-lock.json -nt "$npm_stamp" ];
   touch "$npm_stamp"
   echo "setup: npm packages ready in $(( $(date +%s) - start ))s" >&2
 fi
+# The page that draws the Perses dashboards in Chromium, built once per lock file and page source into
+# ~/.cache/clonewatch (tests/support/perses_page.py; the test builds it too when it is missing).
+.venv/bin/python -c 'from tests.support.perses_page import build; build()' >&2 \
+  || { echo "setup: building the Perses page (tests/perses/page) failed" >&2; exit 1; }

@@ -1,6 +1,7 @@
 """The hub's view of many clusters, built only on the recorded fleet series (docs/fleet.md)."""
 
-from ..model import BYTES, RATIO, Bar, Board, Query, Row, Stat, Table, TimeSeries, Variable
+from ..model import BAD_FROM_ONE, BYTES, LOW_BELOW_HALF, RATIO, Bar, Board, Query, Row, Stat, Table, TimeSeries, Variable
+from .series import named
 
 C = 'cluster=~"$cluster"'
 
@@ -15,10 +16,12 @@ BOARD = Board(
               width=5, height=4, unit=BYTES),
          Stat(title="Fleet efficiency", queries=(Query(f"sum(:clonewatch_source_saved_bytes:sum{{{C}}}) / "
                                                        f"sum(:clonewatch_source_full_copy_bytes:sum{{{C}}})"),),
-              width=5, height=4, unit=RATIO),
+              width=5, height=4, unit=RATIO, thresholds=LOW_BELOW_HALF),
          Stat(title="Clones", queries=(Query(f"sum(:clonewatch_pvc_clones:count{{{C}}})"),), width=3, height=4),
-         Stat(title="Fell back to copy", queries=(Query(f"sum(:clonewatch_pvc_clone_fallbacks:count{{{C}}})"),), width=3, height=4),
-         Stat(title="Stuck over 15 min", queries=(Query(f"sum(:clonewatch_pvc_clones_stuck:count{{{C}}})"),), width=4, height=4)),
+         Stat(title="Fell back to copy", queries=(Query(f"sum(:clonewatch_pvc_clone_fallbacks:count{{{C}}})"),), width=3, height=4,
+              thresholds=BAD_FROM_ONE),
+         Stat(title="Stuck over 15 min", queries=(Query(f"sum(:clonewatch_pvc_clones_stuck:count{{{C}}})"),), width=4, height=4,
+              thresholds=BAD_FROM_ONE)),
      Row(Table(title="Clusters ranked by saved bytes",
                queries=(Query(f"sort_desc(:clonewatch_source_saved_bytes:sum{{{C}}})", "saved", BYTES),
                         Query(f":clonewatch_source_efficiency:ratio{{{C}}}", "efficiency", RATIO),
@@ -32,9 +35,9 @@ BOARD = Board(
          TimeSeries(title="Efficiency per cluster", queries=(Query(f":clonewatch_source_efficiency:ratio{{{C}}}", "{{cluster}}"),),
                     unit=RATIO)),
      Row(Bar(title="Families with the lowest efficiency",
-             queries=(Query(f"bottomk(10, source:clonewatch_source_efficiency_ratio:max{{{C}}} and on (cluster, source_namespace, "
-                            f"source_name, backend) source:clonewatch_source_clones:max{{{C}}} >= 2)",
-                            "{{cluster}} {{source_namespace}}/{{source_name}}"),), unit=RATIO),
+             queries=(Query(named(f"bottomk(10, source:clonewatch_source_efficiency_ratio:max{{{C}}} and on (cluster, "
+                                  f"source_namespace, source_name, backend) source:clonewatch_source_clones:max{{{C}}} >= 2)"),
+                            "{{cluster}} {{family}}"),), unit=RATIO),
          Table(title="Clone types and fallbacks per StorageClass",
                queries=(Query(f"storageclass_clone_type:clonewatch_pvc_clones:count{{{C}}}", "clones"),),
                columns=(("cluster", "cluster"), ("storageclass", "StorageClass"), ("clone_type", "clone type")))),

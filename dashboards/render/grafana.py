@@ -35,9 +35,10 @@ def panel(p: Panel, id: int, x: int, y: int) -> dict[str, Any]:
     if isinstance(p, Stat) and p.thresholds:
         defaults["thresholds"] = {"mode": "absolute", "steps": [{"color": p.thresholds.base, "value": None}] + [
             {"color": s.color, "value": s.value} for s in p.thresholds.steps]}
+    queries = p.by_columns() if isinstance(p, Table) else p.queries
     out = {"id": id, "type": TYPES[p.kind], "title": p.title, "description": p.description, "datasource": DATASOURCE,
            "gridPos": {"x": x, "y": y, "w": p.width, "h": p.height},
-           "targets": [dict({"refId": ref(i), "datasource": DATASOURCE}, **target(p, q)) for i, q in enumerate(p.queries)],
+           "targets": [dict({"refId": ref(i), "datasource": DATASOURCE}, **target(p, q)) for i, q in enumerate(queries)],
            "fieldConfig": {"defaults": defaults, "overrides": overrides(p) if isinstance(p, Table) else []},
            "options": dict(BARS) if p.kind == "bar" else {}}
     if isinstance(p, Heatmap):

@@ -12,6 +12,13 @@ from ..model import Bar, Board, Heatmap, Panel, Pie, Query, Stat, Table, TimeSer
 PROJECT = "clonewatch"                      # the Perses project: the namespace the CRs live in
 COLORS = {"green": "#3e8635", "red": "#c9190b", "orange": "#ec7a08", "yellow": "#f0ab00", "blue": "#06c"}
 CALCULATION = "last-number"                 # what the panel shows of each series: its last value, now
+# A time series' names, one a line beside the chart. Below it, Perses gives the list 40 px (two lines) in
+# a panel under 300 px, and scrolls the rest away: on the 8-row panels that hid most targets, resources
+# and families (drawn in Chromium, tests/e2e/test_dashboards_render.py).
+LEGEND = {"position": "right"}
+# A pie's names below it: pie-chart-plugin 0.9.1 lays the pie out on the panel's whole width, and a legend
+# on the right covers the pie's right side (half of it on a 6-column panel).
+PIE_LEGEND = {"position": "bottom"}
 
 
 def resource(b: Board) -> dict[str, Any]:
@@ -68,9 +75,9 @@ def panel(p: Panel) -> dict[str, Any]:
 def plugin(p: Panel) -> tuple[str, dict[str, Any], tuple[Query, ...]]:
     """The panel plugin's kind and spec, and the queries it draws."""
     if isinstance(p, Heatmap):              # no heatmap among the published plugins: its quantiles
-        return "TimeSeriesChart", {"legend": {"position": "bottom"}, "yAxis": {"format": fmt(p.unit)}}, p.quantile_queries()
+        return "TimeSeriesChart", {"legend": LEGEND, "yAxis": {"format": fmt(p.unit)}}, p.quantile_queries()
     if isinstance(p, TimeSeries):
-        return "TimeSeriesChart", {"legend": {"position": "bottom"}, "yAxis": {"format": fmt(p.unit)}}, p.queries
+        return "TimeSeriesChart", {"legend": LEGEND, "yAxis": {"format": fmt(p.unit)}}, p.queries
     if isinstance(p, Stat):
         spec: dict[str, Any] = {"calculation": CALCULATION, "format": fmt(p.unit)}
         if p.thresholds:
@@ -80,7 +87,7 @@ def plugin(p: Panel) -> tuple[str, dict[str, Any], tuple[Query, ...]]:
     if isinstance(p, Bar):
         return "BarChart", {"calculation": CALCULATION, "format": fmt(p.unit), "sort": "desc", "mode": "value"}, p.queries
     if isinstance(p, Pie):
-        return "PieChart", {"calculation": CALCULATION, "radius": 50, "format": fmt(p.unit), "legend": {"position": "right"}}, p.queries
+        return "PieChart", {"calculation": CALCULATION, "radius": 50, "format": fmt(p.unit), "legend": PIE_LEGEND}, p.queries
     if isinstance(p, Table):
         return "Table", table(p), tuple(Query(q.expr) for q in p.by_columns())
     raise TypeError(f"no Perses rendering for {p.kind}")

@@ -10,8 +10,15 @@ ODF/CDI (and, for comparison, the IBM VPC driver) would have created for them.
     vms/win-2       DataVolume copy, no reason: a fallback all the same (csi-clone expected)
   vms/vpc-1         DataVolume copy on a VPC block StorageClass: configured copy, not a fallback
   vms/pending-1     DataVolume csi-clone not bound yet (CSICloneInProgress, Running reason Pending)
+
+virtual_machines(), for the views that list VMs (the dashboards), VMs whose disks are those PVCs:
+  vms/fedora-1      vm-1 (rootdisk) and vm-3 (data): csi-clones of rhel9
+  vms/fedora-2      vm-2
+  vms/windows       win-1 and win-2: full copies that fell back
+  vms/vpc           vpc-1: a configured copy
 """
 
+from tests.support.kubevirt import virtual_machine, volume
 from tests.support.objects import (
     ODF_RBD,
     VPC_BLOCK,
@@ -71,3 +78,14 @@ def kubernetes_objects(pool_name: str) -> list[dict]:
                         phase="CSICloneInProgress", created=CREATED, running_reason="Pending"),
              pvc("vms", "pending-1", RBD_SC, owner_dv="pending-1")]
     return objs
+
+
+def virtual_machines() -> list[dict]:
+    """The VMs of the module docstring (KubeVirt's VirtualMachine, stopped), over the scenario's PVCs."""
+    def dv(name: str, claim: str) -> dict:
+        return volume(name, dataVolume={"name": claim})
+    disks = {"fedora-1": [dv("rootdisk", "vm-1"), volume("data", persistentVolumeClaim={"claimName": "vm-3"})],
+             "fedora-2": [dv("rootdisk", "vm-2")],
+             "windows": [dv("rootdisk", "win-1"), dv("data", "win-2")],
+             "vpc": [dv("rootdisk", "vpc-1")]}
+    return [virtual_machine("vms", name, volumes) for name, volumes in disks.items()]

@@ -66,6 +66,9 @@ def _stack(kube, pool, tmp, procs, cleanup):
     pool.rbd("flatten", "--no-progress", pool.spec("vm-flat-img"))
     for obj in rbd_clone("vms", "vm-flat", pool.name, "vm-flat-img", "os-images", "rhel9", scenario.RBD_SC):
         kube.create(obj)
+    # ... VMs on its PVCs (the dashboards' VM panels) ...
+    for vm in scenario.virtual_machines():
+        kube.create(vm)
     # ... and a VM clone restoring since the scenario's clones were made (CloneWatchVMCloneStuck).
     kube.create({**vm_clone("vms", "clone-stuck", "rhel9-vm", "rhel9-vm-2"), "status": {
         "phase": "RestoreInProgress", "conditions": clone_conditions(("True", "Still processing"),

@@ -1,18 +1,21 @@
 """Two exporter replicas, and a second job scraping one of them, evaluated by a real Prometheus with
 the shipped alert and fleet rules: each alert fires once per PVC, StorageClass, family, volume,
 backend target or watch, exactly as a Prometheus that scrapes one replica of each sees it, and every
-recorded fleet series holds the same values. Each replica pair sees one world: the Kubernetes
-scenario on real Ceph (kmock) with a flattened clone and a 7-deep chain; a FlashSystem array with a
-golden of 201 snapshots and a clone 60% through its background copy; an exporter whose API server
-and rbd do not exist. Plus a target that does not answer. The rules' `for:` is 1 s in a copy
-(tests/support/prometheus.py), their expressions as shipped."""
+recorded fleet series and every dashboard query holds the same values. Each replica pair sees one
+world: the Kubernetes scenario on real Ceph (kmock) with a flattened clone, a 7-deep chain and VMs
+on its PVCs; a FlashSystem array with a golden of 201 snapshots and a clone 60% through its
+background copy; an exporter whose API server and rbd do not exist. Plus a target that does not
+answer. The rules' `for:` is 1 s in a copy (tests/support/prometheus.py), their expressions as shipped."""
 
+import json
+import re
 import time
 from collections import Counter
 
 import pytest
 import yaml
 
+from dashboards.boards import BOARDS
 from tests.e2e import scenario
 from tests.support.flashsystem import FlashSystemDouble, copy_rate_bytes_per_second
 from tests.support.kubevirt import clone_conditions, vm_clone
@@ -75,6 +78,8 @@ def _world(kube, pool, tmp, procs, undo):
     pool.rbd("flatten", "--no-progress", pool.spec("vm-flat-img"))
     for obj in rbd_clone("vms", "vm-flat", pool.name, "vm-flat-img", "os-images", "rhel9", scenario.RBD_SC):
         kube.create(obj)
+    for vm in scenario.virtual_machines():          # for the dashboards' VM panels
+        kube.create(vm)
     kube.create({**vm_clone("vms", "clone-stuck", "rhel9-vm", "rhel9-vm-2"), "status": {      # restoring for days
         "phase": "RestoreInProgress", "conditions": clone_conditions(("True", "Still processing"),
                                                                      ("False", "Still processing"))}})
@@ -248,3 +253,94 @@ def test_every_recorded_fleet_series_is_the_same_with_two_replicas(world):
     for name, value in totals.items():       # nothing counted twice
         [result] = two.query(name)["data"]["result"]
         assert float(result["value"][1]) == value, (name, result, value)
+
+
+# The dashboards fed by the exporter (the hub's board reads the recorded series, evaluated here as a
+# cluster's Prometheus records them); the load generator's board is not: it runs once (one replica,
+# deploy/base/loadgen), and no loadgen runs here.
+NOT_EXPORTER = {"clonewatch-loadgen"}
+SUBSTITUTE = {"$__rate_interval": "10s", "$job": ".*", "$namespace": ".*", "$source": ".*", "$cluster": ".*"}
+# Values two processes measure each for themselves (how long a refresh took, how old its cache is, how
+# many events fell in a window): the same objects, one series each, but not the same numbers.
+MEASURED = re.compile(r"_duration_seconds\{|_duration_seconds\)|cache_age_seconds|rate\(|increase\(")
+
+
+def dashboard_queries() -> dict[str, str]:
+    """expr -> where, of every panel query the generated dashboards ask: the Grafana JSON, the console's
+    ConfigMaps and the Perses dashboards (each renderer rewrites some)."""
+    out: dict[str, str] = {}
+    for path in sorted((ROOT / "dashboards").glob("*.json")):
+        board = json.loads(path.read_text())
+        for panel in board["panels"]:
+            out.update((t["expr"], f"{board['uid']}: {panel['title']}") for t in panel["targets"])
+    for cm in yaml.safe_load_all((ROOT / "deploy/overlays/openshift/console-dashboards.yaml").read_text()):
+        board = json.loads(next(iter(cm["data"].values())))
+        out.update((t["expr"], f"{board['uid']} (console): {p['title']}")
+                   for row in board["rows"] for p in row["panels"] for t in p["targets"])
+    for path in sorted((ROOT / "dashboards/perses").glob("*.json")):
+        d = json.loads(path.read_text())
+        out.update((q["spec"]["plugin"]["spec"]["query"], f"{d['metadata']['name']} (Perses): {p['spec']['display']['name']}")
+                   for p in d["spec"]["panels"].values() for q in p["spec"]["queries"])
+    return {expr: where for expr, where in out.items() if where.split(" ", 1)[0].rstrip(":") not in NOT_EXPORTER}
+
+
+def variables() -> list[tuple[str, str, str]]:
+    """(selector, label, where) of each variable but `job` (its values are the jobs, two here by design)
+    and `cluster` (a label a hub's federation adds)."""
+    return [(m.group(1), m.group(2), f"{board['uid']}: ${v['name']}")
+            for path in sorted((ROOT / "dashboards").glob("*.json")) if (board := json.loads(path.read_text()))
+            for v in board["templating"]["list"] if v["type"] == "query" and v["name"] not in ("job", "cluster")
+            and (m := re.fullmatch(r"label_values\((.*), (\w+)\)", v["query"]["query"]))]
+
+
+def values(prom: Prometheus, selector: str, label: str) -> set[str]:
+    return {s[label] for s in prom.api("series", **{"match[]": substitute(selector)})["data"] if label in s}
+
+
+def substitute(expr: str) -> str:
+    for k, v in SUBSTITUTE.items():
+        expr = expr.replace(k, v)
+    return expr
+
+
+def answer(prom: Prometheus, expr: str, at: float, per_target: bool) -> dict | str:
+    """{labels: value} of the query at `at` (a per-target query's labels without the target's), or
+    Prometheus' error."""
+    res = prom.api("query", query=substitute(expr), time=at)
+    if res.get("status") != "success":
+        return res.get("error", "no answer")
+    drop = {"job", "instance"} if per_target else set()
+    return {tuple(sorted((k, v) for k, v in r["metric"].items() if k not in drop)): float(r["value"][1])
+            for r in res["data"]["result"]}
+
+
+def test_every_dashboard_query_gives_the_same_answer_with_two_replicas(world):
+    """Every panel of every exporter board shows the same with two replicas and a second job as with
+    one replica: one series per object, sums and counts not doubled, joins not many-to-many. A query
+    about each scraped process itself (per_target) shows the same processes' series, one per replica."""
+    one, two, _, _ = world
+    queries = dashboard_queries()
+    per_target = [q.expr for b in BOARDS for p in b.panels() for q in p.queries if q.per_target]
+    assert len(queries) > 60, len(queries)
+
+    def problems() -> list:
+        out, at = [], time.time() - 2
+        for expr, where in queries.items():
+            target = any(e in expr for e in per_target)
+            a, b = answer(one, expr, at, target), answer(two, expr, at, target)
+            if isinstance(a, str) or isinstance(b, str):
+                out.append((where, expr, "one replica:", a if isinstance(a, str) else "ok",
+                            "two:", b if isinstance(b, str) else "ok"))
+            elif not a:
+                out.append((where, "no data with one replica", expr))
+            elif target or MEASURED.search(expr):
+                if set(a) != set(b):
+                    out.append((where, expr, sorted(set(a) ^ set(b))[:6]))
+            elif a != b:
+                out.append((where, expr, {k: (a.get(k), b.get(k)) for k in a.keys() | b.keys() if a.get(k) != b.get(k)}))
+        for selector, label, where in variables():
+            if not values(one, selector, label) or values(one, selector, label) != values(two, selector, label):
+                out.append((where, values(one, selector, label), values(two, selector, label)))
+        return out
+    found = settled(problems)
+    assert not found, "\n".join(map(str, found))

@@ -75,6 +75,8 @@ function checkVariableUse(spec, where) {
   for (const [at, text] of texts) {
     for (const m of text.matchAll(/\$(?:\{(\w+)(?::\w+)?\}|(\w+))/g)) {
       const name = m[1] ?? m[2];
+      // $1 in label_replace's replacement is PromQL's group reference: Perses substitutes only defined names.
+      if (/^\d+$/.test(m[2] ?? '')) continue;
       if (!defined.has(name) && !BUILTINS.has(name)) out.push(`${at}: $${name} is no variable of the dashboard`);
     }
   }

@@ -15,12 +15,15 @@ from tests.support.process import free_port
 
 class Prometheus:
     def __init__(self, workdir: Path, jobs: dict[str, list[str]], rule_files: list[str],
-                 external_labels: dict[str, str] | None = None, scrape_configs: list[dict] | None = None) -> None:
+                 external_labels: dict[str, str] | None = None, scrape_configs: list[dict] | None = None,
+                 scrape_interval: str = "1s") -> None:
+        """scrape_interval: how often every job is scraped (rules are evaluated every second regardless)."""
         binary = shutil.which("prometheus")
         assert binary, "Debian's prometheus is installed by scripts/setup.sh"
         self.port = free_port()
         workdir.mkdir(parents=True, exist_ok=True)
-        config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s",
+        self.scrape_interval = scrape_interval
+        config = {"global": {"scrape_interval": scrape_interval, "evaluation_interval": "1s", "scrape_timeout": "1s",
                              "external_labels": external_labels or {}},
                   "rule_files": rule_files,
                   "scrape_configs": [{"job_name": job, "static_configs": [{"targets": targets}]}
