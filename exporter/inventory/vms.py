@@ -116,6 +116,8 @@ class VmRows:
         disks: dict[Key, PvcRow | None] = {}       # in the VM's volume order; a PVC named twice counts once
         volumes: dict[VolumeKey, VmVolumeRow] = {}
         for v in vm_volumes(vm):
+            if (ns, name, v.name, v.claim) in volumes:
+                continue    # a volume named twice (KubeVirt refuses it): its first entry stands, for rows and sums alike
             found = False
             if v.kind in DISK_KINDS:
                 read.add(tokens.row((ns, v.claim)))
