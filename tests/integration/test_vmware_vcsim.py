@@ -6,7 +6,7 @@ import secrets
 
 import pytest
 
-from exporter.backends.vmware import VmwareBackend, VmwareSettings, load_vcenter
+from exporter.backends.vmware.backend import VmwareBackend, VmwareSettings, load_vcenter
 from tests.support.https import make_tls
 from tests.support.vcsim import VCSim
 

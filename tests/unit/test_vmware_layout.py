@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from exporter.backends.base import BackendError
-from exporter.backends.vmware import build_volumes, vm_facts
+from exporter.backends.vmware.layout import build_volumes, vm_facts
 from exporter.inventory.pipeline import build_view
 from exporter.model.efficiency import family_numbers, logical_bytes
 
