@@ -1,21 +1,24 @@
 """VMware vSphere linked clones (outside Kubernetes), through pyvmomi: the backend.
 
-Every disk layer of the VMs is a volume (layout.py). Per vCenter and refresh: one login, one
-PropertyCollector RetrieveContents over a container view of the VMs (never one call per VM), one
-logout. pyvmomi blocks, so it runs in a thread under a deadline.
+Every disk layer of the VMs is a volume (layout.py); so is every disk file in the datastores that
+no VM or template names (datastores.py). Per vCenter and refresh: one login, one PropertyCollector
+RetrieveContents over a container view of the VMs (never one call per VM; a second one over the
+whole inventory for the file names when `folders` narrows the first), one search per datastore,
+one logout. pyvmomi blocks, so it runs in a thread under a deadline.
 """
 
 import asyncio
 import http.client
 import ssl
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ...config.settings import option
 from ..base import BackendError, BackendSpec, Core, TargetState, Volume, VolumeRef, load_named, read_secret, record
 from ..transport import host_port, tls_context
+from .datastores import search_disk_files, unreferenced_disks
 from .layout import build_volumes, vm_facts
 
 NAME = "vmware"
@@ -31,6 +34,7 @@ class VCenterAccess:
     ca_file: Path | None = None
     insecure: bool = False
     folders: tuple[str, ...] = ()   # inventory paths to look in, e.g. "DC0/vm/golden"; () = everything
+    search_datastores: bool = True  # look for disk files no VM names (one datastore search each)
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,8 @@ class VmwareSettings:
     refresh_interval_seconds: float = 300.0
 
 
-def load_vcenter(name: str, directory: Path, insecure: bool = False, folders: tuple[str, ...] = ()) -> VCenterAccess:
+def load_vcenter(name: str, directory: Path, insecure: bool = False, folders: tuple[str, ...] = (),
+                 search_datastores: bool = True) -> VCenterAccess:
     """A vCenter from a directory holding a mounted Secret: address, username, password, [ca.crt]."""
     try:
         address = (directory / "address").read_text().strip()
@@ -50,13 +55,41 @@ def load_vcenter(name: str, directory: Path, insecure: bool = False, folders: tu
         raise ValueError(f"{directory / 'address'} is empty")
     ca = directory / "ca.crt"
     return VCenterAccess(name, address, directory / "username", directory / "password",
-                         ca if ca.exists() else None, insecure, folders)
+                         ca if ca.exists() else None, insecure, folders, search_datastores)
+
+
+@dataclass
+class Collected:
+    vms: list[dict[str, Any]]                                       # the VMs in scope (vm_facts)
+    everyone: list[dict[str, Any]]                                   # every VM, for the files they name
+    found: list[dict[str, Any]] = field(default_factory=list)        # datastore search results
+    skipped: list[str] = field(default_factory=list)                 # datastores not to judge
 
 
 # -- talking to vCenter (blocking; run in a thread) ---------------------------------------------
 
 
-def collect(access: VCenterAccess, timeout: float) -> list[dict[str, Any]]:
+def _retrieve(content: Any, root: Any, paths: list[str], seen: set[str]) -> list[dict[str, Any]]:
+    """vm_facts of every VM under `root` not in `seen`, in one RetrieveContents."""
+    from pyVmomi import vim, vmodl
+    view = content.viewManager.CreateContainerView(root, [vim.VirtualMachine], True)
+    try:
+        pc = vmodl.query.PropertyCollector
+        spec = pc.FilterSpec(
+            objectSet=[pc.ObjectSpec(obj=view, skip=True, selectSet=[
+                pc.TraversalSpec(name="vms", path="view", skip=False, type=vim.view.ContainerView)])],
+            propSet=[pc.PropertySpec(type=vim.VirtualMachine, pathSet=paths)])
+        facts = []
+        for oc in content.propertyCollector.RetrieveContents([spec]) or ():
+            if oc.obj._moId not in seen:
+                seen.add(oc.obj._moId)
+                facts.append(vm_facts(oc.obj._moId, {p.name: p.val for p in oc.propSet}))
+        return facts
+    finally:
+        view.Destroy()
+
+
+def collect(access: VCenterAccess, timeout: float) -> Collected:
     from pyVim.connect import Disconnect, SmartConnect
     from pyVmomi import vim, vmodl
 
@@ -85,22 +118,17 @@ def collect(access: VCenterAccess, timeout: float) -> list[dict[str, Any]]:
                 raise BackendError(f"{access.address}: inventory path {path!r} is a "
                                    f"{type(root).__name__.rpartition('.')[2]}, not a folder")
             roots.append(root)
-        facts, seen = [], set()
+        facts: list[dict[str, Any]] = []
+        seen: set[str] = set()
         for root in roots:
-            view = content.viewManager.CreateContainerView(root, [vim.VirtualMachine], True)
-            try:
-                pc = vmodl.query.PropertyCollector
-                spec = pc.FilterSpec(
-                    objectSet=[pc.ObjectSpec(obj=view, skip=True, selectSet=[
-                        pc.TraversalSpec(name="vms", path="view", skip=False, type=vim.view.ContainerView)])],
-                    propSet=[pc.PropertySpec(type=vim.VirtualMachine, pathSet=PROPERTIES)])
-                for oc in content.propertyCollector.RetrieveContents([spec]) or ():
-                    if oc.obj._moId not in seen:
-                        seen.add(oc.obj._moId)
-                        facts.append(vm_facts(oc.obj._moId, {p.name: p.val for p in oc.propSet}))
-            finally:
-                view.Destroy()
-        return facts
+            facts += _retrieve(content, root, PROPERTIES, seen)
+        if not access.search_datastores:
+            return Collected(facts, facts)
+        # A disk is judged against every VM of the vCenter, not only those in scope.
+        everyone = facts + (_retrieve(content, content.rootFolder, ["name", "layoutEx.file"], seen)
+                            if access.folders else [])
+        found, skipped = search_disk_files(content, access.name)
+        return Collected(facts, everyone, found, skipped)
     except vmodl.MethodFault as exc:
         raise BackendError(f"{access.address}: {type(exc).__name__}: {str(getattr(exc, 'msg', exc))[:200]}") from None
     except (OSError, http.client.HTTPException) as exc:
@@ -147,11 +175,13 @@ class VmwareBackend:
     async def _measure(self, vc: VCenterAccess) -> dict[str, Volume]:
         timeout = self.settings.timeout_seconds
         try:
-            facts = await asyncio.wait_for(asyncio.to_thread(collect, vc, timeout), timeout)
+            got = await asyncio.wait_for(asyncio.to_thread(collect, vc, timeout), timeout)
         except TimeoutError:
             # The thread ends on its own at the socket timeout; the refresh does not wait for it.
             raise BackendError(f"{vc.address}: no answer within {timeout:g}s") from None
-        return build_volumes(vc.name, facts)
+        volumes = unreferenced_disks(vc.name, got.found, got.everyone, got.skipped)
+        volumes.update(build_volumes(vc.name, got.vms))        # a VM's layer wins over a name clash
+        return volumes
 
 
 # -- registration -------------------------------------------------------------------------------
@@ -167,12 +197,16 @@ class VmwareOptions:
                             positive=True, unit="seconds")
     refresh_interval: float = option("vmware.refresh-interval", 300.0, "seconds between vCenter refreshes",
                                      positive=True, unit="seconds")
+    unreferenced_disks: bool = option("vmware.unreferenced-disks", True, "search every datastore for disk files "
+                                      "no VM or template names (one datastore browser search per datastore and "
+                                      "refresh, within --vmware.timeout); off where that search is too slow")
 
 
 def vcenters_from(o: VmwareOptions) -> tuple[VCenterAccess, ...]:
     """The configured vCenters, each read from its Secret directory (ConfigError naming the key)."""
     return load_named("vmware.vcenters", o.vcenters, "vCenter",
-                      lambda name, directory: load_vcenter(name, directory, o.insecure_skip_verify, o.folders))
+                      lambda name, directory: load_vcenter(name, directory, o.insecure_skip_verify, o.folders,
+                                                           o.unreferenced_disks))
 
 
 def _build(o: VmwareOptions, core: Core) -> VmwareBackend | None:

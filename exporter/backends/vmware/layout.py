@@ -37,6 +37,8 @@ def _snapshots(tree: Any) -> Iterable[dict[str, Any]]:
 def vm_facts(moid: str, props: dict[str, Any]) -> dict[str, Any]:
     """The properties of one VM from RetrieveContents, as plain data."""
     layout = props.get("layoutEx")
+    if layout is None and "layoutEx.file" in props:
+        layout = {"file": props["layoutEx.file"]}      # the whole-inventory retrieval of file names only
     snap = props.get("snapshot")
     disks = []
     for dev in props.get("config.hardware.device") or ():
@@ -60,6 +62,7 @@ def vm_facts(moid: str, props: dict[str, Any]) -> dict[str, Any]:
                                      for d in (_get(s, "disk") or ())]}
                            for s in (_get(layout, "snapshot") or ())],
         "snapshots": list(_snapshots(_get(snap, "rootSnapshotList"))),
+        "layout_known": layout is not None,
     }
 
 
