@@ -25,7 +25,7 @@ from exporter.backends.flashsystem.backend import FlashSystemBackend, FlashSyste
 from exporter.backends.qcow2 import Qcow2Backend, Qcow2Settings
 from exporter.backends.rbd.backend import RbdBackend, RbdSettings
 from exporter.backends.rbd.reader import CephCluster
-from exporter.backends.vmware import VmwareBackend, VmwareSettings, load_vcenter
+from exporter.backends.vmware.backend import VmwareBackend, VmwareSettings, load_vcenter
 from exporter.backends.vpc.backend import VpcBackend
 from exporter.model.efficiency import FamilyNumbers, family_numbers, logical_bytes
 from tests.support.flashsystem import FlashSystemDouble, copy_rate_bytes_per_second

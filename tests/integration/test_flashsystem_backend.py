@@ -235,3 +235,48 @@ def test_any_http_reply_leaves_the_array_up_or_cleanly_down(tmp_path):
         loop.run_until_complete(b.close())
         loop.close()
         fs.close()
+
+
+async def test_what_the_driver_made_carries_its_mark_with_or_without_a_pv(array, tmp_path):
+    """Every vdisk is in the state, claimed or not; the driver's naming (`<prefix>_pvc-<uuid>`,
+    `<prefix>_snapshot-<uuid>`, CSI by default) is the only proof that our driver made one."""
+    from exporter.backends.flashsystem.backend import CsiNaming
+    from tests.support.objects import pv_flashsystem
+    claimed = array.volume_like_csi(array.csi_name(), 64 * MiB)
+    leaked = array.volume_like_csi(array.csi_name(), 64 * MiB)             # its PV deleted, the vdisk kept
+    array.write(leaked.name, 6 * MiB)
+    snap = array.snapshot_like_csi("golden", array.csi_name("snapshot"))     # its VolumeSnapshotContent gone
+    team = array.clone_like_csi("golden", array.csi_name(prefix="team-a"))   # a class with volume_name_prefix
+    other = array.volume_like_csi(array.csi_name(prefix="othercluster"), 64 * MiB)
+    drp = array.volume_like_csi(array.csi_name(), 64 * MiB, pool="drp")     # leaked in a data reduction pool
+    array.write(drp.name, 10 * MiB)
+    odd = [array.create_vdisk(name, 64 * MiB) for name in (
+        "CSI_pvc-not-a-uuid", "CSI_pvc-" + "A" * 8 + "-0000-0000-0000-" + "0" * 12, "pvc-" + str(leaked.uid),
+        f"CSI_{array.csi_name()}x", "CSI_", "_pvc-00000000-0000-0000-0000-000000000000", "CSI_snapshot",
+        "team-a_snapshot-00000000-0000-0000-0000-000000000000")]              # team-a names volumes only
+    access = load_array("fs1", array.write_secret_dir(tmp_path / "secret"))
+    b = FlashSystemBackend(FlashSystemSettings(arrays=(access,), timeout_seconds=5,
+                                               naming=CsiNaming(("CSI", "team-a"), ("CSI",))))
+    try:
+        b.want([pv_flashsystem("pv-1", array.handle(claimed), "127.0.0.1")])     # Kubernetes knows one of them
+        st = await refreshed(b)
+        assert st.up, st.error
+        mark = {vid: (v.made_by, v.csi_kind) for vid, v in st.volumes.items()}
+        uid = {vd.name: f"fs1/{vd.uid}" for vd in array.vdisks.values()}
+        assert mark[uid[claimed.name]] == mark[uid[leaked.name]] == mark[uid[drp.name]] == ("csi", "volume")
+        assert mark[uid[snap.name]] == ("csi", "snapshot")
+        assert mark[uid[team.name]] == ("csi", "volume")
+        assert mark[uid["golden"]] == mark[uid[other.name]] == ("", "")
+        assert all(mark[uid[vd.name]] == ("", "") for vd in odd)
+        assert st.volumes[uid[leaked.name]].consumed_bytes == 6 * MiB
+        # The data reduction pool's leak got its detailed look though no PV wants it.
+        assert st.volumes[uid[drp.name]].consumed_bytes == 10 * MiB
+        assert st.volumes[uid[snap.name]].parent == uid["golden"]
+        assert all(v.created == 0.0 for v in st.volumes.values())        # the array does not say
+        # With the driver's defaults only, team-a's clone proves nothing.
+        b2 = make_backend(array, tmp_path)
+        st2 = await refreshed(b2)
+        assert (st2.volumes[uid[team.name]].made_by, st2.volumes[uid[snap.name]].csi_kind) == ("", "snapshot")
+        await b2.close()
+    finally:
+        await b.close()

@@ -6,7 +6,7 @@ import secrets
 
 import pytest
 
-from exporter.backends.vmware import VmwareBackend, VmwareSettings, load_vcenter
+from exporter.backends.vmware.backend import VmwareBackend, VmwareSettings, load_vcenter
 from tests.support.https import make_tls
 from tests.support.vcsim import VCSim
 
@@ -95,3 +95,51 @@ async def test_slow_vcenter_is_given_up_at_the_timeout(tls, tmp_path):
         assert not st.up and "no answer within 1s" in st.error
     finally:
         sim.stop()
+
+
+async def test_disk_files_no_vm_or_template_names_are_unreferenced_disks(vcsim, tls, tmp_path):
+    """Zombie VMDKs in vcsim's datastore directory, found through SearchDatastoreSubFolders_Task: a VM
+    removed from the inventory with its disk left behind, a disk copied in by hand, and what is not
+    one (a template's disk, CNS's First Class Disks, a VM outside the folders looked in)."""
+    import os
+
+    from pyVim.connect import Disconnect
+
+    from tests.support.vcsim import LinkedCloneEstate
+    si = vcsim.connect(tls[0])
+    try:
+        est = LinkedCloneEstate(si, golden_mib=4, capacity_mib=16)
+        est.linked_clone("vm-1", 1)
+        est.linked_clone("vm-2", 2)
+        est.vms["golden"].MarkAsTemplate()
+        est.vms["vm-2"].UnregisterVM()                   # gone from the inventory, its files stay
+        est.vms.pop("vm-2")
+        for name, mib in (("stray/stray.vmdk", 3), ("fcd/_00a1.vmdk", 2)):
+            path = est.root / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("# Disk DescriptorFile\n")
+            path.with_name(path.name.replace(".vmdk", "-flat.vmdk")).write_bytes(os.urandom(mib * 2**20))
+        content = si.RetrieveContent()
+        content.rootFolder.childEntity[0].vmFolder.CreateFolder("scoped")
+    finally:
+        Disconnect(si)
+    b = backend(vcsim, tmp_path, tls[0])
+    st = await refreshed(b)
+    assert st.up, st.error
+    unref = {v: x.consumed_bytes for v, x in st.volumes.items() if x.unreferenced}
+    assert unref == {"vc1/[LocalDS_0] vm-2/vm-2-000001.vmdk": est.disk_bytes("vm-2/vm-2-000001.vmdk"),
+                     "vc1/[LocalDS_0] stray/stray.vmdk": est.disk_bytes("stray/stray.vmdk")}
+    assert unref["vc1/[LocalDS_0] vm-2/vm-2-000001.vmdk"] > 2 * 2**20
+    assert all(st.volumes[v].unreferenced == "unreferenced-disk" and st.volumes[v].made_by == ""
+               for v in unref)
+    assert {"vc1/vm-1", "vc1/golden@base"} <= set(st.volumes)           # the VMs' layers as before
+    # Looking at an empty folder only: no VM is in scope, yet every VM's disks still count as named.
+    scoped = backend(vcsim, tmp_path, tls[0], folders=("DC0/vm/scoped",))
+    st = await refreshed(scoped)
+    assert st.up, st.error
+    assert set(st.volumes) == set(unref)
+    # Switched off, no datastore is searched: the VMs' layers only.
+    off = backend(vcsim, tmp_path, tls[0], search_datastores=False)
+    st = await refreshed(off)
+    assert st.up and {"vc1/vm-1", "vc1/golden@base"} <= set(st.volumes)
+    assert not any(v.unreferenced for v in st.volumes.values())

@@ -9,8 +9,11 @@ on them:
 - `lsvdisk` (concise: one object per vdisk; `lsvdisk/<id>` detailed: a list of the vdisk object
   followed by one object per copy), `lssevdiskcopy` (thin/compressed copies; used_capacity is
   blank for copies in a data reduction pool), `lsfcmap` (field names as the CLI prints them).
-- `mkvdisk`, `mkfcmap`, `startfcmap` as the CSI driver uses them to clone, replying
-  `{"id": "N", "message": "..."}`.
+- `mkvdisk`, `mkvolume` (what the IBM block CSI driver runs to make a volume: name, size, unit,
+  pool), `mkfcmap`, `startfcmap` as the CSI driver uses them to clone, replying
+  `{"id": "N", "message": "..."}`. The driver names what it makes `<prefix>_<request name>`
+  (`CSI_pvc-<uuid>`, `CSI_snapshot-<uuid>` by default): `csi_name` gives such names, and
+  `volume_like_csi` makes a volume the way its CreateVolume does.
 - Background copy speed follows IBM's copy-rate table (1-10: 128 KiB/s, doubling every ten up
   to 141-150: 2 GiB/s) over the source's capacity; a clock the test advances drives progress.
 
@@ -23,6 +26,7 @@ import asyncio
 import json
 import secrets
 import threading
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -255,6 +259,13 @@ class FlashSystemDouble(HttpsServer):
             self.vdisks[vid] = VDisk(vid, body["name"], f"600507681081001D{int(vid):016X}",
                                      int(body["size"]) * unit, pool)
             return 200, {"id": vid, "message": f"Virtual Disk, id [{vid}], successfully created"}
+        if command == "mkvolume":
+            vid = self._new_id()
+            unit = {"b": 1, "kb": KiB, "mb": KiB**2, "gb": KiB**3}[body.get("unit", "mb")]
+            pool = str(body.get("pool", "pool_thin")).removeprefix("pool_")
+            self.vdisks[vid] = VDisk(vid, body["name"], f"600507681081001D{int(vid):016X}",
+                                     int(body["size"]) * unit, pool)
+            return 200, {"id": vid, "message": f"Volume, id [{vid}], successfully created"}
         if command == "mkfcmap":
             src, tgt = self._by_name(body["source"]), self._by_name(body["target"])
             if src.capacity != tgt.capacity:
@@ -336,6 +347,19 @@ class FlashSystemDouble(HttpsServer):
                                              "name": f"fcmap_{name}"})
         assert status == 200, m
         self.run("startfcmap", m["id"], {"prep": True})
+        return self._by_name(name)
+
+    @staticmethod
+    def csi_name(kind: str = "pvc", prefix: str = "CSI") -> str:
+        """A name as the IBM block CSI driver gives what it makes: its prefix, "_", the request name
+        (the external provisioner's pvc-<uid>, the snapshotter's snapshot-<uid>)."""
+        return f"{prefix}_{kind}-{uuid.uuid4()}"
+
+    def volume_like_csi(self, name: str, capacity: int, pool: str = "thin") -> VDisk:
+        """What the driver's CreateVolume runs for an empty volume: `mkvolume` in bytes."""
+        status, reply = self.run("mkvolume", "", {"name": name, "size": str(capacity), "unit": "b",
+                                                  "pool": f"pool_{pool}"})
+        assert status == 200, reply
         return self._by_name(name)
 
     def snapshot_like_csi(self, source: str, name: str) -> VDisk:

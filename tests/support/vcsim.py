@@ -5,7 +5,11 @@ What vcsim (govmomi 0.24) does and does not model: the inventory, logins, TLS, t
 PropertyCollector, snapshots and CloneVM_Task work; each layoutEx file's size is its stat() under
 the datastore directory (0 for the files of its default VMs, which it never writes) and a disk's
 chain follows its backing's `parent`, top first. CloneVM_Task ignores diskMoveType, so linked
-clones are built with LinkedCloneEstate below."""
+clones are built with LinkedCloneEstate below. SearchDatastoreSubFolders_Task walks the datastore's
+directory: a file is listed only if it matches one of the spec's matchPattern, its fileSize is its
+stat() size, a subfolder's folderPath is written "[ds]/dir" (vCenter writes "[ds] dir"), and
+UnregisterVM leaves a VM's files where they are (a zombie disk); Destroy_Task deletes the VM's
+config.files.logDirectory, which is not always the directory LinkedCloneEstate wrote its disks to."""
 
 import hashlib
 import os

@@ -184,3 +184,64 @@ def test_any_reply_gives_volumes_or_a_clean_error(vd, se, fc, det):
     for v in vols.values():
         assert v.consumed_bytes >= 0 and v.provisioned_bytes >= 0
         assert v.copy is None or 0 <= v.copy.progress_ratio <= 1
+
+
+UUID = "0b6c3f5e-8a53-4d0e-b3a2-9d0b2f7a1c11"
+HASHED = "843TbHsx2nUjNonXnDJWhtFYRn1nCr6wx2fTPt4FYNRh"    # base58(sha256("snapshot-" + UUID)), as the driver hashes
+
+
+@pytest.mark.parametrize("name,cow,mark", [
+    (f"CSI_pvc-{UUID}", False, ("csi", "volume")),
+    (f"CSI_snapshot-{UUID}", True, ("csi", "snapshot")),
+    (f"CSI_snapshot-{UUID}", False, ("csi", "snapshot")),        # the name says it, mapping or not
+    (f"team_x_pvc-{UUID}", False, ("csi", "volume")),            # a prefix may hold "_"
+    (f"CSI_{HASHED}", True, ("csi", "snapshot")), (f"CSI_{HASHED}", False, ("csi", "volume")),
+    (f"other_pvc-{UUID}", False, ("", "")), (f"pvc-{UUID}", False, ("", "")), (f"_pvc-{UUID}", False, ("", "")),
+    (f"CSI_pvc-{UUID.upper()}", False, ("", "")), (f"CSI_pvc-{UUID}-x", False, ("", "")), ("CSI_", False, ("", "")),
+    (f"CSI_{HASHED}0OIl", False, ("", "")), ("", False, ("", "")), (f"CSI_volume-{UUID}", False, ("", "")),
+])
+def test_the_driver_naming_is_the_only_proof(name, cow, mark):
+    from exporter.backends.flashsystem.backend import CsiNaming
+    assert CsiNaming(("CSI", "team_x"), ("CSI",)).mark(name, cow) == mark
+
+
+def test_a_prefix_proves_only_the_kind_it_is_configured_for():
+    from exporter.backends.flashsystem.backend import CsiNaming
+    naming = CsiNaming(volume_prefixes=("vol",), snapshot_prefixes=("snap",))
+    assert naming.mark(f"vol_pvc-{UUID}", False) == ("csi", "volume")
+    assert naming.mark(f"vol_snapshot-{UUID}", True) == ("", "")
+    assert naming.mark(f"snap_{HASHED}", True) == ("csi", "snapshot")
+    assert naming.mark(f"snap_{HASHED}", False) == ("", "")     # a hashed volume name under a snapshot prefix
+    assert CsiNaming((), ()).mark(f"CSI_pvc-{UUID}", False) == ("", "")
+
+
+@given(st.text(max_size=80), st.booleans())
+def test_any_name_is_marked_only_when_it_is_prefix_and_request(name, cow):
+    from exporter.backends.flashsystem.backend import CsiNaming
+    made_by, kind = CsiNaming().mark(name, cow)
+    if made_by:
+        assert name.startswith("CSI_") and kind in ("volume", "snapshot")
+    else:
+        assert kind == ""
+
+
+def test_build_volumes_marks_snapshots_and_leaves_unnamed_rows_unmarked():
+    rows = [vdisk("0", "U0", 64 * MiB), {**vdisk("1", "U1", 64 * MiB), "name": f"CSI_{HASHED}"},
+            {**vdisk("2", "U2", 64 * MiB), "name": f"CSI_pvc-{UUID}"}, {**vdisk("3", "U3", 64 * MiB), "name": None}]
+    rows[0].pop("name")
+    vols = build_volumes("fs", parse_vdisks(rows), {}, parse_fcmaps([fcmap("0", "0", "1", 0, 0)]), {})
+    assert {v: (x.made_by, x.csi_kind) for v, x in vols.items()} == {
+        "fs/U0": ("", ""), "fs/U1": ("csi", "snapshot"), "fs/U2": ("csi", "volume"), "fs/U3": ("", "")}
+
+
+def test_a_snapshot_content_maps_to_the_array_holding_its_vdisk_when_there_are_several():
+    from exporter.backends.base import Volume
+    b = backend(("fs1", ("10.0.0.1",)), ("fs2", ("10.0.0.2",)))
+    content = {"spec": {"driver": "block.csi.ibm.com"}, "status": {"snapshotHandle": "SVC:3;600507681081001d0000000000000003"}}
+    assert b.map_snapshot_content(content) is None                  # no array says it holds it yet
+    uid = "600507681081001D0000000000000003"
+    b.states()["fs2"].volumes = {f"fs2/{uid}": Volume(f"fs2/{uid}", "fs2", 1, 1)}
+    ref = b.map_snapshot_content(content)
+    assert (ref.target, ref.volume) == ("fs2", f"fs2/{uid}")
+    # A PV names its array: an address no array has is still no array, whatever the states hold.
+    assert b.map_pv(pv_flashsystem("pv", "SVC:3;" + uid, "10.9.9.9")) is None

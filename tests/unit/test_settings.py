@@ -70,7 +70,7 @@ def test_array_and_vcenter_directories_load(tmp_path):
     (vc / "address").write_text("vcenter.example.com:8443\n")
     (vc / "ca.crt").write_text("pem")
     from exporter.backends.flashsystem.backend import FlashSystemOptions, arrays_from
-    from exporter.backends.vmware import VmwareOptions, vcenters_from
+    from exporter.backends.vmware.backend import VmwareOptions, vcenters_from
     s = load([f"--flashsystem.arrays=fs1={fs}", f"--vmware.vcenters=vc1={vc}", "--vmware.folders=DC0/vm/golden"])
     [array] = arrays_from(s.of(FlashSystemOptions))
     assert array.addresses == ("10.0.0.5", "10.0.0.6") and array.ca_file is None and not array.insecure

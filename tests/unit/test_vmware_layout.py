@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from exporter.backends.base import BackendError
-from exporter.backends.vmware import build_volumes, vm_facts
+from exporter.backends.vmware.layout import build_volumes, vm_facts
 from exporter.inventory.pipeline import build_view
 from exporter.model.efficiency import family_numbers, logical_bytes
 
@@ -130,3 +130,56 @@ def test_a_server_that_lists_chains_top_first_gives_the_same_volumes():
     assert expected == volumes(), "the device's file name changes nothing for a base-first server"
     assert build_volumes("vc1", top_first) == expected
     assert expected["vc1/vm-linked-1"].parent == "vc1/rhel9-template@base"
+
+
+def search(folder, *files):
+    """One datastore browser result as the search gives it: folderPath, files with path and fileSize."""
+    return {"folderPath": folder, "file": [{"path": p, "fileSize": n} for p, n in files]}
+
+
+def vm_naming(*names, layout_known=True):
+    return {"name": "v", "file": [{"key": i, "name": n} for i, n in enumerate(names)], "layout_known": layout_known}
+
+
+def test_disk_files_no_vm_names_are_unreferenced_disks_with_the_bytes_of_all_their_files():
+    from exporter.backends.vmware.datastores import unreferenced_disks
+    found = [search("[ds1]", ("stray.vmdk", 500), ("stray-flat.vmdk", 10_000), ("notes.txt", 9)),
+             search("[ds1] a/", ("a.vmdk", 500), ("a-flat.vmdk", 7_000), ("a-ctk.vmdk", 64),
+                    ("a-000001.vmdk", 400), ("a-000001-sesparse.vmdk", 3_000)),
+             search("[ds1]/b", ("b.vmdk", 500), ("b-s001.vmdk", 2_000), ("b-s002.vmdk", 1_000)),
+             search("[ds2] fcd", ("_00a1.vmdk", 500), ("_00a1-flat.vmdk", 9_000)),      # CNS's First Class Disks
+             search("[ds2] .sdd.sf", ("x.vmdk", 1)), search("[ds2] contentlib-1f2e/item", ("t.vmdk", 1)),
+             search("[ds2] c", ("c.vmdk", 500), ("c-flat.vmdk", 5_000))]
+    vms = [vm_naming("[ds1] a/a.vmdk", "[ds1] a/a-flat.vmdk", "[ds1] a/a.vmx"),   # a's base is named
+           vm_naming("[ds2] c/c-flat.vmdk")]                                        # a VM names c's extent only
+    vols = unreferenced_disks("vc1", found, vms)
+    assert {v: x.consumed_bytes for v, x in vols.items()} == {
+        "vc1/[ds1] stray.vmdk": 10_500, "vc1/[ds1] a/a-000001.vmdk": 3_400, "vc1/[ds1] b/b.vmdk": 3_500}
+    assert all(x.unreferenced == "unreferenced-disk" and x.made_by == "" and x.created == 0 and x.target == "vc1"
+               and x.provisioned_bytes == 0 and x.parent == "" for x in vols.values())
+    # A datastore not to judge (its name shared, its search failed) gives nothing.
+    assert set(unreferenced_disks("vc1", found, vms, skipped=["ds1"])) == set()
+    # A VM whose layout the server did not give could be using any of them: nothing at all.
+    assert unreferenced_disks("vc1", found, [*vms, vm_naming(layout_known=False)]) == {}
+
+
+@given(st.lists(st.fixed_dictionaries({"folderPath": st.one_of(st.none(), st.integers(), st.text(max_size=12),
+                                                                  st.sampled_from(["[ds]", "[ds] a/", "[ds]/b"])),
+                                         "file": st.one_of(st.none(), st.lists(st.fixed_dictionaries({
+                                             "path": st.one_of(st.none(), st.text(max_size=8),
+                                                               st.sampled_from(["a.vmdk", "a-flat.vmdk", "x/y.vmdk"])),
+                                             "fileSize": st.one_of(st.none(), st.integers(-3, 2**40),
+                                                                   st.text(max_size=3))}), max_size=4))}),
+                max_size=5))
+def test_any_search_result_gives_disks_or_nothing_never_a_crash(found):
+    from exporter.backends.vmware.datastores import unreferenced_disks
+    vols = unreferenced_disks("vc", found, [])
+    assert all(v.consumed_bytes >= 0 and v.unreferenced == "unreferenced-disk" and v.volume.startswith("vc/[")
+               for v in vols.values())
+
+
+def test_a_layout_of_file_names_only_counts_as_known():
+    """The whole-inventory retrieval (when folders narrow the first) asks for layoutEx.file only."""
+    facts = vm_facts("vm-9", {"name": "elsewhere", "layoutEx.file": [{"key": 0, "name": "[ds] e/e.vmdk", "size": 1}]})
+    assert facts["layout_known"] and facts["file"][0]["name"] == "[ds] e/e.vmdk"
+    assert not vm_facts("vm-8", {"name": "orphaned"})["layout_known"]

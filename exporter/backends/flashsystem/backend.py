@@ -10,7 +10,14 @@ target no longer reads through it.
 Per array and refresh, three bulk commands (never one per volume): `lsvdisk` (capacity, UID,
 copies), `lssevdiskcopy` (used capacity of thin and compressed copies) and `lsfcmap`. Volumes in
 data reduction pools, where the bulk view leaves used capacity blank, get a detailed
-`lsvdisk <id>`, only for the volumes Kubernetes uses.
+`lsvdisk <id>`, only for the volumes Kubernetes uses and those the CSI driver made.
+
+Every vdisk is reported, whether a PV maps to it or not, so space no PVC owns can be told: a vdisk
+named as the driver names its objects (`<prefix>_pvc-<uuid>`, `<prefix>_snapshot-<uuid>`, the
+prefix a StorageClass's `volume_name_prefix` / a VolumeSnapshotClass's `snapshot_name_prefix`,
+`CSI` by default) carries made_by "csi" and its kind; nothing else on the array says who made a
+vdisk or when (the concise `lsvdisk` has no creation time), so `created` stays 0. Snapshots made
+with `virt_snap_func` are not vdisks (`lsvolumesnapshot`) and are not read.
 """
 
 import asyncio
@@ -21,13 +28,22 @@ from typing import Any
 
 from ...config.settings import option
 from ...kube.objects import get, text
-from ..base import BackendError, BackendSpec, BackgroundCopy, Core, TargetState, Volume, VolumeRef, load_named, record
+from ..base import BackendSpec, BackgroundCopy, Core, TargetState, Volume, VolumeRef, load_named, record
 from ..transport import host_port
+from .naming import DEFAULT_NAMING, DEFAULT_PREFIX, CsiNaming, csi_marks
+from .replies import (
+    FcMap,
+    VDisk,
+    digits,
+    parse_detail_used,
+    parse_fcmaps,
+    parse_se_copies,
+    parse_vdisks,
+)
 from .rest import ArrayAccess, SvcClient
 
 NAME = "flashsystem"
 DRIVER = "block.csi.ibm.com"
-_RESTORE = "yes"       # lsfcmap `restoring`: the mapping copies back onto its source, not a clone
 
 
 @dataclass(frozen=True)
@@ -36,6 +52,7 @@ class FlashSystemSettings:
     timeout_seconds: float = 30.0
     refresh_interval_seconds: float = 60.0
     concurrency: int = 2            # requests in flight per array (the array runs one CLI command at a time)
+    naming: CsiNaming = DEFAULT_NAMING  # the name prefixes that say our driver made a vdisk
 
 
 def load_array(name: str, directory: Path, insecure: bool = False) -> ArrayAccess:
@@ -73,114 +90,15 @@ def _host(address: str) -> str:
     return host_port(address.strip().lower(), 0)[0]
 
 
-def _rows(doc: Any, command: str) -> list[dict[str, Any]]:
-    if not isinstance(doc, list) or not all(isinstance(r, dict) for r in doc):
-        raise BackendError(f"{command}: reply is not a list of objects")
-    return doc
-
-
-def _count_or_blank(row: dict[str, Any], key: str, command: str) -> int | None:
-    """A count the array may leave blank (used capacity in data reduction pools)."""
-    return None if row.get(key) in ("", None) else _count(row, key, command)
-
-
-def _count(row: dict[str, Any], key: str, command: str) -> int:
-    value = row.get(key)
-    if not isinstance(value, str) or not _digits(value):
-        raise BackendError(f"{command}: field {key}={value!r} is not a byte count / number "
-                           f"(row id {str(row.get('id', row.get('vdisk_id')))[:40]!r})")
-    return int(value)
-
-
-def _field(row: dict[str, Any], key: str, command: str) -> str:
-    value = row.get(key)
-    if not isinstance(value, str) or not value:
-        raise BackendError(f"{command}: row without {key}: {str(row)[:200]}")
-    return value
-
-
-@dataclass(frozen=True)
-class VDisk:
-    id: str
-    name: str
-    uid: str
-    capacity: int
-    copies: int
-
-
-@dataclass(frozen=True)
-class FcMap:
-    id: str
-    name: str
-    source: str        # vdisk id
-    target: str
-    status: str
-    progress: int      # percent
-    copy_rate: int
-    restoring: bool
-
-
-def parse_vdisks(doc: Any) -> dict[str, VDisk]:
-    out = {}
-    for row in _rows(doc, "lsvdisk"):
-        vid = _field(row, "id", "lsvdisk")
-        copies = row.get("copy_count", "1")
-        out[vid] = VDisk(id=vid, name=text(row.get("name")), uid=_field(row, "vdisk_UID", "lsvdisk").upper(),
-                         capacity=_count(row, "capacity", "lsvdisk"),
-                         copies=int(copies) if isinstance(copies, str) and _digits(copies) else 1)
-    return out
-
-
-def parse_se_copies(doc: Any) -> dict[str, list[int | None]]:
-    """vdisk id -> used capacity of each thin/compressed copy (None: blank, a data reduction pool)."""
-    out: dict[str, list[int | None]] = {}
-    for row in _rows(doc, "lssevdiskcopy"):
-        out.setdefault(_field(row, "vdisk_id", "lssevdiskcopy"), []).append(
-            _count_or_blank(row, "used_capacity", "lssevdiskcopy"))
-    return out
-
-
-def parse_fcmaps(doc: Any) -> list[FcMap]:
-    out = []
-    for row in _rows(doc, "lsfcmap"):
-        progress = _count(row, "progress", "lsfcmap")
-        if progress > 100:
-            raise BackendError(f"lsfcmap: progress {progress} is above 100 (mapping {row.get('id')!r})")
-        out.append(FcMap(id=_field(row, "id", "lsfcmap"), name=text(row.get("name")),
-                         source=_field(row, "source_vdisk_id", "lsfcmap"),
-                         target=_field(row, "target_vdisk_id", "lsfcmap"),
-                         status=_field(row, "status", "lsfcmap"), progress=progress,
-                         copy_rate=_count(row, "copy_rate", "lsfcmap"),
-                         restoring=row.get("restoring") == _RESTORE))
-    return out
-
-
-def parse_detail_used(doc: Any) -> int | None:
-    """Used bytes of all copies from a detailed `lsvdisk <id>` ([vdisk, copy, copy, ...]).
-    In a data reduction pool the array leaves used_capacity blank and gives the data written
-    before deduplication and compression: we take that, the volume's own share of the pool."""
-    rows = _rows(doc, "lsvdisk <id>")
-    copies = [r for r in rows if "copy_id" in r]
-    if not copies:
-        raise BackendError("lsvdisk <id>: detailed view without copies")
-    total = 0
-    for row in copies:
-        used = _count_or_blank(row, "used_capacity", "lsvdisk <id>")
-        if used is None:
-            used = _count_or_blank(row, "used_capacity_before_reduction", "lsvdisk <id>")
-        if used is None:
-            return None
-        total += used
-    return total
-
-
 def build_volumes(array: str, vdisks: dict[str, VDisk], se: dict[str, list[int | None]],
-                  fcmaps: list[FcMap], detail: dict[str, int | None]) -> dict[str, Volume]:
+                  fcmaps: list[FcMap], detail: dict[str, int | None],
+                  naming: CsiNaming = DEFAULT_NAMING) -> dict[str, Volume]:
     # The mapping each target hangs from: active ones before finished ones, then by id.
     feeding: dict[str, FcMap] = {}
     for m in sorted(fcmaps, key=lambda m: (m.status == "idle_or_copied", _num(m.id))):
         if not m.restoring and m.target in vdisks:
             feeding.setdefault(m.target, m)
+    marks = csi_marks(vdisks, fcmaps, naming)
     volumes = {}
     for vid, vd in vdisks.items():
         used = _used(vd, se.get(vid, []), detail.get(vid))
@@ -197,8 +115,10 @@ def build_volumes(array: str, vdisks: dict[str, VDisk], se: dict[str, list[int |
         copy = BackgroundCopy(mapping=feed.name or feed.id, status=feed.status, progress_ratio=feed.progress / 100,
                               copy_rate=feed.copy_rate) if feed else None
         vol_id = volume_id(array, vd.uid)
+        made_by, kind = marks.get(vid, ("", ""))
         volumes[vol_id] = Volume(volume=vol_id, target=array, consumed_bytes=used,
-                                 provisioned_bytes=vd.capacity, parent=parent, copy=copy, parent_problem=problem)
+                                 provisioned_bytes=vd.capacity, parent=parent, copy=copy, parent_problem=problem,
+                                 made_by=made_by, csi_kind=kind)
     return volumes
 
 
@@ -209,12 +129,8 @@ def _used(vd: VDisk, se_used: list[int | None], detail: int | None) -> int | Non
     return sum(u for u in se_used if u is not None) + fully_allocated * vd.capacity
 
 
-def _digits(value: str) -> bool:
-    return value.isascii() and value.isdigit()      # "²".isdigit() is True, int("²") is not
-
-
 def _num(value: str) -> int:
-    return int(value) if _digits(value) else 1 << 62
+    return int(value) if digits(value) else 1 << 62
 
 
 class FlashSystemBackend:
@@ -238,12 +154,20 @@ class FlashSystemBackend:
                 return name
         return next(iter(self._hosts)) if len(self._hosts) == 1 else None
 
+    def _holding(self, uid: str) -> str | None:
+        """The array whose last refresh saw this vdisk UID (UIDs are unique across arrays)."""
+        return next((name for name, st in self._states.items() if volume_id(name, uid) in st.volumes), None)
+
     def _ref(self, driver: Any, handle: Any, addresses: Any) -> VolumeRef | None:
         if driver != DRIVER:
             return None
         uid = parse_volume_handle(text(handle))
-        array = self._array_for(text(addresses))
-        if not uid or not array:
+        if not uid:
+            return None
+        # A VolumeSnapshotContent names no array: with several, the one holding the vdisk, so a
+        # snapshot is never taken for one without a content (an orphan) for want of an address.
+        array = self._array_for(text(addresses)) or (self._holding(uid) if not text(addresses) else None)
+        if not array:
             return None
         return VolumeRef(NAME, array, volume_id(array, uid))
 
@@ -290,11 +214,12 @@ class FlashSystemBackend:
         if blank:
             replies = await asyncio.gather(*(client.command("lsvdisk", {"bytes": True}, vid) for vid in blank))
             detail = {vid: parse_detail_used(doc) for vid, doc in zip(blank, replies, strict=True)}
-        return build_volumes(array, vdisks, se, fcmaps, detail)
+        return build_volumes(array, vdisks, se, fcmaps, detail, self.settings.naming)
 
     def _wanted_ids(self, array: str, vdisks: dict[str, VDisk], fcmaps: list[FcMap]) -> set[str] | None:
-        """vdisk ids worth a detailed call: those Kubernetes uses and every source they hang from
-        (a clone's logical size needs its whole chain). None: all (native mode)."""
+        """vdisk ids worth a detailed call: those Kubernetes uses, those our driver made (space no
+        PV may own) and every source they hang from (a clone's logical size needs its whole chain).
+        None: all (native mode)."""
         if self._wanted is None:
             return None
         sources: dict[str, list[str]] = {}
@@ -302,6 +227,7 @@ class FlashSystemBackend:
             if not m.restoring:
                 sources.setdefault(m.target, []).append(m.source)
         todo = [vid for vid, vd in vdisks.items() if volume_id(array, vd.uid) in self._wanted]
+        todo += list(csi_marks(vdisks, fcmaps, self.settings.naming))
         seen: set[str] = set()
         while todo:
             vid = todo.pop()
@@ -324,6 +250,13 @@ class FlashSystemOptions:
     refresh_interval: float = option("flashsystem.refresh-interval", 60.0, "seconds between FlashSystem refreshes",
                                      positive=True, unit="seconds")
     concurrency: int = option("flashsystem.concurrency", 2, "REST requests in flight per array", positive=True)
+    volume_name_prefixes: tuple[str, ...] = option(
+        "flashsystem.volume-name-prefixes", (DEFAULT_PREFIX,), "the IBM block CSI driver's volume_name_prefix values "
+        "of this cluster's StorageClasses (the driver's default: CSI): a vdisk named <prefix>_pvc-<uuid> is one this "
+        "cluster's driver made; give each cluster sharing an array its own prefix")
+    snapshot_name_prefixes: tuple[str, ...] = option(
+        "flashsystem.snapshot-name-prefixes", (DEFAULT_PREFIX,), "the driver's snapshot_name_prefix values of this "
+        "cluster's VolumeSnapshotClasses (default: CSI): a vdisk named <prefix>_snapshot-<uuid> is a CSI snapshot")
 
 
 def arrays_from(o: FlashSystemOptions) -> tuple[ArrayAccess, ...]:
@@ -337,7 +270,8 @@ def _build(o: FlashSystemOptions, core: Core) -> FlashSystemBackend | None:
         return None
     return FlashSystemBackend(FlashSystemSettings(
         arrays=arrays_from(o), timeout_seconds=o.timeout,
-        refresh_interval_seconds=o.refresh_interval, concurrency=o.concurrency))
+        refresh_interval_seconds=o.refresh_interval, concurrency=o.concurrency,
+        naming=CsiNaming(o.volume_name_prefixes, o.snapshot_name_prefixes)))
 
 
 SPEC = BackendSpec(NAME, 40, FlashSystemOptions, _build, arrays_from)

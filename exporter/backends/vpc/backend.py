@@ -9,12 +9,22 @@ With the VPC API configured, each volume is also looked up there (`source_snapsh
 restore relationship and becomes the volume's origin); a volume the API does not know is left
 out, and an API that cannot be reached takes the targets down. Bytes stay the PV's capacity:
 that is what the driver provisioned and what is billed.
+
+Volumes no PV maps to (space no PVC owns) are looked for only when `vpc.csi-tags` names the user
+tags this cluster's block driver puts on its volumes: the driver sets no tag of its own, only what
+its `--extra-labels`, a StorageClass's `tags` or its Secret give. Each refresh then lists the
+region's volumes; one carrying all those tags and no PV is reported with its capacity (GB, which
+the driver counts as GiB) and `created_at`, made_by "csi" only when it is also named as the driver
+names volumes (the provisioner's `pvc-<uuid>`), else with nothing said of who made it. File
+shares (`vpc.file.csi.ibm.io`) and VPC snapshots are not listed.
 """
 
 import asyncio
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +37,49 @@ from .api import VpcApiAccess, VpcApiClient
 NAME = "vpc"
 RECHECK_SECONDS = 3600.0
 DRIVERS = {"vpc.block.csi.ibm.io": "vpc-block", "vpc.file.csi.ibm.io": "vpc-file"}
+BLOCK = "vpc-block"
+GiB = 2**30
+# The driver names a volume after its CSI request: the external provisioner's pvc-<PVC uid>.
+_REQUEST = re.compile(r"pvc-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def created_at(value: Any) -> float:
+    """Unix seconds of the API's RFC 3339 `created_at`; 0 when it is missing or not a date with a zone."""
+    if not isinstance(value, str):
+        return 0.0
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
+    except ValueError:
+        return 0.0
+    return when.timestamp() if when.tzinfo is not None else 0.0
+
+
+def unclaimed_volume(doc: dict[str, Any], tags: frozenset[str]) -> Volume | None:
+    """A listed volume carrying every one of our tags, as a Volume; None when it does not carry
+    them or its id or capacity is missing or not what the API documents (absent, not invented)."""
+    vid, capacity, user_tags = doc.get("id"), doc.get("capacity"), doc.get("user_tags")
+    if not isinstance(vid, str) or not vid or not isinstance(user_tags, list):
+        return None
+    if not tags <= {t.strip().lower() for t in user_tags if isinstance(t, str)}:
+        return None
+    if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity <= 0:
+        return None
+    ours = isinstance(doc.get("name"), str) and _REQUEST.fullmatch(doc["name"]) is not None
+    return Volume(volume=vid, target=BLOCK, consumed_bytes=capacity * GiB, provisioned_bytes=capacity * GiB,
+                  origin=text(get(doc, "source_snapshot", "id")), made_by="csi" if ours else "",
+                  csi_kind="volume" if ours else "", created=created_at(doc.get("created_at")))
 
 
 class VpcBackend:
     name = NAME
     unshared_reason = "independent-copy"     # every VPC volume is a full copy
 
-    def __init__(self, api: VpcApiClient | None = None, refresh_interval: float | None = None) -> None:
+    def __init__(self, api: VpcApiClient | None = None, refresh_interval: float | None = None,
+                 csi_tags: tuple[str, ...] = ()) -> None:
         self.api = api
+        # The user tags that mark our driver's volumes (compared as the API does, ignoring case);
+        # empty: volumes without a PV are not looked for.
+        self.csi_tags = frozenset(t.strip().lower() for t in csi_tags if t.strip())
         # Without the API nothing is fetched: only what the PVs say, so refresh often.
         self.refresh_interval = refresh_interval or (300.0 if api else 10.0)
         self._states: dict[str, TargetState] = {}
@@ -80,7 +125,7 @@ class VpcBackend:
         for (target, volume), size in self._capacity.items():
             by_target[target][volume] = size
         for target, sizes in by_target.items():
-            if sizes or target in self._states:
+            if sizes or target in self._states or (target == BLOCK and self._lists()):
                 await record(NAME, self._states.setdefault(target, TargetState(target)),
                              self._measure(target, sizes))
 
@@ -99,9 +144,19 @@ class VpcBackend:
                     raise doc           # one failure fails the target: no partial, silently thinner list
                 self._looked_up[volume] = (None if doc is None else text(get(doc, "source_snapshot", "id")), now)
             origins = {v: self._looked_up[v][0] for v in sizes}
-        return {v: Volume(volume=v, target=target, consumed_bytes=size, provisioned_bytes=size,
-                          origin=origins[v] or "")
-                for v, size in sizes.items() if origins[v] is not None}
+        volumes = {v: Volume(volume=v, target=target, consumed_bytes=size, provisioned_bytes=size,
+                             origin=origins[v] or "")
+                   for v, size in sizes.items() if origins[v] is not None}
+        if target == BLOCK and self.api is not None and self._lists():
+            # A failed listing fails the target: no unclaimed volumes rather than a thinner list.
+            for doc in await self.api.volumes():
+                vol = unclaimed_volume(doc, self.csi_tags)
+                if vol is not None and vol.volume not in sizes:
+                    volumes[vol.volume] = vol
+        return volumes
+
+    def _lists(self) -> bool:
+        return self.api is not None and bool(self.csi_tags)
 
 
 # -- registration -------------------------------------------------------------------------------
@@ -121,11 +176,17 @@ class VpcOptions:
                             positive=True, unit="seconds")
     refresh_interval: float = option("vpc.refresh-interval", 300.0, "seconds between VPC API lookups "
                                      "(with --vpc.api-url)", positive=True, unit="seconds")
+    csi_tags: tuple[str, ...] = option("vpc.csi-tags", (), "user tags every volume this cluster's VPC block CSI "
+                                       "driver makes carries (its --extra-labels, or tags all of this cluster's "
+                                       "StorageClasses give), e.g. clusterid:abc: with --vpc.api-url, volumes carrying "
+                                       "them all that no PV maps to are reported; empty: none are looked for")
 
 
 def _check(o: VpcOptions) -> None:
     if o.api_url and not o.api_key_file:
         raise ConfigError("vpc.api-key-file", "is needed with vpc.api-url")
+    if o.csi_tags and not o.api_url:
+        raise ConfigError("vpc.csi-tags", "needs vpc.api-url: only the VPC API lists volumes without a PV")
     if o.api_url and not o.api_url.startswith("https://"):
         raise ConfigError("vpc.api-url", f"expected an https:// URL, got {o.api_url!r}")
 
@@ -138,7 +199,7 @@ def _build(o: VpcOptions, core: Core) -> VpcBackend | None:
     api = VpcApiClient(VpcApiAccess(url=o.api_url, api_key_file=Path(o.api_key_file), iam_url=o.iam_url,
                                     ca_file=Path(o.ca_file) if o.ca_file else None),
                        timeout_seconds=o.timeout)
-    return VpcBackend(api, o.refresh_interval)
+    return VpcBackend(api, o.refresh_interval, o.csi_tags)
 
 
 SPEC = BackendSpec(NAME, 30, VpcOptions, _build, _check)
