@@ -155,8 +155,9 @@ def bare(pool: str) -> None:
                                              ["rbd", "ls", "-l", "-p", pool, "--format", "json"]]))
 
 
-def readyz(pool: str, images: int) -> tuple[float, float]:
-    """The exporter as a process in native mode: (seconds to /readyz, to every image's bytes in /metrics)."""
+def readyz(pool: str, images: int) -> tuple[float, float, float]:
+    """The exporter as a process in native mode: (seconds to /readyz, to every image's bytes in /metrics,
+    its peak RSS in MB by then)."""
     from tests.support.process import ExporterProcess
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
@@ -168,7 +169,9 @@ def readyz(pool: str, images: int) -> tuple[float, float]:
             ready = time.perf_counter() - t
             while exp.metrics_text().count("\nclonewatch_volume_consumed_bytes{") < images:
                 time.sleep(0.2)
-            return ready, time.perf_counter() - t
+            every = time.perf_counter() - t
+            status = Path(f"/proc/{exp.proc.pid}/status").read_text()
+            return ready, every, int(status.split("VmHWM:")[1].split()[0]) / 1024
         finally:
             exp.stop()
 
@@ -190,7 +193,7 @@ def measure(pool: str, a: argparse.Namespace, trees: list[tuple[str, Path]], bar
     return out
 
 
-def report(rows: list[tuple[int, dict, tuple[float, float] | None]], trees: list[tuple[str, Path]]) -> None:
+def report(rows: list[tuple[int, dict, tuple[float, float, float] | None]], trees: list[tuple[str, Path]]) -> None:
     print(f"load: {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} {os.getloadavg()[2]:.1f} (1/5/15 min), "
           f"{os.cpu_count()} CPUs")
     print(f"{'tree':>8} {'images':>7} {'live':>6} {'first refresh':>14} {'per image':>10} {'later':>8} {'peak RSS':>9} "
@@ -203,7 +206,7 @@ def report(rows: list[tuple[int, dict, tuple[float, float] | None]], trees: list
                   f"{m['bare'] / t['warm']:>10.1f}x  {t['methods']}")
         if ready:
             print(f"{'':>8} native exporter at {m['this']['images']} images: /readyz {ready[0]:.1f}s, "
-                  f"every byte series {ready[1]:.1f}s")
+                  f"every byte series {ready[1]:.1f}s, peak RSS {ready[2]:.0f}MB")
 
 
 def main() -> None:
