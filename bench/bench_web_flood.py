@@ -5,8 +5,12 @@ of 200 images. A scraper like Prometheus's (one kept-alive TLS connection, right
 --scrapes scrapes quiet, then again while 200 idle connections are held open and --rejected requests
 with made-up passwords (each a new TLS connection) hammer the port from 4 other processes.
 --auth kubernetes: TLS and --web.authorization=kubernetes against the Kubernetes emulator
-(tests/support/kube.py) instead, the flood's requests carrying random bearer tokens; it also
-prints how many reviews the emulator received during the flood, and the review budget's bound.
+(tests/support/kube.py) instead, the scraper with a bound service-account token the emulator
+signed, the flood's requests carrying random bearer tokens and forged service-account JWTs; it
+also prints how many reviews the emulator received during the flood, and the review budget's bound.
+The flood's processes send from 127.0.0.2-5, the scraper from 127.0.0.1. Once the flood is under
+way, credentials never checked before (a second user's password from 127.0.0.9; a rotated token)
+are tried once: their first check's status and time are printed.
 
 By default (--pin) the exporter gets CPU 0 and this scraper and the flood's clients CPU 1, as in a
 cluster where the exporter's pod has its CPU and the clients run elsewhere; the exporter still does
@@ -36,6 +40,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from exporter.http.kube_authz import REVIEWS_PER_SECOND
+from tests.support.flood import forged_jwt
 from tests.support.kube import KubeAPI
 from tests.support.pki import Pki
 from tests.support.process import ExporterProcess
@@ -62,13 +67,27 @@ def scrape_times(port: int, ctx: ssl.SSLContext, auth: str, n: int, more=lambda:
     return out
 
 
-def reject(port: int, ca: str, share: int, seed: int, counts, auth: str = "basic") -> None:
+def first_check(port: int, ctx: ssl.SSLContext, auth: str, source: str) -> tuple[int, float]:
+    """One request with credentials never checked before, from `source`: (status, seconds)."""
+    t = time.perf_counter()
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=30, source_address=(source, 0))
+    conn.request("GET", "/metrics", headers={"Authorization": auth, "Accept-Encoding": "gzip"})
+    resp = conn.getresponse()
+    resp.read()
+    conn.close()
+    return resp.status, time.perf_counter() - t
+
+
+def reject(port: int, ca: str, share: int, seed: int, counts, auth: str = "basic", kid: str = "") -> None:
     ctx = ssl.create_default_context(cafile=ca)
     for i in range(share):
-        bad = ("Bearer " + os.urandom(16).hex() if auth == "kubernetes" else
-               "Basic " + base64.b64encode(f"prometheus:guess-{seed}-{i}-{os.urandom(4).hex()}".encode()).decode())
+        if auth == "kubernetes":
+            bad = "Bearer " + (forged_jwt(i, kid, "prometheus") if i % 2 else os.urandom(16).hex())
+        else:
+            bad = "Basic " + base64.b64encode(f"prometheus:guess-{seed}-{i}-{os.urandom(4).hex()}".encode()).decode()
         try:
-            c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=30)
+            c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=30,
+                                             source_address=(f"127.0.0.{2 + seed}", 0))
             c.request("GET", "/metrics", headers={"Authorization": bad})
             status = c.getresponse().status
             c.close()
@@ -102,14 +121,17 @@ def main() -> None:
     kube = None
     if a.auth == "kubernetes":
         kube = KubeAPI()
-        kube.emu.tokens["prometheus-token"] = {"username": "prometheus", "groups": []}
-        kube.emu.allowed.add(("prometheus", "/metrics", "get"))
+        user = "system:serviceaccount:openshift-monitoring:prometheus-k8s"
+        kube.emu.allowed.add((user, "/metrics", "get"))
         extra = ["--web.authorization=kubernetes", f"--kubeconfig={kube.write_kubeconfig(tmp / 'kubeconfig')}"]
-        auth = "Bearer prometheus-token"
+        auth = f"Bearer {kube.emu.issue(user, 'u-1')}"
+        new_auth = f"Bearer {kube.emu.issue(user, 'u-1')}"          # the kubelet's next one
     else:
-        web["basic_auth_users"] = {"prometheus": bcrypt.hashpw(b"right-password", bcrypt.gensalt(rounds=10)).decode()}
+        web["basic_auth_users"] = {name: bcrypt.hashpw(b"right-password", bcrypt.gensalt(rounds=10)).decode()
+                                   for name in ("prometheus", "prometheus-2")}
         extra = []
         auth = "Basic " + base64.b64encode(b"prometheus:right-password").decode()
+        new_auth = "Basic " + base64.b64encode(b"prometheus-2:right-password").decode()
     (tmp / "web.yml").write_text(yaml.safe_dump(web))
     ctx = ssl.create_default_context(cafile=str(pki.ca_cert))
     proc = ExporterProcess(["--no-kubernetes.enabled", "--no-rbd.enabled", f"--qcow2.dirs={images}",
@@ -130,12 +152,17 @@ def main() -> None:
         mp = multiprocessing.get_context("spawn" if kube else None)
         counts = mp.Array("i", 3)      # [401s, 429s, anything else]
         # Other processes, so the flood's own TLS work does not share this scraper's GIL.
-        flood = [mp.Process(target=reject, args=(proc.port, str(pki.ca_cert), a.rejected // 4, n, counts, a.auth))
+        flood = [mp.Process(target=reject, args=(proc.port, str(pki.ca_cert), a.rejected // 4, n, counts, a.auth,
+                                                 kube.emu.kid if kube else ""))
                  for n in range(4)]
         reviews = dict(kube.emu.reviews) if kube else {}
         t = time.perf_counter()
         for f in flood:
             f.start()
+        while counts[1] < 100 and any(f.is_alive() for f in flood):       # the budgets are spent
+            time.sleep(0.01)
+        spent = counts[1]
+        first = first_check(proc.port, ctx, new_auth, "127.0.0.9")
         loud = scrape_times(proc.port, ctx, auth, a.scrapes, lambda: any(f.is_alive() for f in flood))
         for f in flood:
             f.join()
@@ -153,6 +180,8 @@ def main() -> None:
               f"{counts[0] + counts[1]} rejected: {counts[0]} 401 after {checked}, {counts[1]} 429 over the {budget} budget, "
               f"{counts[2]} other, in {flood_s:.1f}s)")
         print(f"  p99 ratio flood/quiet: {l99 / q99:.2f}x")
+        print(f"  credentials never checked before ({'a rotated token' if kube else 'another user, from 127.0.0.9'}), "
+              f"once the flood had {spent} answers 429: {first[0]} in {first[1] * 1000:.1f} ms")
         if kube:
             got = kube.emu.reviews["tokenreviews"] - reviews["tokenreviews"]
             print(f"  TokenReviews the API server received during the flood: {got} (bound {REVIEWS_PER_SECOND} a second "

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Everything clonewatch needs on a fresh Debian machine: system packages (Ceph CLI and daemons for
 # the local test cluster, promtool, qemu-utils, Chromium to render reports in tests, Go and govmomi's
-# source to build the vCenter simulator the VMware tests run against) and a virtualenv in .venv with the project and its
-# test dependencies. Safe to run again: it only installs what is missing.
+# source to build the vCenter simulator the VMware tests run against, Node.js and npm), a virtualenv in
+# .venv with the project and its test dependencies, and Perses' npm packages in tests/perses. Safe to
+# run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 for pair in ceph-mon:ceph-mon ceph-osd:ceph-osd ceph:ceph-common rbd:ceph-common promtool:prometheus \
-            qemu-img:qemu-utils uuidgen:uuid-runtime chromium:chromium go:golang-go; do
+            qemu-img:qemu-utils uuidgen:uuid-runtime chromium:chromium go:golang-go node:nodejs npm:npm; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need_apt+=("${pair##*:}")
 done
 [ -d /usr/share/gocode/src/github.com/vmware/govmomi/simulator ] || need_apt+=(golang-github-vmware-govmomi-dev)
@@ -50,3 +51,13 @@ for so in /usr/lib/python3/dist-packages/rados.cpython-*.so /usr/lib/python3/dis
 done
 site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 echo "$bindings" > "$site/ceph-bindings.pth"
+# Perses' own packages, at the versions tests/perses/package-lock.json pins, to check the generated
+# Perses dashboards with (tests/deploy/test_perses.py); again only when the lock file changed.
+npm_stamp=tests/perses/node_modules/.clonewatch-installed
+if [ ! -f "$npm_stamp" ] || [ tests/perses/package-lock.json -nt "$npm_stamp" ]; then
+  echo "setup: installing Perses' npm packages into tests/perses/node_modules (about a minute the first time)" >&2
+  start=$(date +%s)
+  (cd tests/perses && npm ci --no-audit --no-fund --loglevel=error) >&2
+  touch "$npm_stamp"
+  echo "setup: npm packages ready in $(( $(date +%s) - start ))s" >&2
+fi

@@ -57,6 +57,15 @@ class Volume:
                                 # its bytes count in its family, it is no member and no would-be copy
     trashed: bool = False       # deleted but kept by the storage because clones still read from it
     fast_diff: bool | None = None   # RBD: whether measuring it is cheap (object map + fast-diff)
+    # What the storage itself says of who made it, so space that no PV owns can be given a reason
+    made_by: str = ""           # "csi": this cluster's CSI driver made it (ceph-csi's journal of our instance,
+                                # the IBM driver's name prefix, the VPC driver's tags); "foreign": another
+                                # cluster's driver instance did; "": nothing on the storage says
+    csi_kind: str = ""          # what the driver made it as: "volume", "snapshot" or "temp" (an intermediate)
+    created: float = 0.0        # when the storage says it was made (Unix seconds), 0 when it does not say
+    trash_expiry: float = 0.0   # trashed: when the storage removes it by itself (RBD's deferment), 0 if not
+    unreferenced: str = ""      # a reason the storage alone can tell that nothing uses it (e.g. a disk file
+                                # no VM or template names), "" when it cannot tell
 
     @property
     def parent_share(self) -> float:

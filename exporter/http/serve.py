@@ -13,6 +13,7 @@ import contextlib
 import ipaddress
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +22,7 @@ import structlog
 from aiohttp import web
 
 from ..config.settings import ConfigError
-from .verdicts import Budget
+from .verdicts import Budget, Lane
 from .webconfig import BasicAuth, ReloadingContext, WebConfig, load
 
 log = structlog.get_logger("clonewatch.web")
@@ -35,7 +36,9 @@ KEEPALIVE_SECONDS = 30.0         # also closes a connection that never sends a r
 HANDSHAKE_SECONDS = 10.0         # a TLS client that stalls its handshake is dropped
 MAX_CONNECTIONS = 256            # at the ceiling the oldest connection that never sent a request makes room
 RELOAD_CHECK_SECONDS = 1.0
-BCRYPT_PER_SECOND = 5            # password checks not answered from the cache; beyond: 429
+BCRYPT_PER_SECOND = 5            # password checks not answered from the cache (bcrypt's CPU); beyond: 429
+FRESH_BCRYPT_PER_SECOND = 2      # of those, for client addresses with no check in the last verdicts.FRESH_SECONDS
+UNKNOWN_USERS_PER_SECOND = 5     # refusals of user names not in the file (no bcrypt: a wait as long); beyond: 429
 BCRYPT_NICE = 19                 # the password checker's thread yields the CPU to everything else
 REFUSED_CODES = (401, 403, 429, 503)    # what the guard answers instead of the page (counted from 0)
 
@@ -92,6 +95,10 @@ def security(web_config_file: str, authorization: str, api: Any = None) -> Secur
                     tls=ReloadingContext(config.tls) if config.tls else None)
 
 
+def _too_many() -> web.Response:
+    return web.Response(status=429, text="too many authentication attempts\n", headers={"Retry-After": "1"})
+
+
 def _unauthorized(text: str, challenge: bool) -> web.Response:
     headers = {"WWW-Authenticate": REALM} if challenge else {}
     return web.Response(status=401, text=text + "\n", headers=headers)
@@ -119,6 +126,19 @@ def _sans(peercert: dict | None) -> set[str]:
     return out
 
 
+def _source(request: web.BaseRequest) -> str:
+    """Whose share of the password checks a request takes: its peer address, an IPv6 one by its
+    /64 (what one host is usually given). Never a forwarded-for header: the client writes those."""
+    remote = request.remote or ""
+    try:
+        ip = ipaddress.ip_address(remote)
+    except ValueError:
+        return remote
+    if isinstance(ip, ipaddress.IPv6Address):
+        return str(ip.ipv4_mapped or ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
 def _lowest_priority() -> None:
     # bcrypt costs ~70 ms of CPU a check by design. At the budget's 5 a second that is a third of a
     # core, and on a pod with one CPU the scheduler shares it evenly with the event loop, which then
@@ -131,7 +151,13 @@ def _lowest_priority() -> None:
 
 def middleware(sec: Security):
     bcrypt_slot = asyncio.Semaphore(1)
-    bcrypt_budget = Budget(BCRYPT_PER_SECOND, BCRYPT_PER_SECOND)
+    # Checks of passwords not answered from the cache, in two lanes: a flood that does not know
+    # the user names never reaches bcrypt, and one that does (it is "prometheus" more often than
+    # not) spends only the share of addresses that were checked recently, so a client checking
+    # its password for the first time since start (Prometheus after a restart or a password
+    # change) finds the fresh share there, or waits its turn for it (verdicts.Lane).
+    known = Lane(FRESH_BCRYPT_PER_SECOND, BCRYPT_PER_SECOND - FRESH_BCRYPT_PER_SECOND)
+    unknown = Budget(UNKNOWN_USERS_PER_SECOND, UNKNOWN_USERS_PER_SECOND)
     allowed_sans = set(sec.config.tls.client_allowed_sans) if sec.config.tls else set()
 
     @web.middleware
@@ -156,17 +182,25 @@ def middleware(sec: Security):
                 return _unauthorized("basic authentication required", True)
             user, password = creds
             ok = sec.basic.cached(user, password)
-            if ok is None:
+            if ok is None and not sec.basic.knows(user):
+                # No bcrypt for a user name the file does not have, but a refusal as late as one
+                # (so timing does not tell names apart when the daemon is quiet), budgeted apart.
+                if not unknown.take():
+                    return _too_many()
+                await asyncio.sleep(sec.basic.bcrypt_seconds)
+                ok = sec.basic.refuse(user, password)
+            elif ok is None:
                 # bcrypt off the event loop, one at a time, at most BCRYPT_PER_SECOND and at the lowest
                 # CPU priority: a flood of made-up passwords then costs a fraction of a core and gets
                 # 429. A pair verified once never comes here again (refusals cannot push it out of
                 # BasicAuth's allowed pairs), so the scrape never waits for the flood's checks.
-                if not bcrypt_budget.take():
-                    return web.Response(status=429, text="too many authentication attempts\n",
-                                        headers={"Retry-After": "1"})
+                if not await known.take(_source(request)):
+                    return _too_many()
+                started = time.monotonic()
                 async with bcrypt_slot:
                     ok = await asyncio.get_running_loop().run_in_executor(
                         sec.password_checker(), sec.basic.check, user, password)
+                sec.basic.took(time.monotonic() - started)
             if not ok:
                 log.info("web_auth_refused", user=user, remote=request.remote, path=request.path)
                 return _unauthorized("wrong user name or password", True)

@@ -17,6 +17,7 @@ import hmac
 import os
 import ssl
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -281,8 +282,9 @@ class BasicAuth:
     each, as keyed digests (never passwords) of the user, the password and the user's stored hash:
     made-up passwords, however many, only push out other refusals, so a pair verified once stays
     a look-up; a user name alone is worth nothing (its pair with a wrong password is a refusal);
-    and a user whose hash changes starts over. An unknown user costs a bcrypt too, so timing does
-    not tell users apart."""
+    and a user whose hash changes starts over. check() costs a bcrypt for an unknown user too;
+    the guard refuses one without (refuse()), after as long as a bcrypt takes (bcrypt_seconds),
+    so timing does not tell users apart."""
 
     def __init__(self, users: dict[str, bytes], allowed_size: int = ALLOWED_PAIRS,
                  denied_size: int = DENIED_PAIRS) -> None:
@@ -290,7 +292,9 @@ class BasicAuth:
         self._bcrypt = bcrypt
         self.users = users
         cost = int(next(iter(users.values()))[4:6]) if users else 10
+        started = time.monotonic()
         self._dummy = bcrypt.hashpw(os.urandom(16).hex().encode(), bcrypt.gensalt(rounds=cost))
+        self.bcrypt_seconds = time.monotonic() - started       # how long a check takes, as measured lately
         self._secret = os.urandom(32)
         self._allowed: Verdicts[bool] = Verdicts(allowed_size)
         self._denied: Verdicts[bool] = Verdicts(denied_size)
@@ -311,6 +315,19 @@ class BasicAuth:
             if self._denied.get(digest) is not None:
                 return False
         return None
+
+    def knows(self, user: str) -> bool:
+        return user in self.users
+
+    def refuse(self, user: str, password: str) -> bool:
+        """Remember a pair as refused without a bcrypt (a user name not in the file)."""
+        with self._lock:
+            self._denied.put(self._digest(user, password), False)
+        return False
+
+    def took(self, seconds: float) -> None:
+        """A check took this long, waits included: what a refusal without one waits."""
+        self.bcrypt_seconds += (seconds - self.bcrypt_seconds) / 8
 
     def check(self, user: str, password: str) -> bool:
         known = self.cached(user, password)

@@ -10,6 +10,10 @@ class Dirty:
     families: set[Hashable] = field(default_factory=set)
     storageclasses: set[str] = field(default_factory=set)
     volumes: set[tuple[int, str]] = field(default_factory=set)
+    vms: set[tuple[str, str]] = field(default_factory=set)
+    vm_volumes: set[tuple[str, str, str, str]] = field(default_factory=set)
+    vm_clones: set[tuple[str, str]] = field(default_factory=set)
 
     def __bool__(self) -> bool:
-        return bool(self.pvcs or self.families or self.storageclasses or self.volumes)
+        return bool(self.pvcs or self.families or self.storageclasses or self.volumes or self.vms
+                    or self.vm_volumes or self.vm_clones)

@@ -8,17 +8,19 @@ says which derivations to run again. The stages, each reading only what the ones
   records      (Records) each PVC classified; its volume reference claims its volume
   rows         (PvcRows) a PVC's record put in the family the storage says it came from, with its bytes
   families     (FamilyRows) which volumes a family is made of, then its numbers
+  vms          (VmRows) each KubeVirt VM's disks, bytes, clone source and golden; VirtualMachineClones
   storageclasses  the clone type expected on each StorageClass
 A fresh Inventory fed every object is the full rebuild; tests hold the two byte-identical.
 """
 
 from collections.abc import Hashable, Mapping, Sequence
+from itertools import chain
 
 from ..backends.base import Backend, TargetState
 from ..kube.packed import Packed, PackedBucket, packed_buckets
-from ..kube.resources import PVC, VOLUMESNAPSHOT, VOLUMESNAPSHOTCONTENT
+from ..kube.resources import PVC, VIRTUALMACHINE, VMCLONE, VOLUMESNAPSHOT, VOLUMESNAPSHOTCONTENT
 from ..model.classify import Objects
-from ..model.rows import FamilyRow, PvcRow, StorageClassRow, View, VolumeRow
+from ..model.rows import FamilyRow, PvcRow, StorageClassRow, View, VmCloneRow, VmRow, VmVolumeRow, VolumeRow
 from . import storageclasses, tokens
 from .claims import Claims
 from .dirty import Dirty
@@ -26,6 +28,8 @@ from .families import FamilyRows
 from .records import Records
 from .rows import PvcRows
 from .tokens import Key, Token
+from .vms import VmRows
+from .vms import VolumeKey as VmVolumeKey
 from .volumes import VolumeGraph, VolumeKey
 
 Changes = Mapping[tuple[str, Key], Packed | None]      # (resource, key) -> the object now, None when deleted
@@ -48,6 +52,7 @@ class Inventory:
         self.records = Records(self.objs, self.backends, self.claims)
         self.pvc_rows = PvcRows(self.objs, self.backends, self.graph, self.claims, self.records)
         self.family_rows = FamilyRows(self.graph, self.records, self.pvc_rows)
+        self.vm_rows = VmRows(self.objs, self.pvc_rows)
         self.storageclasses: dict[str, StorageClassRow] = {}
 
     # What the collectors and the runtime read: each stage's rows.
@@ -67,6 +72,18 @@ class Inventory:
     def families(self) -> dict[Hashable, FamilyRow]:
         return self.family_rows.rows
 
+    @property
+    def vms(self) -> dict[Key, VmRow]:
+        return self.vm_rows.vms
+
+    @property
+    def vm_volumes(self) -> dict[VmVolumeKey, VmVolumeRow]:
+        return self.vm_rows.volumes
+
+    @property
+    def vm_clones(self) -> dict[Key, VmCloneRow]:
+        return self.vm_rows.clones
+
     def update(self, changes: Changes, states: Mapping[str, Mapping[str, TargetState]]) -> Dirty:
         """changes: (resource, key) -> the object now (packed), None when deleted. states: backend name ->
         target -> a copy of its last refresh state (volumes dicts are replaced, never mutated)."""
@@ -85,6 +102,11 @@ class Inventory:
             touched |= self.claims.update_snapshots(self.objs)
         families = self.pvc_rows.update(changed_pvcs | changed_records | self.pvc_rows.deps.readers(touched), dirty)
         self.family_rows.update(families | self.family_rows.plan_deps.readers(touched), dirty)
+        touched |= self.vm_rows.update_clones({key for resource, key in changes if resource == VMCLONE.name}, dirty)
+        vms = {key for resource, key in changes if resource == VIRTUALMACHINE.name}
+        if vms or len(self.vm_rows.deps):       # a cluster without VMs pays nothing more
+            rows = (tokens.row(k) for k in dirty.pvcs)
+            self.vm_rows.update(vms | self.vm_rows.deps.readers(chain(touched, rows)), dirty)
         if any(t in touched for t in storageclasses.INPUTS):
             self.storageclasses = storageclasses.storageclass_rows(self.objs, self.storageclasses, dirty)
         return dirty
@@ -108,7 +130,10 @@ class Inventory:
                     families=[self.families[k] for k in sorted(self.families)],     # type: ignore[type-var]
                     storageclasses=[self.storageclasses[k] for k in sorted(self.storageclasses)],
                     volumes=[self.volume_rows[k] for k in sorted(self.volume_rows)],
-                    states=dict(self.states))
+                    states=dict(self.states),
+                    vms=[self.vms[k] for k in sorted(self.vms)],
+                    vm_volumes=[self.vm_volumes[k] for k in sorted(self.vm_volumes)],
+                    vm_clones=[self.vm_clones[k] for k in sorted(self.vm_clones)])
 
 
 def build_view(objs: Objects, backends: Sequence[Backend], kubernetes: bool,

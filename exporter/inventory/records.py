@@ -8,6 +8,7 @@ from ..backends.base import Backend, VolumeRef
 from ..kube.packed import PackedBucket
 from ..kube.resources import PVC
 from ..model.classify import PVC_KIND, SNAPSHOT_KIND, CloneRecord, Objects, classify
+from ..model.kubevirt import VM_KIND
 from . import tokens
 from .claims import PVC_CLAIM, Claims
 from .tokens import DepIndex, Key, Token, TrackedObjects
@@ -69,3 +70,12 @@ class Records:
             read.add(tokens.snapshot((ns, name)))
             return self._claims.snapshots.get((ns, name))
         return None
+
+    def source_gone(self, kind: str, ns: str, name: str, read: set[Token]) -> bool:
+        """Whether a family's source is no volume Kubernetes can name any more: a VolumeSnapshot that
+        was deleted (KubeVirt deletes a VM clone's), or the VM a restored disk's snapshot was taken of.
+        Only the storage can then say where the clone belongs. (A deleted golden PVC keeps its name.)"""
+        if kind == SNAPSHOT_KIND:
+            read.add(tokens.snapshot((ns, name)))
+            return (ns, name) not in self._claims.snapshots
+        return kind == VM_KIND

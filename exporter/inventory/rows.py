@@ -85,17 +85,24 @@ class PvcRows:
         is now; a clone made before it moved still descends from the old golden. When the volume the
         family source maps to is not among a clone's ancestors, the clone goes to the nearest
         ancestor that a live PVC or VolumeSnapshot maps to, else to a family named after the source
-        and the chain's top volume ("<source>@<volume>", kind BackendVolume). Without backend
-        evidence (not measured, no parent) the resolution stays as Kubernetes says. `chain`: the
-        clone's volume and its measured ancestors (walk())."""
+        and the chain's top volume ("<source>@<volume>", kind BackendVolume). A source that is no
+        longer there to map (a deleted VolumeSnapshot: KubeVirt deletes a VM clone's; Records.
+        source_gone) is resolved the same way: its snapshot image has no owner, so the clone goes to
+        the disk the snapshot was taken of, and a family is never named after what is gone (only the
+        volume, or the DataSource asked for). Without backend evidence (not measured, no parent) the
+        resolution stays as Kubernetes says. `chain`: the clone's volume and its measured ancestors
+        (walk())."""
         ref = rec.volume_ref
         vols = self._graph.volumes.get(ref.backend) if ref is not None else None
         if not rec.is_clone or ref is None or not vols or ref.volume not in vols:
             return rec
         top = vols[chain[-1]].parent
         ancestors = chain[1:] + ([top] if top and top not in chain else [])
-        source = self._records.source_volume(rec.family_kind, rec.family_namespace, rec.family_name, read)
-        if not ancestors or source is None or source.backend != ref.backend or source.volume in ancestors:
+        fam = (rec.family_kind, rec.family_namespace, rec.family_name)
+        source = self._records.source_volume(*fam, read)
+        gone = source is None and self._records.source_gone(*fam, read)
+        if not ancestors or (source is None and not gone) \
+                or (source is not None and (source.backend != ref.backend or source.volume in ancestors)):
             return rec
         objs = cast(Objects, TrackedObjects(self._objs, read))
         found = None
@@ -108,9 +115,14 @@ class PvcRows:
             fam = family_of(objs, *found)
             return replace(rec, source_kind=found[0], source_namespace=found[1], source_name=found[2],
                            family_kind=fam[0], family_namespace=fam[1], family_name=fam[2])
-        label = f"{_asked_for(objs, key, rec)}@{ancestors[-1]}"
+        asked = _asked_for(objs, key, rec, gone)
+        label = f"{asked}@{ancestors[-1]}" if asked else ancestors[-1]
         return replace(rec, source_kind=VOLUME_KIND, source_name=label,
                        family_kind=VOLUME_KIND, family_namespace=rec.source_namespace, family_name=label)
+
+    def family_key(self, key: Key) -> FamilyKey | None:
+        """The family a clone's row is in; None for a PVC that is no clone (or not here)."""
+        return self._family_of.get(key)
 
     def _family_key(self, rec: CloneRecord) -> FamilyKey:
         backend = rec.backend
@@ -120,11 +132,12 @@ class PvcRows:
         return (rec.family_kind, rec.family_namespace, rec.family_name, backend)
 
 
-def _asked_for(objs: Objects, key: Key, rec: CloneRecord) -> str:
-    """What the clone was asked to be made from: the DataSource its DataVolume names, else its source."""
+def _asked_for(objs: Objects, key: Key, rec: CloneRecord, gone: bool) -> str:
+    """What the clone was asked to be made from: the DataSource its DataVolume names, else its
+    source, unless that is gone ("": the family is named after the volume alone)."""
     pvc = (objs.get(PVC.name) or {}).get(key)
     dv = find_datavolume(objs, pvc, *key) if pvc is not None else None
     ref = get(dv, "spec", "sourceRef")
     if get(ref, "kind") == DATASOURCE_KIND and text(get(ref, "name")):
         return text(get(ref, "name"))
-    return rec.source_name
+    return "" if gone else rec.source_name

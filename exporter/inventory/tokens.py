@@ -3,7 +3,8 @@
 A derivation (one PVC's record, one family's numbers) runs with a token set; every input it reads
 adds a token, built by the constructors below: `obj` for a watched object, `resource` for a whole
 resource, and the inventory's own `volume`, `ref` (a PVC's volume reference), `owner` (who claims a
-volume), `snapshot` (a VolumeSnapshot's volume) and `serving` (how many families a volume serves).
+volume), `snapshot` (a VolumeSnapshot's volume), `serving` (how many families a volume serves),
+`row` (a PVC's row, which its VMs read) and `clone_target` (the VirtualMachineClone that made a VM).
 A change names the tokens it touches; the index answers which derivations read any of them. A lookup
 of an absent key is a read too: its later arrival must reach whoever looked.
 
@@ -26,6 +27,8 @@ class Kind(IntEnum):
     OWNER = 5
     SNAPSHOT = 6
     SERVING = 7
+    ROW = 8
+    CLONE_TARGET = 9
 
 
 Token = tuple[Kind, *tuple[Hashable, ...]]
@@ -66,6 +69,16 @@ def snapshot(key: Key) -> Token:
 def serving(backend: str, vid: str) -> Token:
     """How many families a volume above their sources serves."""
     return (Kind.SERVING, backend, vid)
+
+
+def row(pvc: Key) -> Token:
+    """A PVC's row as rendered (record after attribution, bytes, family): what a VM reads of its disks."""
+    return (Kind.ROW, pvc)
+
+
+def clone_target(vm: Key) -> Token:
+    """Which VirtualMachineClone names a VM as its target."""
+    return (Kind.CLONE_TARGET, vm)
 
 
 class DepIndex:

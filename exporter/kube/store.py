@@ -24,6 +24,11 @@ from .resources import (
     PVC,
     STORAGECLASS,
     STORAGEPROFILE,
+    VIRTUALMACHINE,
+    VMCLONE,
+    VMRESTORE,
+    VMSNAPSHOT,
+    VMSNAPSHOTCONTENT,
     VOLUMECLONESOURCE,
     VOLUMESNAPSHOT,
     VOLUMESNAPSHOTCONTENT,
@@ -36,7 +41,8 @@ Scope = tuple[str, str]     # a watch: (resource name, namespace or "" for clust
 # What classification and the backends read, per resource: top-level key -> kept sub-keys (None =
 # all of it). Everything else (managedFields, labels, most of status) is dropped on arrival, which
 # keeps 10k PVCs, PVs and DataVolumes small in memory.
-KEEP: dict[str, dict[str, tuple[str, ...] | None]] = {
+Keep = tuple[str, ...] | dict[str, Any] | None   # what `_kept` keeps of a value
+KEEP: dict[str, dict[str, Keep]] = {
     PVC.name: {"spec": ("volumeName", "storageClassName", "dataSource", "dataSourceRef", "resources", "volumeMode"),
                "status": ("phase", "capacity")},
     PV.name: {"spec": ("capacity", "storageClassName", "csi"), "status": ("phase",)},
@@ -48,10 +54,23 @@ KEEP: dict[str, dict[str, tuple[str, ...] | None]] = {
     VOLUMESNAPSHOT.name: {"spec": ("source",), "status": ("boundVolumeSnapshotContentName", "readyToUse")},
     VOLUMESNAPSHOTCONTENT.name: {"spec": ("driver", "source"), "status": ("snapshotHandle",)},
     CDI.name: {"spec": ("cloneStrategyOverride",), "status": ("phase",)},
+    # KubeVirt: of a VM its volumes and DataVolume templates by name (of a volume of another kind,
+    # containerDisk, cloudInitNoCloud..., only its kind); of a content its backups by name.
+    VIRTUALMACHINE.name: {"spec": {"template": {"spec": {"volumes": {
+        "name": None, "dataVolume": ("name",), "persistentVolumeClaim": ("claimName",), "memoryDump": ("claimName",),
+        "*": ()}}}, "dataVolumeTemplates": {"metadata": ("name",)}}},
+    VMCLONE.name: {"spec": ("source", "target"), "status": ("phase", "conditions", "targetName")},
+    VMSNAPSHOT.name: {"spec": ("source",)},
+    VMSNAPSHOTCONTENT.name: {"spec": {"volumeBackups": {"volumeName": None, "volumeSnapshotName": None,
+                                                        "persistentVolumeClaim": {"metadata": ("name",)}}}},
+    VMRESTORE.name: {"spec": ("target", "virtualMachineSnapshotName")},
 }
 ANNOTATIONS_READ = ("cdi.kubevirt.io/cloneType", "cdi.kubevirt.io/cloneFallbackReason", "cdi.kubevirt.io/clone-strategy",
                     "cdi.kubevirt.io/clonePhase", "cdi.kubevirt.io/storage.condition.running.reason",
-                    "k8s.io/CloneRequest", "k8s.io/CloneOf", "volume.kubernetes.io/storage-provisioner")
+                    "k8s.io/CloneRequest", "k8s.io/CloneOf", "volume.kubernetes.io/storage-provisioner",
+                    "cdi.kubevirt.io/storage.prePopulated", "restore.kubevirt.io/name", "restore.kubevirt.io/lastRestoreUID")
+# Labels are dropped but for these: KubeVirt's restore marks a restored PVC with the VM it came from.
+LABELS_READ = ("restore.kubevirt.io/source-vm-name", "restore.kubevirt.io/source-vm-namespace")
 CONDITION_KEYS = ("type", "status", "reason", "lastTransitionTime")     # messages and heartbeats are dropped
 # What the backends read of a PV's spec.csi (rbd.map_pv, flashsystem.map_pv, vpc.map_pv): ceph-csi
 # alone writes a dozen volumeAttributes per PV, most of which nothing here reads.
@@ -72,6 +91,19 @@ def _slim_annotations(ann: Any) -> dict[str, Any] | None:
     return out
 
 
+def _kept(value: Any, keep: Keep) -> Any:
+    """`value` trimmed to `keep`: None keeps all of it; a tuple those keys of an object; a dict those
+    keys each trimmed by its own (any other key kept as {} under "*"), of an object or of each object
+    of a list. Odd types stay odd (classification copes)."""
+    if isinstance(keep, dict) and isinstance(value, list):
+        return [_kept(v, keep) for v in value if isinstance(v, dict)]
+    if keep is None or not isinstance(value, dict):
+        return value
+    if isinstance(keep, tuple):
+        return {k: value[k] for k in keep if k in value} if keep else value
+    return {k: _kept(v, keep[k]) if k in keep else {} for k, v in value.items() if k in keep or "*" in keep}
+
+
 def slim(obj: Any, resource: str | None = None) -> dict[str, Any] | None:
     """The parts of an object classification reads; None for something that is not an object."""
     if not isinstance(obj, dict):
@@ -83,12 +115,7 @@ def slim(obj: Any, resource: str | None = None) -> dict[str, Any] | None:
     if keep is None:
         out = {k: v for k, v in obj.items() if k not in ("metadata", "apiVersion", "kind")}
     else:
-        out = {}
-        for top, subs in keep.items():
-            if top not in obj:
-                continue
-            value = obj[top]
-            out[top] = {k: value[k] for k in subs if k in value} if subs and isinstance(value, dict) else value
+        out = {top: _kept(obj[top], subs) for top, subs in keep.items() if top in obj}
     csi = get(out, "spec", "csi")
     if isinstance(csi, dict):
         slim_csi = {k: csi[k] for k in CSI_KEYS if k in csi}
@@ -107,6 +134,9 @@ def slim(obj: Any, resource: str | None = None) -> dict[str, Any] | None:
             slim_meta[kept] = meta[kept]
     if "annotations" in meta:
         slim_meta["annotations"] = _slim_annotations(meta["annotations"])
+    labels = meta.get("labels")
+    if isinstance(labels, dict) and any(k in labels for k in LABELS_READ):
+        slim_meta["labels"] = {k: labels[k] for k in LABELS_READ if k in labels}
     owners = meta.get("ownerReferences")
     if isinstance(owners, list):
         slim_meta["ownerReferences"] = [{"kind": o.get("kind"), "name": o.get("name")} if isinstance(o, dict) else o

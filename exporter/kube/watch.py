@@ -51,6 +51,7 @@ class Watcher(threading.Thread):
         self.settings = settings
         self.stopping = stopping
         self._response = None
+        self._version = resource.version     # the version the last list found served
         self._log = log.bind(resource=resource.name, namespace=self.namespace or "")
 
     # -- hand-over to the loop ------------------------------------------------------------
@@ -106,9 +107,20 @@ class Watcher(threading.Thread):
 
     # -- list -------------------------------------------------------------------------------
     def _list(self) -> str | None:
-        """Full list (paginated); hands the items to the store. None when an optional CRD is absent."""
+        """Full list (paginated) of the newest version the API serves; hands the items to the store.
+        None when an optional CRD is absent in every version we read."""
+        for version in self.resource.versions:
+            rv = self._list_version(version)
+            if rv is not None:
+                if version != self._version:
+                    self._log.info("kubernetes_version_served", version=version)
+                self._version = version
+                return rv
+        return None
+
+    def _list_version(self, version: str) -> str | None:
         s = self.settings
-        path = self.resource.path(self.namespace)
+        path = self.resource.path(self.namespace, version)
         items: dict[Key, Packed] = {}
         dropped = 0
         cont: str | None = None
@@ -158,7 +170,7 @@ class Watcher(threading.Thread):
                                             ("timeoutSeconds", s.watch_timeout_seconds)]
             if rv:
                 query.append(("resourceVersion", rv))
-            resp = open_request(self.api, self.resource.path(self.namespace), query,
+            resp = open_request(self.api, self.resource.path(self.namespace, self._version), query,
                                 (s.connect_timeout_seconds, s.read_timeout_seconds))
             self._response = resp
             try:

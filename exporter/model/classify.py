@@ -7,15 +7,15 @@ Output: one CloneRecord per PVC. Nothing here raises on odd input: what cannot b
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 from ..backends.base import VolumeRef
 from ..kube.objects import annotations, get, text
 from ..kube.quantity import parse_bytes
 from ..kube.resources import CDI, DATASOURCE, DATAVOLUME, PV, PVC, STORAGECLASS, STORAGEPROFILE, VOLUMECLONESOURCE, VOLUMESNAPSHOT
+from . import kubevirt
 from .strategies import CLONE_TYPES, cdi_override, expected_clone_type
+from .timestamps import timestamp
 
 ANN_CLONE_TYPE = "cdi.kubevirt.io/cloneType"
 ANN_FALLBACK_REASON = "cdi.kubevirt.io/cloneFallbackReason"
@@ -85,21 +85,6 @@ def find_datavolume(objs: Objects, pvc: dict[str, Any], namespace: str, name: st
     return _lookup(objs, DATAVOLUME.name, namespace, name)
 
 
-def _timestamp(value: Any) -> float | None:
-    """Unix time of a Kubernetes RFC 3339 timestamp, None when absent or malformed."""
-    if not isinstance(value, str) or not value:
-        return None
-    return _parse_time(value)
-
-
-@lru_cache(maxsize=1 << 16)     # an object's timestamps do not change: parse each once
-def _parse_time(value: str) -> float | None:
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
 def _condition(obj: Any, kind: str) -> dict[str, Any] | None:
     conditions = get(obj, "status", "conditions")
     if isinstance(conditions, list):
@@ -118,10 +103,10 @@ def clone_progress(pvc: dict[str, Any], dv: dict[str, Any] | None) -> dict[str, 
         phase = text(get(dv, "status", "phase")) or "Unknown"
         running, ready = _condition(dv, "Running"), _condition(dv, "Ready")
         reason = text(get(running, "reason")) or text(get(ready, "reason"))
-        created = _timestamp(get(dv, "metadata", "creationTimestamp"))
+        created = timestamp(get(dv, "metadata", "creationTimestamp"))
         if phase != "Succeeded":
             return {"complete": False, "phase": phase, "phase_reason": reason, "pending_since": created}
-        done = _timestamp(get(ready, "lastTransitionTime")) if get(ready, "status") == "True" else None
+        done = timestamp(get(ready, "lastTransitionTime")) if get(ready, "status") == "True" else None
         took = done - created if done is not None and created is not None and done >= created else None
         return {"duration_seconds": took}
     ann = annotations(pvc)
@@ -130,7 +115,7 @@ def clone_progress(pvc: dict[str, Any], dv: dict[str, Any] | None) -> dict[str, 
     if pvc_phase == "Bound" and clone_phase in ("", "Succeeded"):
         return {}
     return {"complete": False, "phase": clone_phase or pvc_phase, "phase_reason": ann.get(ANN_RUNNING_REASON, ""),
-            "pending_since": _timestamp(get(pvc, "metadata", "creationTimestamp"))}
+            "pending_since": timestamp(get(pvc, "metadata", "creationTimestamp"))}
 
 
 def _source_from_ref(objs: Objects, ref: Any, namespace: str) -> tuple[str, str, str] | None:
@@ -205,6 +190,15 @@ def provisioned_bytes(pvc: dict[str, Any], pv: dict[str, Any] | None) -> int | N
     return None
 
 
+def _clone_type(pvc: dict[str, Any], pvc_ann: dict[str, str], dv_ann: dict[str, str], kind: str,
+                cdi_involved: bool) -> str:
+    raw_type = pvc_ann.get(ANN_CLONE_TYPE) or dv_ann.get(ANN_CLONE_TYPE)
+    if raw_type is None and not cdi_involved and get(pvc, "status", "phase") == "Bound":
+        # A plain PVC with a dataSource is cloned by the CSI driver itself (no CDI in between).
+        return {PVC_KIND: "csi-clone", SNAPSHOT_KIND: "snapshot"}.get(kind, "unknown")
+    return raw_type if raw_type in CLONE_TYPES else "unknown"
+
+
 def classify(objs: Objects, pvc: dict[str, Any], mapper: VolumeMapper) -> CloneRecord:
     namespace = text(get(pvc, "metadata", "namespace"))
     name = text(get(pvc, "metadata", "name"))
@@ -224,21 +218,26 @@ def classify(objs: Objects, pvc: dict[str, Any], mapper: VolumeMapper) -> CloneR
     size = provisioned_bytes(pvc, pv)
 
     dv = find_datavolume(objs, pvc, namespace, name)
+    pvc_ann, dv_ann = annotations(pvc), annotations(dv)
+    # KubeVirt restored this PVC from a VolumeSnapshot (a VM clone): the DataVolume that adopted it
+    # cloned nothing, whatever its source names, so the PVC speaks for itself.
+    restored = kubevirt.restored(pvc_ann, dv_ann)
+    if restored:
+        dv, dv_ann = None, {}
     source = declared_source(objs, pvc, dv, namespace)
     if source is None:
         return CloneRecord(namespace=namespace, name=name, storageclass=sc_name, provisioner=provisioner,
                            volume=volume, volume_ref=volume_ref, provisioned_bytes=size, is_clone=False)
-    kind, src_ns, src_name = source
-    fam_kind, fam_ns, fam_name = family_of(objs, kind, src_ns, src_name)
+    kind = source[0]
+    if restored and kind == SNAPSHOT_KIND:
+        # Its VolumeSnapshot goes with the VM snapshot: then name what the snapshot was taken of.
+        source = kubevirt.restored_source(objs, pvc, source[1], source[2]) or source
+    _, src_ns, src_name = source
+    fam_kind, fam_ns, fam_name = family_of(objs, *source)
 
-    pvc_ann, dv_ann = annotations(pvc), annotations(dv)
-    raw_type = pvc_ann.get(ANN_CLONE_TYPE) or dv_ann.get(ANN_CLONE_TYPE)
-    clone_type = raw_type if raw_type in CLONE_TYPES else "unknown"
-    cdi_involved = dv is not None or any(k.startswith("cdi.kubevirt.io/") for k in pvc_ann) \
-        or kind == CLONE_SOURCE_KIND
-    if raw_type is None and not cdi_involved and get(pvc, "status", "phase") == "Bound":
-        # A plain PVC with a dataSource is cloned by the CSI driver itself (no CDI in between).
-        clone_type = {PVC_KIND: "csi-clone", SNAPSHOT_KIND: "snapshot"}.get(kind, "unknown")
+    cdi_involved = not restored and (dv is not None or any(k.startswith("cdi.kubevirt.io/") for k in pvc_ann)
+                                     or kind == CLONE_SOURCE_KIND)
+    clone_type = _clone_type(pvc, pvc_ann, dv_ann, kind, cdi_involved)
     reason = pvc_ann.get(ANN_FALLBACK_REASON) or dv_ann.get(ANN_FALLBACK_REASON) or ""
 
     if kind == SNAPSHOT_KIND:
@@ -254,7 +253,7 @@ def classify(objs: Objects, pvc: dict[str, Any], mapper: VolumeMapper) -> CloneR
     # Built in one call: dataclasses.replace costs a third of the classification at 10k PVCs.
     return CloneRecord(namespace=namespace, name=name, storageclass=sc_name, provisioner=provisioner,
                        volume=volume, volume_ref=volume_ref, provisioned_bytes=size, is_clone=True,
-                       source_kind=kind, source_namespace=src_ns, source_name=src_name,
+                       source_kind=source[0], source_namespace=src_ns, source_name=src_name,
                        family_kind=fam_kind, family_namespace=fam_ns, family_name=fam_name,
                        clone_type=clone_type, expected_clone_type=expected, expected_from=expected_from,
                        fallback_reason=reason, fallback=fallback, **clone_progress(pvc, dv))

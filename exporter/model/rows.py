@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from ..backends.base import TargetState, Volume
 from .classify import CloneRecord
 from .efficiency import FamilyNumbers, family_numbers, root_of
+from .kubevirt import CloneProgress
 
 Usage = tuple[int, int | None] | None     # (own bytes, full-copy bytes) of a measured volume
 
@@ -45,6 +46,39 @@ class VolumeRow:
     broken: str = ""        # why the volume's parent chain cannot be followed; "" when it can
 
 
+@dataclass(frozen=True)
+class VmVolumeRow:
+    namespace: str
+    vm: str
+    volume_name: str    # "" for a DataVolume template no volume names
+    kind: str           # dataVolume | persistentVolumeClaim (a disk), containerDisk, emptyDisk, memoryDump, ...
+    claim: str          # the PVC of a disk; "" for other kinds
+    found: bool         # a disk: its PVC exists
+
+
+@dataclass(frozen=True)
+class VmRow:
+    namespace: str
+    name: str
+    disks: int                       # PVCs among its volumes
+    provisioned_bytes: int | None    # of its disks together; None while any is missing or unknown, or none
+    consumed_bytes: int | None
+    fallback: bool | None            # any disk a clone that fell back; None when no disk is a clone
+    source: tuple[str, str, str] | None      # (kind, namespace, name) it was cloned from; None: not a clone
+    clone_type: str                  # its cloned disks' type, "mixed" when they differ
+    golden: tuple[str, str, str, str] | None     # (kind, namespace, name, backend): the family its chain ends in
+
+
+@dataclass(frozen=True)
+class VmCloneRow:
+    namespace: str
+    name: str
+    source_kind: str
+    source_name: str
+    target: str
+    progress: CloneProgress | None   # None once Succeeded
+
+
 @dataclass
 class View:
     pvcs: dict[tuple[str, str], PvcRow] = field(default_factory=dict)
@@ -52,6 +86,9 @@ class View:
     storageclasses: list[StorageClassRow] = field(default_factory=list)
     volumes: list[VolumeRow] = field(default_factory=list)
     states: dict[tuple[str, str], TargetState] = field(default_factory=dict)
+    vms: list[VmRow] = field(default_factory=list)
+    vm_volumes: list[VmVolumeRow] = field(default_factory=list)
+    vm_clones: list[VmCloneRow] = field(default_factory=list)
 
 
 def sharing(vol: Volume, no_parent: str) -> tuple[bool, str]:

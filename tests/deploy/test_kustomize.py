@@ -2,7 +2,11 @@
 promises: read-only exporter, loadgen confined to its namespace, restricted pods, probes, limits,
 bindings that point at service accounts that exist."""
 
+import json
+import os
+import re
 import subprocess
+import tempfile
 from pathlib import Path
 
 import kubernetes_validate
@@ -10,12 +14,24 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-TARGETS = ["base", "overlays/kubernetes", "overlays/openshift"]
+# An overlay with optional components added: "overlay+component+...".
+TARGETS = ["base", "overlays/kubernetes", "overlays/openshift", "overlays/openshift+components/perses"]
 K8S_VERSION = "1.30"
 
 
 def build(target):
-    proc = subprocess.run(["kubectl", "kustomize", str(ROOT / "deploy" / target)], capture_output=True, text=True)
+    base, *components = target.split("+")
+    if not components:
+        return kustomize(ROOT / "deploy" / target)
+    with tempfile.TemporaryDirectory() as tmp:     # a component builds only inside a kustomization
+        (Path(tmp) / "kustomization.yaml").write_text(yaml.safe_dump({
+            "resources": [os.path.relpath(ROOT / "deploy" / base, tmp)],
+            "components": [os.path.relpath(ROOT / "deploy" / c, tmp) for c in components]}))
+        return kustomize(Path(tmp))
+
+
+def kustomize(path):
+    proc = subprocess.run(["kubectl", "kustomize", str(path)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     return [d for d in yaml.safe_load_all(proc.stdout) if d]
 
@@ -29,8 +45,8 @@ def test_builtin_kinds_validate_against_the_schemas(docs):
     _, items = docs
     checked = 0
     for d in items:
-        if d["apiVersion"].startswith(("monitoring.coreos.com", "ceph.rook.io")):
-            continue        # CRDs: checked below (Rook's CephClient in the openshift overlay test)
+        if d["apiVersion"].startswith(("monitoring.coreos.com", "ceph.rook.io", "perses.dev")):
+            continue        # CRDs: checked below (Rook's CephClient in the openshift overlay test, Perses' in its own)
         kubernetes_validate.validate(d, K8S_VERSION, strict=True)
         checked += 1
     assert checked >= 8
@@ -60,6 +76,11 @@ def test_servicemonitors_and_rules(docs):
         app = sm["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"]
         assert (sm["metadata"].get("namespace"), app) in services
         assert sm["spec"]["endpoints"][0]["port"] == "metrics"
+    # The exporter's series carry the PVC's `namespace`: without honorLabels prometheus-operator renames
+    # it to exported_namespace and writes the exporter's own namespace there, and every per-PVC alert
+    # and join would read the wrong one.
+    exporter = next(sm for sm in sms if sm["metadata"]["name"] == "clonewatch-exporter")
+    assert all(ep.get("honorLabels") is True for ep in exporter["spec"]["endpoints"])
     rules = [d for d in items if d["kind"] == "PrometheusRule"]
     assert len(rules) == 1
     for rule in rules:
@@ -94,8 +115,9 @@ def test_exporter_is_read_only_and_loadgen_is_namespaced(docs):
     assert exporter, "the exporter's ServiceAccount is bound to no role"
     for binding, role in exporter:
         if role is None:
-            # OpenShift, for --web.authorization=kubernetes: token and access reviews only.
-            assert binding["roleRef"]["name"] == "system:auth-delegator", \
+            # OpenShift, for --web.authorization=kubernetes: token and access reviews, and the
+            # service-account signing keys, only.
+            assert binding["roleRef"]["name"] in ("system:auth-delegator", "system:service-account-issuer-discovery"), \
                 f"{binding['metadata']['name']} binds {binding['roleRef']['name']}, which this build does not define"
         else:
             assert all(set(r["verbs"]) <= {"get", "list", "watch"} for r in role["rules"]), role["metadata"]["name"]
@@ -167,6 +189,41 @@ def test_openshift_overlay_reads_odf_credentials_and_ships_console_dashboards():
     assert "secret" not in ceph and ceph["emptyDir"]["medium"] == "Memory"
     boards = [d for d in items if d["kind"] == "ConfigMap" and d["metadata"]["namespace"] == "openshift-config-managed"]
     assert len(boards) == 4 and all(d["metadata"]["labels"]["console.openshift.io/dashboard"] == "true" for d in boards)
+
+
+# perses-operator config/crd/bases/perses.dev_persesdashboards.yaml, v1alpha2 (served and stored; v1alpha1
+# is deprecated): what the apiserver itself checks of spec.config; the rest is checked by Perses'
+# own packages (tests/deploy/test_perses.py).
+PERSES_REQUIRED = ("duration", "layouts", "panels")
+PERSES_DURATION = re.compile(r"^(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?$")
+
+
+def key(d):
+    return d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]
+
+
+def test_the_perses_component_adds_only_the_dashboards_and_their_default_datasource():
+    plain = {key(d): d for d in build("overlays/openshift")}
+    items = {key(d): d for d in build("overlays/openshift+components/perses")}
+    assert {k: d for k, d in items.items() if k in plain} == plain, "the component changes nothing else"
+    added = [d for k, d in items.items() if k not in plain]
+    assert sorted(d["kind"] for d in added) == ["PersesDashboard"] * 4 + ["PersesDatasource"]
+    assert ("Namespace", None, "clonewatch") in plain
+    for d in added:
+        assert d["apiVersion"] == "perses.dev/v1alpha2" and d["metadata"]["namespace"] == "clonewatch"
+    [source] = [d for d in added if d["kind"] == "PersesDatasource"]
+    assert source["spec"]["config"]["default"] is True
+    # The operator keeps the proxy's token in "<datasource name>-secret".
+    assert source["spec"]["config"]["plugin"]["spec"]["proxy"]["spec"]["secret"] == source["metadata"]["name"] + "-secret"
+    boards = {d["metadata"]["name"]: d["spec"]["config"] for d in added if d["kind"] == "PersesDashboard"}
+    consoles = [d["metadata"]["name"] for d in plain.values() if d["kind"] == "ConfigMap"
+                and d["metadata"]["namespace"] == "openshift-config-managed"]
+    assert sorted(boards) == sorted(consoles), "the same boards as the console's"
+    for name, config in boards.items():
+        assert all(k in config for k in PERSES_REQUIRED), name
+        assert PERSES_DURATION.match(config["duration"]) and PERSES_DURATION.match(config["refreshInterval"])
+        assert "datasources" not in config, "the console refuses a dashboard's own datasources"
+        assert config == json.loads((ROOT / "dashboards/perses" / f"{name}.json").read_text())["spec"]
 
 
 def test_every_container_runs_the_released_image(docs):
@@ -253,6 +310,8 @@ def test_kubernetes_admits_scrapes_only_from_monitoring_and_cert_manager_gives_t
         cert = by["Certificate", name]
         ep, _, secret = serves_tls(by, name, container)
         assert secret == cert["spec"]["secretName"] == ep["tlsConfig"]["ca"]["secret"]["name"]
+        if name == "clonewatch-exporter":
+            assert ep.get("honorLabels") is True, "the component's endpoint replaces the base's: keep honorLabels"
         assert ep["tlsConfig"]["serverName"] in cert["spec"]["dnsNames"]
         assert cert["spec"]["privateKey"] == {"rotationPolicy": "Always", "algorithm": "ECDSA", "size": 256}
 
@@ -270,3 +329,19 @@ def test_shipped_web_configs_are_valid(tmp_path):
         doc["tls_server_config"] |= {"cert_file": str(cert), "key_file": str(key)}
         (tmp_path / "web.yml").write_text(yaml.safe_dump(doc))
         assert load(str(tmp_path / "web.yml")).tls is not None
+
+
+def test_kubernetes_authorization_may_review_tokens_and_read_the_signing_keys():
+    """Where the exporter runs with --web.authorization=kubernetes (OpenShift), it may review tokens
+    and access and read the service-account keys it tells minted tokens from made-up ones with."""
+    for target in ("overlays/openshift", "overlays/kubernetes"):
+        items = build(target)
+        exporter = next(d for d in items if d["kind"] == "Deployment" and d["metadata"]["name"] == "clonewatch-exporter")
+        container = exporter["spec"]["template"]["spec"]["containers"][0]
+        flags = " ".join(container.get("args", []) + container.get("command", []))
+        env = {e["name"]: e.get("value") for e in container.get("env", [])}
+        kube_authz = "--web.authorization=kubernetes" in flags or env.get("CLONEWATCH_WEB_AUTHORIZATION") == "kubernetes"
+        roles = {d["roleRef"]["name"] for d in items if d["kind"] == "ClusterRoleBinding"
+                 and any(s["name"] == "clonewatch-exporter" for s in d["subjects"])}
+        wanted = {"system:auth-delegator", "system:service-account-issuer-discovery"}
+        assert (wanted <= roles) == kube_authz, (target, roles, kube_authz)

@@ -33,3 +33,14 @@ def test_dashboards_are_grafana_json_with_datasource_and_job_variables():
             g = panel["gridPos"]
             assert 0 <= g["x"] and g["x"] + g["w"] <= 24
     assert len(uids) == 5
+
+
+def test_check_covers_every_dashboard_file():
+    """Every dashboard file in the tree is one the generator writes, so --check compares it: no board left
+    behind by a definition that was renamed or removed."""
+    from dashboards import files
+    generated = set(files.outputs(ROOT))
+    on_disk = {*ROOT.glob("dashboards/*.json"), *ROOT.glob(f"{files.PERSES_JSON}/*.json"), ROOT / files.CONSOLE,
+               *ROOT.glob("deploy/components/perses/dashboards*.yaml")}
+    assert on_disk <= generated, sorted(str(p.relative_to(ROOT)) for p in on_disk - generated)
+    assert len([p for p in generated if p.parent.name == "perses" and p.suffix == ".json"]) == 5

@@ -5,7 +5,7 @@ import threading
 import time
 
 from exporter.kube.client import load_api_client
-from exporter.kube.resources import ALL, PVC, VOLUMECLONESOURCE
+from exporter.kube.resources import ALL, PVC, VMCLONE, VOLUMECLONESOURCE
 from exporter.kube.store import Store
 from exporter.kube.watch import Watcher, WatchSettings
 from tests.support.objects import pvc
@@ -184,3 +184,27 @@ async def test_slow_api_server_still_converges(kube, tmp_path):
     finally:
         kube.emu.list_delay = 0
         run.stop()
+
+
+async def test_an_older_kubevirt_is_read_at_the_version_it_serves(tmp_path):
+    """KubeVirt before 1.5 serves VirtualMachineClones as clone.kubevirt.io/v1alpha1 only: the watch lists
+    v1beta1, gets 404, lists v1alpha1 and watches it; the store knows no difference."""
+    from tests.support.kube import KubeAPI
+    from tests.support.kubevirt import vm_clone
+
+    old = KubeAPI(declare={"clone.kubevirt.io/v1beta1/virtualmachineclones": None,
+                           "clone.kubevirt.io/v1alpha1/virtualmachineclones": True})
+    run = None
+    try:
+        clone = vm_clone("vms", "c1", "src", "dst")
+        old.create({**clone, "apiVersion": "clone.kubevirt.io/v1alpha1"})
+        run = Running(old, tmp_path, resources=[VMCLONE])
+        await until(lambda: ("vms", "c1") in run.store.items(VMCLONE.name))
+        assert run.store.present[VMCLONE.name] and run.store.watch(VMCLONE.name).errors == 0
+        old.create({**vm_clone("vms", "c2", "src", "dst2"), "apiVersion": "clone.kubevirt.io/v1alpha1"})
+        await until(lambda: ("vms", "c2") in run.store.items(VMCLONE.name))     # the watch, at v1alpha1 too
+        assert run.store.watch(VMCLONE.name).restarts == 0
+    finally:
+        if run is not None:
+            run.stop()
+        old.close()

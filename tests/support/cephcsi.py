@@ -10,6 +10,11 @@
   csi-vol-<uuid>-temp`, `snap rm SRC@x`, `snap create TEMP@y`, `clone TEMP@y csi-vol-<uuid>`, `snap rm TEMP@y`;
 - deleting a VolumeSnapshot removes that snapshot (to the trash namespace while restores hang from
   it) and moves the csi-snap image to the trash.
+
+`snapshot` replays CreateSnapshot exactly as ceph-csi runs it (internal/rbd/controllerserver.go
+CreateSnapshot, doSnapshotClone): the temporary snapshot on the source is named like the new image and
+the csi-snap image gets only the features ceph-csi gives it, layering and deep-flatten (no object map,
+so measuring it reads every object); `create_snapshot` keeps the older replay for the tests built on it.
 """
 
 import uuid
@@ -47,7 +52,19 @@ class CephCsi:
         self.rbd("snap", "create", "--no-progress", f"{self.pool.spec(snap)}@{snap}")
         return uid
 
-    def restore(self, snapshot_uid: str, mib_written: int) -> str:
+    def snapshot(self, source_image: str) -> str:
+        """CreateSnapshot as ceph-csi runs it; answers the snapshot's uuid (its image is csi-snap-<uuid>)."""
+        uid = str(uuid.uuid4())
+        snap = f"csi-snap-{uid}"
+        src = self.pool.spec(source_image)
+        self.rbd("snap", "ls", "--all", src)                         # flattenTemporaryClonedImages' count
+        self.rbd("snap", "create", "--no-progress", f"{src}@{snap}")
+        self.rbd("clone", "--image-feature", "layering,deep-flatten", f"{src}@{snap}", self.pool.spec(snap))
+        self.rbd("snap", "rm", "--no-progress", f"{src}@{snap}")     # has a child: to the trash namespace
+        self.rbd("snap", "create", "--no-progress", f"{self.pool.spec(snap)}@{snap}")
+        return uid
+
+    def restore(self, snapshot_uid: str, mib_written: int = 0) -> str:
         snap = f"csi-snap-{snapshot_uid}"
         image = f"csi-vol-{uuid.uuid4()}"
         self.rbd("clone", f"{self.pool.spec(snap)}@{snap}", self.pool.spec(image))

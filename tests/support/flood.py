@@ -6,43 +6,69 @@ Processes, not threads: the clients' own HTTP and TLS work then takes no GIL fro
 Kubernetes emulator or the legitimate scraper. They run at nice 19: on a shared 2-CPU test
 machine they would otherwise take the CPU the exporter's bcrypt thread (itself at nice 19) needs;
 in a cluster the attacker's clients do not run on the exporter's CPU.
+
+Each client sends from a loopback address of its own (127.0.0.2 and up; the legitimate scraper
+is 127.0.0.1), as an attacker elsewhere in the network would. A flood started before its daemon
+listens keeps trying (as when the daemon it floods is restarted), and a flood whose test process
+died stops by itself.
 """
 
 import base64
 import contextlib
 import http.client
+import json
 import multiprocessing
 import os
 import ssl
+import time
 from dataclasses import dataclass, field
 
 STATUSES = (200, 401, 403, 429, 503, 0)       # 0: anything else (a dropped connection, a timeout)
 
 
-def credentials(kind: str, user: str, n: int) -> str:
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def forged_jwt(n: int, kid: str, sub: str) -> str:
+    """What an attacker who read the cluster's JWKS can make: a JWT naming a service account, with
+    the real key id and a random signature, with no algorithm, with HMAC keyed by nothing it
+    knows, or with a key id the cluster never published."""
+    claims = {"iss": "https://kubernetes.default.svc", "sub": sub, "aud": ["https://kubernetes.default.svc"],
+              "exp": int(time.time()) + 3600, "iat": int(time.time()), "jti": os.urandom(8).hex()}
+    header = [{"alg": "RS256", "kid": kid}, {"alg": "none"}, {"alg": "HS256", "kid": kid},
+              {"alg": "RS256", "kid": _b64(os.urandom(32))}][n % 4]
+    signature = b"" if header["alg"] == "none" else os.urandom(256 if header["alg"] == "RS256" else 32)
+    return ".".join((_b64(json.dumps(header).encode()), _b64(json.dumps(claims).encode()), _b64(signature)))
+
+
+def credentials(kind: str, user: str, n: int, kid: str = "") -> str:
     """A made-up Authorization header: random user names and passwords, every other one with the
-    real user name (an attacker may know it), or a random bearer token."""
+    real user name (an attacker may know it), or a bearer token: random, or (with the cluster's
+    key id `kid`) every other one a forged service-account JWT naming `user`."""
     secret = os.urandom(12).hex()
     if kind == "bearer":
-        return f"Bearer {secret}"
+        return f"Bearer {forged_jwt(n // 2, kid, user)}" if kid and n % 2 else f"Bearer {secret}"
     name = user if user and n % 2 else f"guess-{os.urandom(4).hex()}"
     return "Basic " + base64.b64encode(f"{name}:{secret}".encode()).decode()
 
 
-def _client(port: int, kind: str, user: str, ca: str, slot: int, counts, stop) -> None:
+def _client(port: int, kind: str, user: str, kid: str, ca: str, source: str, slot: int, counts, stop) -> None:
     with contextlib.suppress(OSError):
         os.nice(19)
     ctx = ssl.create_default_context(cafile=ca) if ca else None
     conn = None
     n = 0
     local = dict.fromkeys(STATUSES, 0)
-    while not stop.is_set():
+    parent = os.getppid()
+    while not stop.is_set() and os.getppid() == parent:       # a test killed midway leaves no flood behind
         n += 1
         try:
             if conn is None:
-                conn = (http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=10) if ctx
-                        else http.client.HTTPConnection("127.0.0.1", port, timeout=10))
-            conn.request("GET", "/metrics", headers={"Authorization": credentials(kind, user, n)})
+                conn = (http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=10,
+                                                    source_address=(source, 0)) if ctx
+                        else http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(source, 0)))
+            conn.request("GET", "/metrics", headers={"Authorization": credentials(kind, user, n, kid)})
             resp = conn.getresponse()
             resp.read()
             status = resp.status if resp.status in local else 0
@@ -54,6 +80,7 @@ def _client(port: int, kind: str, user: str, ca: str, slot: int, counts, stop) -
             if conn is not None:
                 conn.close()
             conn = None
+            time.sleep(0.05)          # nobody listens (a restart): do not spin on refused connections
         local[status] += 1
         if n % 64 == 0:
             _publish(counts, slot, local)
@@ -67,11 +94,13 @@ def _publish(counts, slot: int, local: dict) -> None:
 
 @dataclass
 class Flood:
-    """Four clients (by default) flooding 127.0.0.1:port until stop(); `kind` is basic or bearer."""
+    """Four clients (by default) flooding 127.0.0.1:port until stop(); `kind` is basic or bearer;
+    client n sends from 127.0.0.(2+n); `kid`: forge JWTs with this key id too (bearer)."""
     port: int
     kind: str
     user: str = ""
     ca: str = ""
+    kid: str = ""
     clients: int = 4
     _procs: list = field(default_factory=list)
 
@@ -79,8 +108,9 @@ class Flood:
         mp = multiprocessing.get_context("spawn")     # the test process has threads: no fork
         self._stop = mp.Event()
         self._counts = mp.Array("q", self.clients * len(STATUSES), lock=False)
-        self._procs = [mp.Process(target=_client, args=(self.port, self.kind, self.user, self.ca, slot,
-                                                        self._counts, self._stop), daemon=True)
+        self._procs = [mp.Process(target=_client, args=(self.port, self.kind, self.user, self.kid, self.ca,
+                                                        f"127.0.0.{2 + slot}", slot, self._counts, self._stop),
+                                  daemon=True)
                        for slot in range(self.clients)]
         for p in self._procs:
             p.start()

@@ -7,6 +7,9 @@ RESOURCE_OF_KIND = {
     "StorageClass": "storageclasses", "DataVolume": "datavolumes", "StorageProfile": "storageprofiles",
     "DataSource": "datasources", "VolumeCloneSource": "volumeclonesources",
     "VolumeSnapshot": "volumesnapshots", "VolumeSnapshotContent": "volumesnapshotcontents", "CDI": "cdis",
+    "VirtualMachine": "virtualmachines", "VirtualMachineClone": "virtualmachineclones",
+    "VirtualMachineSnapshot": "virtualmachinesnapshots", "VirtualMachineSnapshotContent": "virtualmachinesnapshotcontents",
+    "VirtualMachineRestore": "virtualmachinerestores",
 }
 
 

@@ -4,15 +4,21 @@ The exporter and the tests both talk to it with the official `kubernetes` client
 closes the kmock 0.8 gaps we hit (see docs/testing.md): creates answer 201 and store the
 namespace from the URL; a watch can be told to answer 410 Gone like a real API server does
 when a resourceVersion is too old; lists honour `limit` with continue tokens over a snapshot, and
-a continue token can be made to expire (410), as etcd's compaction does.
+a continue token can be made to expire (410), as etcd's compaction does. It also serves the
+service-account issuer's discovery document and keys (/.well-known/openid-configuration,
+/openid/v1/jwks) and mints bound service-account tokens signed with that key (issue()), which
+its TokenReview then accepts.
 """
 
 import asyncio
+import base64
 import collections
+import hashlib
 import itertools
 import json
 import threading
 import time
+import uuid
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -21,6 +27,9 @@ import attrs
 import kmock
 import yaml
 from aiohttp import web
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from kubernetes import client as k8s
 
 DECLARED = {
@@ -37,10 +46,71 @@ DECLARED = {
     "authentication.k8s.io/v1/tokenreviews": False,
     "authorization.k8s.io/v1/subjectaccessreviews": False,
     # volumeclonesources deliberately undeclared: the API answers 404, as for a missing CRD.
+    # KubeVirt (OpenShift Virtualization), at the versions KubeVirt 1.5 and later serve.
+    "kubevirt.io/v1/virtualmachines": True,
+    "clone.kubevirt.io/v1beta1/virtualmachineclones": True,
+    "snapshot.kubevirt.io/v1beta1/virtualmachinesnapshots": True,
+    "snapshot.kubevirt.io/v1beta1/virtualmachinesnapshotcontents": True,
+    "snapshot.kubevirt.io/v1beta1/virtualmachinerestores": True,
 }
 
 
 KEEP_REQUESTS = 256         # of kmock's record of requests served (see Emulator._handle)
+ISSUER = "https://kubernetes.default.svc"     # the API server's default --service-account-issuer
+JWKS_PATH = "/openid/v1/jwks"
+DISCOVERY_PATH = "/.well-known/openid-configuration"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def key_id(public_key) -> str:
+    """The API server's key id: the unpadded base64url SHA-256 of the public key's DER (SubjectPublicKeyInfo)."""
+    der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return _b64(hashlib.sha256(der).digest())
+
+
+def jwk(public_key) -> dict:
+    """A key as /openid/v1/jwks lists it: RSA with RS256, EC with ES256/384/512 by its curve."""
+    def b64int(n: int, size: int = 0) -> str:
+        return _b64(n.to_bytes(size or (n.bit_length() + 7) // 8, "big"))
+    numbers = public_key.public_numbers()
+    if isinstance(public_key, rsa.RSAPublicKey):
+        return {"use": "sig", "kty": "RSA", "kid": key_id(public_key), "alg": "RS256",
+                "n": b64int(numbers.n), "e": b64int(numbers.e)}
+    crv, alg, size = {"secp256r1": ("P-256", "ES256", 32), "secp384r1": ("P-384", "ES384", 48),
+                      "secp521r1": ("P-521", "ES512", 66)}[public_key.curve.name]
+    return {"use": "sig", "kty": "EC", "kid": key_id(public_key), "alg": alg, "crv": crv,
+            "x": b64int(numbers.x, size), "y": b64int(numbers.y, size)}
+
+
+def sign_jwt(private_key, claims: dict, header: dict | None = None) -> str:
+    """A compact JWS as the API server signs a service-account token (RS256, or ES256/384/512 for an EC key)."""
+    public = private_key.public_key()
+    spec = jwk(public)
+    header = header if header is not None else {"alg": spec["alg"], "kid": spec["kid"]}
+    signed = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
+    if isinstance(private_key, rsa.RSAPrivateKey):
+        signature = private_key.sign(signed.encode(), padding.PKCS1v15(), hashes.SHA256())
+    else:
+        size = {"ES256": 32, "ES384": 48, "ES512": 66}[spec["alg"]]
+        digest = {"ES256": hashes.SHA256, "ES384": hashes.SHA384, "ES512": hashes.SHA512}[spec["alg"]]
+        r, s = decode_dss_signature(private_key.sign(signed.encode(), ec.ECDSA(digest())))
+        signature = r.to_bytes(size, "big") + s.to_bytes(size, "big")
+    return f"{signed}.{_b64(signature)}"
+
+
+def token_claims(username: str, uid: str = "", lifetime: int = 3600, pod: str = "prometheus-k8s-0",
+                 now: int | None = None) -> dict:
+    """The claims TokenRequest writes into a bound service-account token for a pod."""
+    _, _, namespace, name = username.split(":", 3)
+    now = int(time.time()) if now is None else now
+    return {"aud": [ISSUER], "exp": now + lifetime, "iat": now, "iss": ISSUER, "jti": str(uuid.uuid4()),
+            "kubernetes.io": {"namespace": namespace, "pod": {"name": pod, "uid": str(uuid.uuid4())},
+                              "serviceaccount": {"name": name, "uid": uid}, "warnafter": now + lifetime // 2},
+            "nbf": now, "sub": username}
+
 
 PATHS = {   # kinds the tests delete through the raw API
     "VolumeSnapshot": "/apis/snapshot.storage.k8s.io/v1/namespaces/{namespace}/volumesnapshots",
@@ -48,6 +118,13 @@ PATHS = {   # kinds the tests delete through the raw API
     "DataSource": "/apis/cdi.kubevirt.io/v1beta1/namespaces/{namespace}/datasources",
     "DataVolume": "/apis/cdi.kubevirt.io/v1beta1/namespaces/{namespace}/datavolumes",
     "CDI": "/apis/cdi.kubevirt.io/v1beta1/cdis",
+    "PersistentVolumeClaim": "/api/v1/namespaces/{namespace}/persistentvolumeclaims",
+    "VirtualMachine": "/apis/kubevirt.io/v1/namespaces/{namespace}/virtualmachines",
+    "VirtualMachineClone": "/apis/clone.kubevirt.io/v1beta1/namespaces/{namespace}/virtualmachineclones",
+    "VirtualMachineSnapshot": "/apis/snapshot.kubevirt.io/v1beta1/namespaces/{namespace}/virtualmachinesnapshots",
+    "VirtualMachineSnapshotContent":
+        "/apis/snapshot.kubevirt.io/v1beta1/namespaces/{namespace}/virtualmachinesnapshotcontents",
+    "VirtualMachineRestore": "/apis/snapshot.kubevirt.io/v1beta1/namespaces/{namespace}/virtualmachinerestores",
 }
 
 
@@ -82,6 +159,27 @@ class Emulator(kmock.KubernetesEmulator):
         self.continues_expired = 0
         self._rests: dict[str, list] = {}          # continue token -> the rest of its list
         self._tokens = itertools.count(1)
+        # The service-account signing key, as the API server's: RSA 2048, RS256.
+        self.signing_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.kid = key_id(self.signing_key.public_key())
+        self.keys_served = 0                       # GETs of /openid/v1/jwks
+
+    def jwks(self) -> dict:
+        return {"keys": [jwk(self.signing_key.public_key())]}
+
+    def issue(self, username: str, uid: str = "", lifetime: int = 3600, pod: str = "prometheus-k8s-0") -> str:
+        """A bound service-account token as the kubelet gets one through TokenRequest for a pod,
+        signed with the signing key, and an entry in `tokens` with the user TokenReview answers for it."""
+        claims = token_claims(username, uid, lifetime, pod)
+        token = sign_jwt(self.signing_key, claims)
+        namespace = claims["kubernetes.io"]["namespace"]
+        self.tokens[token] = {
+            "username": username, "uid": uid,
+            "groups": ["system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated"],
+            "extra": {"authentication.kubernetes.io/credential-id": [f"JTI={claims['jti']}"],
+                      "authentication.kubernetes.io/pod-name": [pod],
+                      "authentication.kubernetes.io/pod-uid": [claims["kubernetes.io"]["pod"]["uid"]]}}
+        return token
 
     async def _serve_list(self, request):
         self.lists_asked.append((getattr(request.resource, "plural", ""), request.namespace or "", time.time()))
@@ -135,6 +233,16 @@ class Emulator(kmock.KubernetesEmulator):
         # one, just appended, is among them.
         if len(self._requests) > 2 * KEEP_REQUESTS:
             del self._requests[:-KEEP_REQUESTS]
+        # The service-account issuer's discovery, as the API server serves it (readable through
+        # the system:service-account-issuer-discovery ClusterRole).
+        if request.method == "GET" and request.url.path == JWKS_PATH:
+            self.keys_served += 1
+            return web.Response(text=json.dumps(self.jwks()), content_type="application/jwk-set+json")
+        if request.method == "GET" and request.url.path == DISCOVERY_PATH:
+            return web.json_response({"issuer": ISSUER, "jwks_uri": f"https://10.0.0.1:6443{JWKS_PATH}",
+                                      "response_types_supported": ["id_token"],
+                                      "subject_types_supported": ["public"],
+                                      "id_token_signing_alg_values_supported": ["RS256"]})
         data = request.data
         if getattr(request.resource, "plural", None) in self.reviews and isinstance(data, dict):
             # Answered here, as the API server does: never stored, and past kmock's reaction
@@ -185,17 +293,20 @@ class Emulator(kmock.KubernetesEmulator):
             yield item
 
 
-OPTIONAL = {key for key in DECLARED if key.startswith(("cdi.kubevirt.io/", "snapshot.storage.k8s.io/"))}
+OPTIONAL = {key for key in DECLARED if key.startswith(("cdi.kubevirt.io/", "snapshot.storage.k8s.io/", "kubevirt.io/",
+                                                       "clone.kubevirt.io/", "snapshot.kubevirt.io/"))}
 
 
 class KubeAPI:
     """Start with KubeAPI(); .host is the URL; stop_server()/start_server() simulate an outage.
 
     crds: None declares what DECLARED says (volumeclonesources absent); True installs every CDI and
-    snapshot CRD; False none of them (their lists answer 404, as without the CRDs)."""
+    snapshot CRD; False none of them (their lists answer 404, as without the CRDs). declare: more
+    "group/version/plural" keys (True: namespaced), None to leave one undeclared (an older KubeVirt)."""
 
-    def __init__(self, crds: bool | None = None) -> None:
+    def __init__(self, crds: bool | None = None, declare: dict[str, bool | None] | None = None) -> None:
         self._crds = crds
+        self._declare = declare or {}
         self._ready = threading.Event()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.emu: Emulator | None = None
@@ -222,6 +333,8 @@ class KubeAPI:
             declared["cdi.kubevirt.io/v1beta1/volumeclonesources"] = True
         elif self._crds is False:
             declared = {k: v for k, v in declared.items() if k not in OPTIONAL}
+        declared.update(self._declare)
+        declared = {k: v for k, v in declared.items() if v is not None}
         for key, namespaced in declared.items():
             self.emu.resources[key].namespaced = namespaced
         async with self.emu:
@@ -318,6 +431,16 @@ class KubeAPI:
             assert resp.status == 200, resp.data
         else:
             raise ValueError(kind)
+
+    def patch(self, kind: str, name: str, namespace: str | None, patch: dict) -> None:
+        """A JSON merge patch of any kind PATHS knows (None deletes a key, as finalizers: None)."""
+        base = PATHS[kind].format(namespace=namespace)
+        method, url, headers, body, post = self.api.param_serialize(
+            method="PATCH", resource_path=f"{base}/{name}", body=json.loads(json.dumps(patch)),
+            header_params={"Content-Type": "application/merge-patch+json", "Accept": "application/json"})
+        resp = self.api.call_api(method, url, header_params=headers, body=body, post_params=post)
+        resp.read()
+        assert resp.status == 200, resp.data
 
     def patch_pvc(self, namespace: str, name: str, patch: dict) -> None:
         self.core.patch_namespaced_persistent_volume_claim(name, namespace, patch, _preload_content=False)

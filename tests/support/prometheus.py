@@ -55,6 +55,21 @@ class Prometheus:
     def query(self, expr: str) -> dict:
         return self.api("query", query=expr)
 
+    def alerts(self, state: str = "firing") -> list[dict]:
+        """The alerts in `state` (firing or pending), each as the API gives it (labels, annotations, value)."""
+        return [a for a in self.api("alerts")["data"]["alerts"] if a["state"] == state]
+
+    def rule_health(self, timeout: float = 30) -> dict[str, tuple[str, str]]:
+        """rule -> (health, last error) once every rule has been evaluated: "err" for a rule whose
+        evaluation failed (a many-to-many join, say)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            health = {r["name"]: (r.get("health", "unknown"), r.get("lastError", ""))
+                      for g in self.api("rules")["data"]["groups"] for r in g["rules"]}
+            if all(h != "unknown" for h, _ in health.values()) or time.monotonic() > deadline:
+                return health
+            time.sleep(0.5)
+
     def stop(self) -> None:
         self.proc.terminate()
         try:
@@ -62,3 +77,15 @@ class Prometheus:
         except subprocess.TimeoutExpired:
             self.proc.kill()
         self.log.close()
+
+
+def rules_firing_after(source: Path, dest: Path, wait: str) -> Path:
+    """A copy of the alert rules file `source` in which every alert's `for:` is `wait`, nothing else
+    changed: a test sees the shipped expressions fire in seconds, not after their 1 to 30 minutes."""
+    doc = yaml.safe_load(source.read_text())
+    for group in doc["groups"]:
+        for rule in group["rules"]:
+            if "alert" in rule:
+                rule["for"] = wait
+    dest.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return dest

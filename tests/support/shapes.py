@@ -182,9 +182,43 @@ volumesnapshotcontent = shaped({"spec": shaped({"driver": fuzzed(*ALL_DRIVERS), 
 cdi = shaped({"spec": shaped({}, optional={"cloneStrategyOverride": fuzzed(*CLONE_TYPES)}),
               "status": shaped({"phase": fuzzed("Deployed", "Error")})})
 
-OBJECTS = {"persistentvolumeclaims": pvc, "persistentvolumes": pv(), "storageclasses": storageclass, "datavolumes": datavolume,
-           "storageprofiles": storageprofile, "datasources": datasource, "volumeclonesources": volumeclonesource,
-           "volumesnapshots": volumesnapshot, "volumesnapshotcontents": volumesnapshotcontent, "cdis": cdi}
+# -- what KubeVirt writes (tests/support/kubevirt.py, docs/field-facts.md) --------------------------
+kubevirt_snapshot = fuzzed("vmsnapshot-11111111-2222-3333-4444-555555555555-volume-vm", "vm", size=60)
+restore_marks = shaped({"restore.kubevirt.io/name": fuzzed("tmp-restore-1"),
+                        "restore.kubevirt.io/lastRestoreUID": fuzzed("tmp-restore-1-99999999-8888-7777-6666-555555555555",
+                                                                     size=60)},
+                       optional={"cdi.kubevirt.io/storage.contentType": fuzzed("kubevirt"),
+                                 "cdi.kubevirt.io/storage.prePopulated": fuzzed("true")})
+restore_labels = shaped({"restore.kubevirt.io/source-vm-name": name, "restore.kubevirt.io/source-vm-namespace": namespace})
+restored_pvc = shaped({"metadata": shaped({"annotations": restore_marks}, optional={"labels": restore_labels}),
+                       "spec": shaped({"storageClassName": fuzzed("rbd"), "volumeName": name,
+                                       "dataSource": shaped({"kind": fuzzed("VolumeSnapshot"), "name": kubevirt_snapshot})}),
+                       "status": shaped({"phase": fuzzed("Bound", "Pending")})})
+vm_volume = st.one_of(shaped({"name": fuzzed("root", "data"), "dataVolume": shaped({"name": name})}),
+                      shaped({"name": fuzzed("root", "data"), "persistentVolumeClaim": shaped({"claimName": name})}),
+                      shaped({"name": fuzzed("cd"), "containerDisk": shaped({"image": fuzzed("quay.io/x")})}))
+virtualmachine = shaped({"metadata": shaped({}, optional={"annotations": shaped({"restore.kubevirt.io/lastRestoreUID": fuzzed(
+                             "tmp-restore-1-99999999-8888-7777-6666-555555555555", size=60)})}),
+                         "spec": shaped({"template": shaped({"spec": shaped({"volumes": st.lists(vm_volume, max_size=3)})})},
+                                        optional={"dataVolumeTemplates": st.lists(shaped({"metadata": shaped({"name": name})}),
+                                                                                  max_size=2)})})
+vm_ref = shaped({"kind": fuzzed("VirtualMachine", "VirtualMachineSnapshot"), "name": name})
+vmclone = shaped({"metadata": shaped({}, optional={"creationTimestamp": timestamp}),
+                  "spec": shaped({"source": vm_ref, "target": vm_ref}),
+                  "status": shaped({}, optional={"phase": fuzzed("SnapshotInProgress", "Succeeded", "Failed"),
+                                                 "targetName": name, "conditions": st.lists(condition, max_size=2)})})
+vmsnapshot = shaped({"spec": shaped({"source": vm_ref})})
+vmsnapshotcontent = shaped({"spec": shaped({"volumeBackups": st.lists(shaped({
+    "volumeName": fuzzed("vm"), "volumeSnapshotName": kubevirt_snapshot,
+    "persistentVolumeClaim": shaped({"metadata": shaped({"name": name})})}), max_size=2)})})
+vmrestore = shaped({"spec": shaped({"virtualMachineSnapshotName": name, "target": vm_ref})})
+
+OBJECTS = {"persistentvolumeclaims": st.one_of(pvc, restored_pvc), "persistentvolumes": pv(), "storageclasses": storageclass,
+           "datavolumes": datavolume, "storageprofiles": storageprofile, "datasources": datasource,
+           "volumeclonesources": volumeclonesource, "volumesnapshots": volumesnapshot,
+           "volumesnapshotcontents": volumesnapshotcontent, "cdis": cdi, "virtualmachines": virtualmachine,
+           "virtualmachineclones": vmclone, "virtualmachinesnapshots": vmsnapshot,
+           "virtualmachinesnapshotcontents": vmsnapshotcontent, "virtualmachinerestores": vmrestore}
 CLUSTER_SCOPED = {"persistentvolumes", "storageclasses", "storageprofiles", "volumesnapshotcontents", "cdis"}
 
 

@@ -264,3 +264,71 @@ def test_a_populator_clone_without_datavolume_waits_on_its_clone_phase():
     bound = pvc("vms", "vm", RBD_SC, volume="pv-vm", annotations=done,
                 data_source_ref={"apiGroup": "cdi.kubevirt.io", "kind": "VolumeCloneSource", "name": "src"})
     assert one(bound).complete
+
+
+# -- PVCs KubeVirt's restore made (a VM clone): docs/field-facts.md, KubeVirt -----------------------------
+SNAP = "vmsnapshot-6aa03f83-3863-45f5-bc43-856f021bd77e-volume-rootdisk"
+RESTORED = "restore-a6f4af67-14ef-4ddd-a767-a66acc3c3ba8-rootdisk"
+MARKS = {"restore.kubevirt.io/name": "tmp-restore-1", "cdi.kubevirt.io/storage.contentType": "kubevirt",
+         "restore.kubevirt.io/lastRestoreUID": "tmp-restore-1-a6f4af67-14ef-4ddd-a767-a66acc3c3ba8",
+         "cdi.kubevirt.io/storage.populatedFor": RESTORED}
+SOURCE_VM = {"restore.kubevirt.io/source-vm-name": "src", "restore.kubevirt.io/source-vm-namespace": "vms"}
+
+
+def restored(phase="Bound", snapshot_exists=True, labels=True, *extra):
+    """The restored root disk (PVC from the VolumeSnapshot, pre-populated DataVolume naming the golden),
+    the source VM's disk it was snapshotted from, and what else the test adds."""
+    ref = {"apiGroup": "snapshot.storage.k8s.io", "kind": "VolumeSnapshot", "name": SNAP}
+    claim = pvc("vms", RESTORED, RBD_SC, volume="pv-r" if phase == "Bound" else None, annotations=MARKS,
+                data_source=ref, data_source_ref=ref, owner_dv=RESTORED)
+    claim["metadata"]["labels"] = SOURCE_VM if labels else {}
+    snap = {"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot",
+            "metadata": {"name": SNAP, "namespace": "vms"}, "spec": {"source": {"persistentVolumeClaimName": "src-rootdisk"}}}
+    dv = datavolume("vms", RESTORED, source={"pvc": {"namespace": "os-images", "name": "rhel9"}},
+                    annotations={"restore.kubevirt.io/name": "tmp-restore-1", "cdi.kubevirt.io/storage.prePopulated": "true",
+                                 "cdi.kubevirt.io/allowClaimAdoption": "true"})
+    items = [claim, dv, pv_rbd("pv-r", "rbd", "csi-vol-r"), pvc("vms", "src-rootdisk", RBD_SC, volume="pv-golden"),
+             cdi_cr("copy"), *extra]
+    objs = objects(*BASE, *items, *([snap] if snapshot_exists else []))
+    return classify(objs, objs["persistentvolumeclaims"][("vms", RESTORED)], mapper)
+
+
+def test_a_restored_disk_is_a_snapshot_restore_not_a_cdi_clone_of_the_golden_its_datavolume_names():
+    rec = restored()
+    assert (rec.source_kind, rec.source_namespace, rec.source_name) == ("VolumeSnapshot", "vms", SNAP)
+    assert (rec.family_kind, rec.family_name) == ("PersistentVolumeClaim", "src-rootdisk")
+    # The CDI CR overrides to copy and the DataVolume names a PVC: neither governs a CSI restore.
+    assert (rec.clone_type, rec.expected_clone_type, rec.expected_from) == ("snapshot", "snapshot", "source-kind")
+    assert not rec.fallback and rec.fallback_reason == ""
+    assert rec.complete and rec.duration_seconds is None
+
+
+def test_a_restored_disk_not_bound_yet_is_in_flight_whatever_its_datavolume_says():
+    rec = restored(phase="Pending")
+    assert rec.clone_type == "unknown" and not rec.complete and rec.phase == "Pending"
+
+
+def test_a_restored_disk_whose_snapshot_is_gone_names_what_the_snapshot_was_taken_of():
+    content = {"apiVersion": "snapshot.kubevirt.io/v1beta1", "kind": "VirtualMachineSnapshotContent",
+               "metadata": {"name": "vmsnapshot-content-6aa03f83-3863-45f5-bc43-856f021bd77e", "namespace": "vms"},
+               "spec": {"volumeBackups": [{"volumeName": "rootdisk", "volumeSnapshotName": SNAP,
+                                           "persistentVolumeClaim": {"metadata": {"name": "src-rootdisk"}}}]}}
+    vm = {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "metadata": {"name": "src", "namespace": "vms"},
+          "spec": {"template": {"spec": {"volumes": [{"name": "rootdisk", "dataVolume": {"name": "src-rootdisk"}}]}}}}
+    for extra, want in (((content,), ("PersistentVolumeClaim", "src-rootdisk")),      # the content's backup
+                        ((vm,), ("PersistentVolumeClaim", "src-rootdisk")),           # the source VM's volume
+                        ((), ("VirtualMachine", "src"))):                             # the source VM's name
+        rec = restored("Bound", False, True, *extra)
+        assert (rec.source_kind, rec.source_name) == want and (rec.family_kind, rec.family_name) == want
+        assert (rec.clone_type, rec.expected_from) == ("snapshot", "source-kind")
+    rec = restored("Bound", False, False)       # no marks: Kubernetes cannot tell more (the storage may)
+    assert (rec.family_kind, rec.family_name) == ("VolumeSnapshot", SNAP)
+
+
+def test_a_prepopulated_datavolume_made_nothing():
+    """CDI marks a DataVolume pre-populated when it adopts a PVC populated for it: the PVC is no clone of
+    what the DataVolume names unless the PVC itself says it was cloned."""
+    rec = one(datavolume("vms", "vm", source={"pvc": {"namespace": "os-images", "name": "rhel9"}},
+                         annotations={"cdi.kubevirt.io/storage.prePopulated": "vm"}),
+              pvc("vms", "vm", RBD_SC, volume="pv-golden", owner_dv="vm"))
+    assert not rec.is_clone

@@ -152,6 +152,50 @@ def test_classification_and_view_never_raise():
     assert (counts["csi-clone"] + counts["snapshot"] + counts["copy"]) / max(1, counts["clones"]) > 0.1, counts
 
 
+def kubevirt_entries():
+    """PVCs and their PVs with KubeVirt's objects around them, a few of each kind so that names meet."""
+    sizes = {"persistentvolumeclaims": (1, 4), "persistentvolumes": (1, 4), "virtualmachines": (1, 3),
+             "virtualmachineclones": (0, 2), "datavolumes": (0, 2), "volumesnapshots": (0, 1)}
+    kinds = [*sizes, "virtualmachinesnapshots", "virtualmachinesnapshotcontents", "virtualmachinerestores"]
+    return st.tuples(*[some(r, *sizes.get(r, (0, 1))) for r in kinds]).map(lambda groups: [e for g in groups for e in g])
+
+
+def test_vms_never_raise_and_never_sum_part_of_a_vm():
+    counts = Counter()
+
+    @given(kubevirt_entries())
+    def check(entries):
+        store = Store()
+        for resource, ns, name, body in entries:
+            store.apply(resource, [("ADDED", named(body, ns, name))])
+        view = build_view(store.objects, backends(), True, {})
+        disks: dict = {}
+        for v in view.vm_volumes:
+            disks.setdefault((v.namespace, v.vm), []).append(v)
+            assert v.found == (v.kind in ("dataVolume", "persistentVolumeClaim") and (v.namespace, v.claim) in view.pvcs)
+        for row in view.vms:
+            counts["vms"] += 1
+            volumes = [v for v in disks.get((row.namespace, row.name), []) if v.kind in ("dataVolume", "persistentVolumeClaim")]
+            claims = {v.claim for v in volumes}
+            counts["with a disk"] += any(v.found for v in volumes)
+            counts["cloned"] += row.source is not None
+            assert row.disks == len(claims)
+            if not claims or not all(v.found for v in volumes):
+                # Never a partial sum presented as the whole VM.
+                assert row.provisioned_bytes is None and row.consumed_bytes is None
+                continue
+            counts["whole"] += 1
+            sizes = [view.pvcs[(row.namespace, c)].record.provisioned_bytes for c in claims]
+            assert row.provisioned_bytes == (None if None in sizes else sum(sizes))
+        for row in view.vm_clones:
+            counts["clones"] += 1
+            assert row.progress is None or row.progress.phase
+
+    check()
+    assert share(counts, "with a disk", "vms") > 0.03 and counts["whole"] and counts["cloned"], counts
+    assert counts["clones"], counts
+
+
 def test_store_survives_any_watch_event():
     counts = Counter()
 

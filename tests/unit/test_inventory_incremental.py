@@ -2,7 +2,8 @@
 
 A hypothesis state machine adds, modifies and deletes every watched resource (PVCs, PVs, DataVolumes,
 StorageClasses, StorageProfiles, the CDI CR, DataSources, VolumeCloneSources, VolumeSnapshots and their
-contents) and hands the RBD backend new refresh results (volumes appearing, vanishing, re-parented,
+contents; KubeVirt's VMs, VirtualMachineClones, snapshots, snapshot contents and restores, and the marks
+its restore leaves on PVCs and DataVolumes) and hands the RBD backend new refresh results (volumes appearing, vanishing, re-parented,
 growing, a target going down, two targets naming the same volume). The names come from small pools so
 that references hit: clones of clones, snapshots of goldens, DataSources moving, ceph-csi's snapshot
 images found by name. After every step the exporter's way (store.take_changes() into one long-lived
@@ -40,7 +41,10 @@ PV_NAMES = st.sampled_from([f"pv-{i}" for i in range(6)])
 IMAGES = [f"img{i}" for i in range(6)]
 UUIDS = ["11111111-2222-3333-4444-555555555555", "66666666-7777-8888-9999-000000000000"]
 VOLUME_IDS = [f"p/{i}" for i in IMAGES] + [f"p/csi-snap-{u}" for u in UUIDS] + ["p/csi-vol-tmp"]
-SNAP_NAMES = st.sampled_from(["s1", "s2"])
+KUBEVIRT_SNAP = f"vmsnapshot-{'11111111-2222-3333-4444-555555555555'}-volume-root"    # as KubeVirt names one
+SNAP_NAMES = st.sampled_from(["s1", "s2", KUBEVIRT_SNAP])
+VM_NAMES = st.sampled_from(["vm1", "vm2"])
+RESTORE_UID = "99999999-8888-7777-6666-555555555555"
 CONTENTS = st.sampled_from(["content-1", "content-2"])
 SCS = st.sampled_from(["rbd", "other"])
 TIMES = st.sampled_from(["2026-11-30T10:00:00Z", "2026-11-30T10:00:07Z", "2026-11-30T10:09:00Z", None])
@@ -72,7 +76,12 @@ annotation_choice = st.one_of(
               st.sampled_from([None, "NoVolumeSnapshotClass", "IncompatibleVolumeModes"])),
     st.just({"k8s.io/CloneRequest": "img/g1"}),
     st.just({"cdi.kubevirt.io/clonePhase": "CSIClone",
-             "cdi.kubevirt.io/storage.condition.running.reason": "CSICloneInProgress"}))
+             "cdi.kubevirt.io/storage.condition.running.reason": "CSICloneInProgress"}),
+    st.just({"restore.kubevirt.io/name": "r1", "restore.kubevirt.io/lastRestoreUID": f"r1-{RESTORE_UID}",
+             "cdi.kubevirt.io/storage.contentType": "kubevirt"}))
+vm_volume = st.tuples(st.sampled_from(["root", "data", "cd"]),
+                      st.sampled_from(["dataVolume", "persistentVolumeClaim", "containerDisk", "cloudInitNoCloud"]),
+                      PVC_NAMES)
 volume_spec = st.tuples(
     st.sampled_from(VOLUME_IDS),
     st.integers(0, 64),                                   # MiB of its own
@@ -100,9 +109,18 @@ class IncrementalEqualsFull(RuleBasedStateMachine):
     # -- Kubernetes objects -----------------------------------------------------------------------
     @rule(ns=NS, name=PVC_NAMES, sc=SCS, pv=st.one_of(st.none(), PV_NAMES), ann=annotation_choice,
           ref=ref_choice, owner=st.booleans(), size=st.sampled_from(["64Mi", "1Gi"]))
-    def put_pvc(self, ns, name, sc, pv, ann, ref, owner, size):
-        self.put("persistentvolumeclaims", pvc(ns, name, sc, volume=pv, size=size, annotations=ann,
-                                               data_source_ref=ref, owner_dv=name if owner else None))
+    def put_pvc(self, ns, name, sc, pv, ann, ref, owner, size, marked=False):
+        obj = pvc(ns, name, sc, volume=pv, size=size, annotations=ann, data_source_ref=ref,
+                  owner_dv=name if owner else None)
+        if marked:      # the source VM a KubeVirt restore names on the PVCs it makes
+            obj["metadata"]["labels"] = {"restore.kubevirt.io/source-vm-name": "vm1",
+                                         "restore.kubevirt.io/source-vm-namespace": ns}
+        self.put("persistentvolumeclaims", obj)
+
+    @rule(ns=NS, name=PVC_NAMES, sc=SCS, pv=st.one_of(st.none(), PV_NAMES), ann=annotation_choice,
+          ref=ref_choice, owner=st.booleans())
+    def put_marked_pvc(self, ns, name, sc, pv, ann, ref, owner):
+        self.put_pvc(ns, name, sc, pv, ann, ref, owner, "64Mi", marked=True)
 
     @rule(name=PV_NAMES, image=st.sampled_from(IMAGES), sc=SCS, size=st.sampled_from(["64Mi", "2Gi"]))
     def put_pv(self, name, image, sc, size):
@@ -110,10 +128,57 @@ class IncrementalEqualsFull(RuleBasedStateMachine):
 
     @rule(ns=NS, name=PVC_NAMES, source=source_choice, ds=st.sampled_from([None, "ds", "ds2"]), ann=annotation_choice,
           phase=st.sampled_from(["Succeeded", "CSICloneInProgress", "Failed"]), created=TIMES, ready=TIMES)
-    def put_dv(self, ns, name, source, ds, ann, phase, created, ready):
+    def put_dv(self, ns, name, source, ds, ann, phase, created, ready, prepopulated=False):
         source_ref = {"kind": "DataSource", "name": ds} if ds and source is None else None
+        if prepopulated:
+            ann = {**ann, "cdi.kubevirt.io/storage.prePopulated": "true", "restore.kubevirt.io/name": "r1"}
         self.put("datavolumes", datavolume(ns, name, source=source, source_ref=source_ref, annotations=ann,
                                            phase=phase, created=created, ready_at=ready))
+
+    @rule(ns=NS, name=PVC_NAMES, source=source_choice)
+    def put_restored_dv(self, ns, name, source):
+        self.put_dv(ns, name, source, None, {}, "Succeeded", None, None, prepopulated=True)
+
+    # -- KubeVirt -----------------------------------------------------------------------------------
+    @rule(ns=NS, name=VM_NAMES, volumes=st.lists(vm_volume, max_size=3), templates=st.lists(PVC_NAMES, max_size=2),
+          restored=st.booleans())
+    def put_vm(self, ns, name, volumes, templates, restored):
+        ann = {"restore.kubevirt.io/lastRestoreUID": f"r1-{RESTORE_UID}"} if restored else {}
+        self.put("virtualmachines", {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
+                                     "metadata": {"name": name, "namespace": ns, "annotations": ann},
+                                     "spec": {"dataVolumeTemplates": [{"metadata": {"name": t}} for t in templates],
+                                              "template": {"spec": {"volumes": [
+                                                  {"name": v, kind: {"name": c, "claimName": c}}
+                                                  for v, kind, c in volumes]}}}})
+
+    @rule(ns=NS, name=st.sampled_from(["vc1", "vc2"]), source=VM_NAMES, target_vm=VM_NAMES,
+          phase=st.sampled_from([None, "SnapshotInProgress", "Succeeded", "Failed"]), created=TIMES)
+    def put_vmclone(self, ns, name, source, target_vm, phase, created):
+        status = {"phase": phase, "targetName": target_vm} if phase else {}
+        status["conditions"] = [{"type": "Ready", "status": "True" if phase == "Succeeded" else "False",
+                                 "reason": "Ready" if phase == "Succeeded" else "Still processing"}]
+        self.put("virtualmachineclones", {"apiVersion": "clone.kubevirt.io/v1beta1", "kind": "VirtualMachineClone",
+                                          "metadata": {"name": name, "namespace": ns, "creationTimestamp": created},
+                                          "spec": {"source": {"kind": "VirtualMachine", "name": source},
+                                                   "target": {"kind": "VirtualMachine", "name": target_vm}},
+                                          "status": status})
+
+    @rule(ns=NS, source=VM_NAMES)
+    def put_vm_snapshot_and_restore(self, ns, source):
+        self.put("virtualmachinesnapshots", {"apiVersion": "snapshot.kubevirt.io/v1beta1", "kind": "VirtualMachineSnapshot",
+                                             "metadata": {"name": "vms1", "namespace": ns},
+                                             "spec": {"source": {"kind": "VirtualMachine", "name": source}}})
+        self.put("virtualmachinerestores", {"apiVersion": "snapshot.kubevirt.io/v1beta1", "kind": "VirtualMachineRestore",
+                                            "metadata": {"name": "r1", "namespace": ns},
+                                            "spec": {"virtualMachineSnapshotName": "vms1"}})
+
+    @rule(ns=NS, claim=PVC_NAMES)
+    def put_vm_snapshot_content(self, ns, claim):
+        self.put("virtualmachinesnapshotcontents", {
+            "apiVersion": "snapshot.kubevirt.io/v1beta1", "kind": "VirtualMachineSnapshotContent",
+            "metadata": {"name": f"vmsnapshot-content-{UUIDS[0]}", "namespace": ns},
+            "spec": {"volumeBackups": [{"volumeName": "root", "volumeSnapshotName": KUBEVIRT_SNAP,
+                                        "persistentVolumeClaim": {"metadata": {"name": claim}}}]}})
 
     @rule(ns=NS, name=st.sampled_from(["ds", "ds2"]), golden=PVC_NAMES, snapshot=st.one_of(st.none(), SNAP_NAMES))
     def put_datasource(self, ns, name, golden, snapshot):
@@ -164,7 +229,8 @@ class IncrementalEqualsFull(RuleBasedStateMachine):
         ns, name = key
         self.store.apply(resource, [("DELETED", {"metadata": {"name": name, **({"namespace": ns} if ns else {})}})])
 
-    @rule(resource=st.sampled_from(["persistentvolumeclaims", "datavolumes", "persistentvolumes"]))
+    @rule(resource=st.sampled_from(["persistentvolumeclaims", "datavolumes", "persistentvolumes", "virtualmachines",
+                                    "virtualmachineclones"]))
     def relist_empty(self, resource):
         self.store.replace(resource, None, [])
 
@@ -349,3 +415,32 @@ def test_dep_index_one_reader_many_readers_and_back():
     assert idx.readers([("all", "cdis"), ("obj", "pvcs", 2), ("nothing",)]) == {"a"} and len(idx) == 1
     idx.drop("a")
     assert len(idx) == 0 and idx._by == {}
+
+
+def test_a_vms_golden_follows_its_disks_source_becoming_a_clone_with_nothing_of_the_vm_touched():
+    """vm1's disk c1 is a clone of g1; once g1 turns out to be a clone of g2, the VM's golden is g2:
+    only g1's row changed, neither the VM nor c1's row."""
+    m = _machine()
+    m.put_pv("pv-1", "img1", "rbd", "64Mi")
+    m.put_pv("pv-2", "img2", "rbd", "64Mi")
+    m.put_pvc("img", "g1", "rbd", "pv-1", {}, None, False, "64Mi")
+    _clone(m, "c1", "g1", "pv-2")
+    m.put_vm("vms", "vm1", [("root", "persistentVolumeClaim", "c1")], [], False)
+    m.incremental_equals_full()
+    assert m.inv.vms[("vms", "vm1")].golden == ("PersistentVolumeClaim", "img", "g1", "rbd")
+    m.put_pvc("img", "g1", "rbd", "pv-1", {}, {"kind": "PersistentVolumeClaim", "name": "g2"}, False, "64Mi")
+    m.incremental_equals_full()
+    assert m.inv.vms[("vms", "vm1")].golden == ("PersistentVolumeClaim", "img", "g2", "rbd")
+
+
+def test_a_vm_clone_finishing_names_its_target_vm_with_nothing_of_the_vm_touched():
+    m = _machine()
+    m.put_vm("vms", "vm2", [], [], False)
+    m.incremental_equals_full()
+    assert m.inv.vms[("vms", "vm2")].source is None
+    m.put_vmclone("vms", "vc1", "vm1", "vm2", None, None)
+    m.incremental_equals_full()
+    assert m.inv.vms[("vms", "vm2")].source == ("VirtualMachine", "vms", "vm1")
+    m.put_vmclone("vms", "vc1", "vm1", "vm1", "Succeeded", None)     # its status names another target
+    m.incremental_equals_full()
+    assert m.inv.vms[("vms", "vm2")].source is None
