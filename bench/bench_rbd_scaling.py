@@ -14,7 +14,8 @@ librbd's defaults (object map everywhere), as this benchmark did before.
 Each measurement is a child process, so its peak RSS is the backend's own (librbd included): the
 first refresh after a start (the median of --rounds children), then the median of --repeat refreshes
 with nothing changed. `--baseline DIR` measures an older tree's backend (DIR holds its exporter/) on
-the same pool in the same run, its children taking turns with this tree's. `--readyz-at N`: at that
+the same pool in the same run, its children taking turns with this tree's (`--baseline-at` sizes
+only, if given). `--readyz-at N`: at that
 size also the exporter as a process in native mode, the seconds from its start to /readyz and to every
 image's byte series in /metrics.
 
@@ -168,6 +169,8 @@ def readyz(pool: str, images: int) -> tuple[float, float, float]:
             exp.wait_ready(timeout=900)
             ready = time.perf_counter() - t
             while exp.metrics_text().count("\nclonewatch_volume_consumed_bytes{") < images:
+                if exp.proc.poll() is not None or time.perf_counter() - t > 900:
+                    raise AssertionError(f"not every byte series after {time.perf_counter() - t:.0f}s:\n{exp.logs()[-2000:]}")
                 time.sleep(0.2)
             every = time.perf_counter() - t
             status = Path(f"/proc/{exp.proc.pid}/status").read_text()
@@ -200,6 +203,8 @@ def report(rows: list[tuple[int, dict, tuple[float, float, float] | None]], tree
           f"{'bare du+ls':>11} {'first ratio':>11} {'later ratio':>11}  read how (first refresh)")
     for _size, m, ready in rows:
         for name, _ in trees:
+            if name not in m:
+                continue            # a baseline measured at other sizes only (--baseline-at)
             t = m[name]
             print(f"{name:>8} {t['images']:>7} {m['live']:>6} {t['cold']:>13.2f}s {1000 * t['cold'] / t['images']:>8.2f}ms "
                   f"{t['warm']:>7.2f}s {t['rss']:>7.0f}MB {m['bare']:>10.2f}s {m['bare'] / t['cold']:>10.1f}x "
@@ -219,6 +224,8 @@ def main() -> None:
                                                        "at 5,000 images one takes minutes")
     ap.add_argument("--layout", choices=("driver", "replay"), default="driver")
     ap.add_argument("--baseline", type=Path, help="an older tree (holding exporter/) measured beside this one")
+    ap.add_argument("--baseline-at", default="", help="sizes at which to measure the baseline (default: every size; "
+                                                       "its refreshes of 10,000 images take many minutes)")
     ap.add_argument("--readyz-at", default="", help="sizes at which to time the exporter process to /readyz")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--tree", type=Path, default=ROOT, help=argparse.SUPPRESS)
@@ -229,6 +236,7 @@ def main() -> None:
         return
     trees = [("this", ROOT)] + ([("baseline", a.baseline.resolve())] if a.baseline else [])
     ready_at = {int(s) for s in a.readyz_at.split(",") if s}
+    baseline_at = {int(s) for s in a.baseline_at.split(",") if s}
     pool = f"bench-{uuid.uuid4().hex[:6]}"
     sh("ceph", "osd", "set-require-min-compat-client", "mimic")
     sh("ceph", "osd", "pool", "create", pool, "32", "32")
@@ -242,7 +250,8 @@ def main() -> None:
             t = time.perf_counter()
             layout.grow(size)
             print(f"grew {pool} to ~{size} images in {time.perf_counter() - t:.0f}s", file=sys.stderr)
-            m = measure(pool, a, trees, bare_repeat)
+            here = [t for t in trees if t[0] == "this" or not baseline_at or size in baseline_at]
+            m = measure(pool, a, here, bare_repeat)
             rows.append((size, m, readyz(pool, m["this"]["images"]) if size in ready_at else None))
             report(rows[-1:], trees)
     finally:
