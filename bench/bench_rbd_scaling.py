@@ -25,7 +25,6 @@ image's byte series in /metrics.
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -137,10 +136,18 @@ def child(pool: str, repeat: int) -> None:
     assert state.up, state.error
     loop.run_until_complete(backend.close())
     out = {"seconds": cold, "warm": warm, "images": len(state.volumes), "first_methods": methods,
-           "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+           "rss_mib": peak_rss_mib(os.getpid())}
     with open(CHILD_LOG, "a") as f:
         f.write(json.dumps({"pool": pool, "tree": str(sys.path[0]), **out}) + "\n")
     print(json.dumps(out))
+
+
+def peak_rss_mib(pid: int) -> float:
+    """The process's own peak RSS (VmHWM). Not getrusage's ru_maxrss: Linux carries that over an
+    exec from the process's image before it, so a child started from this (large) parent would
+    report the parent's peak."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(status.split("VmHWM:")[1].split()[0]) / 1024
 
 
 def run_child(pool: str, repeat: int, tree: Path) -> dict:
@@ -172,9 +179,7 @@ def readyz(pool: str, images: int) -> tuple[float, float, float]:
                 if exp.proc.poll() is not None or time.perf_counter() - t > 900:
                     raise AssertionError(f"not every byte series after {time.perf_counter() - t:.0f}s:\n{exp.logs()[-2000:]}")
                 time.sleep(0.2)
-            every = time.perf_counter() - t
-            status = Path(f"/proc/{exp.proc.pid}/status").read_text()
-            return ready, every, int(status.split("VmHWM:")[1].split()[0]) / 1024
+            return ready, time.perf_counter() - t, peak_rss_mib(exp.proc.pid)
         finally:
             exp.stop()
 
