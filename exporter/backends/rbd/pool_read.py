@@ -55,6 +55,8 @@ def read_pool(cluster: Any, ioctx: Any, scope: tuple[str, str], workers: Submit,
     def listed(wanted: dict[str, int]) -> dict[str, list[int]] | None:
         try:
             return data_objects((o.key for o in ioctx.list_objects()), wanted)
+        except (rados.TimedOut, rados.ConnectionShutdown):
+            raise               # the stats would wait as long again on the same OSDs: the read fails
         except rados.Error as exc:
             log.debug("rbd_objects_not_listed", pool="/".join(filter(None, scope)), error=str(exc))
             return None
