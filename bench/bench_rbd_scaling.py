@@ -14,7 +14,8 @@ librbd's defaults (object map everywhere), as this benchmark did before.
 Each measurement is a child process, so its peak RSS is the backend's own (librbd included): the
 first refresh after a start (the median of --rounds children), then the median of --repeat refreshes
 with nothing changed. `--baseline DIR` measures an older tree's backend (DIR holds its exporter/) on
-the same pool in the same run, its children taking turns with this tree's. `--readyz-at N`: at that
+the same pool in the same run, its children taking turns with this tree's (`--baseline-at` sizes
+only, if given). `--readyz-at N`: at that
 size also the exporter as a process in native mode, the seconds from its start to /readyz and to every
 image's byte series in /metrics.
 
@@ -24,7 +25,6 @@ image's byte series in /metrics.
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -136,10 +136,18 @@ def child(pool: str, repeat: int) -> None:
     assert state.up, state.error
     loop.run_until_complete(backend.close())
     out = {"seconds": cold, "warm": warm, "images": len(state.volumes), "first_methods": methods,
-           "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+           "rss_mib": peak_rss_mib(os.getpid())}
     with open(CHILD_LOG, "a") as f:
         f.write(json.dumps({"pool": pool, "tree": str(sys.path[0]), **out}) + "\n")
     print(json.dumps(out))
+
+
+def peak_rss_mib(pid: int) -> float:
+    """The process's own peak RSS (VmHWM). Not getrusage's ru_maxrss: Linux carries that over an
+    exec from the process's image before it, so a child started from this (large) parent would
+    report the parent's peak."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(status.split("VmHWM:")[1].split()[0]) / 1024
 
 
 def run_child(pool: str, repeat: int, tree: Path) -> dict:
@@ -155,8 +163,9 @@ def bare(pool: str) -> None:
                                              ["rbd", "ls", "-l", "-p", pool, "--format", "json"]]))
 
 
-def readyz(pool: str, images: int) -> tuple[float, float]:
-    """The exporter as a process in native mode: (seconds to /readyz, to every image's bytes in /metrics)."""
+def readyz(pool: str, images: int) -> tuple[float, float, float]:
+    """The exporter as a process in native mode: (seconds to /readyz, to every image's bytes in /metrics,
+    its peak RSS in MB by then)."""
     from tests.support.process import ExporterProcess
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
@@ -167,8 +176,10 @@ def readyz(pool: str, images: int) -> tuple[float, float]:
             exp.wait_ready(timeout=900)
             ready = time.perf_counter() - t
             while exp.metrics_text().count("\nclonewatch_volume_consumed_bytes{") < images:
+                if exp.proc.poll() is not None or time.perf_counter() - t > 900:
+                    raise AssertionError(f"not every byte series after {time.perf_counter() - t:.0f}s:\n{exp.logs()[-2000:]}")
                 time.sleep(0.2)
-            return ready, time.perf_counter() - t
+            return ready, time.perf_counter() - t, peak_rss_mib(exp.proc.pid)
         finally:
             exp.stop()
 
@@ -190,20 +201,22 @@ def measure(pool: str, a: argparse.Namespace, trees: list[tuple[str, Path]], bar
     return out
 
 
-def report(rows: list[tuple[int, dict, tuple[float, float] | None]], trees: list[tuple[str, Path]]) -> None:
+def report(rows: list[tuple[int, dict, tuple[float, float, float] | None]], trees: list[tuple[str, Path]]) -> None:
     print(f"load: {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} {os.getloadavg()[2]:.1f} (1/5/15 min), "
           f"{os.cpu_count()} CPUs")
     print(f"{'tree':>8} {'images':>7} {'live':>6} {'first refresh':>14} {'per image':>10} {'later':>8} {'peak RSS':>9} "
           f"{'bare du+ls':>11} {'first ratio':>11} {'later ratio':>11}  read how (first refresh)")
     for _size, m, ready in rows:
         for name, _ in trees:
+            if name not in m:
+                continue            # a baseline measured at other sizes only (--baseline-at)
             t = m[name]
             print(f"{name:>8} {t['images']:>7} {m['live']:>6} {t['cold']:>13.2f}s {1000 * t['cold'] / t['images']:>8.2f}ms "
                   f"{t['warm']:>7.2f}s {t['rss']:>7.0f}MB {m['bare']:>10.2f}s {m['bare'] / t['cold']:>10.1f}x "
                   f"{m['bare'] / t['warm']:>10.1f}x  {t['methods']}")
         if ready:
             print(f"{'':>8} native exporter at {m['this']['images']} images: /readyz {ready[0]:.1f}s, "
-                  f"every byte series {ready[1]:.1f}s")
+                  f"every byte series {ready[1]:.1f}s, peak RSS {ready[2]:.0f}MB")
 
 
 def main() -> None:
@@ -216,6 +229,8 @@ def main() -> None:
                                                        "at 5,000 images one takes minutes")
     ap.add_argument("--layout", choices=("driver", "replay"), default="driver")
     ap.add_argument("--baseline", type=Path, help="an older tree (holding exporter/) measured beside this one")
+    ap.add_argument("--baseline-at", default="", help="sizes at which to measure the baseline (default: every size; "
+                                                       "its refreshes of 10,000 images take many minutes)")
     ap.add_argument("--readyz-at", default="", help="sizes at which to time the exporter process to /readyz")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--tree", type=Path, default=ROOT, help=argparse.SUPPRESS)
@@ -226,6 +241,7 @@ def main() -> None:
         return
     trees = [("this", ROOT)] + ([("baseline", a.baseline.resolve())] if a.baseline else [])
     ready_at = {int(s) for s in a.readyz_at.split(",") if s}
+    baseline_at = {int(s) for s in a.baseline_at.split(",") if s}
     pool = f"bench-{uuid.uuid4().hex[:6]}"
     sh("ceph", "osd", "set-require-min-compat-client", "mimic")
     sh("ceph", "osd", "pool", "create", pool, "32", "32")
@@ -239,7 +255,8 @@ def main() -> None:
             t = time.perf_counter()
             layout.grow(size)
             print(f"grew {pool} to ~{size} images in {time.perf_counter() - t:.0f}s", file=sys.stderr)
-            m = measure(pool, a, trees, bare_repeat)
+            here = [t for t in trees if t[0] == "this" or not baseline_at or size in baseline_at]
+            m = measure(pool, a, here, bare_repeat)
             rows.append((size, m, readyz(pool, m["this"]["images"]) if size in ready_at else None))
             report(rows[-1:], trees)
     finally:

@@ -1,9 +1,9 @@
-"""Every image's own bytes read from its object maps (the fast path) are what `rbd du --format json`
-prints for the same pool, and every image's facts (size, parent by name, fast-diff) are what librbd
-gives: ceph-csi's sequences, snapshots over generations, flattened clones, images with and without
-fast-diff, invalidated object maps (librbd must take those), resizes, clone formats 1 and 2, striping,
-a data pool, a RADOS namespace, group and mirror snapshots. Each test builds its own pool, so the
-counts of how each image was read are exact too."""
+"""Every image's own bytes read from its object maps (the fast path), or object by object for an
+image without fast-diff, are what `rbd du --format json` prints for the same pool, and every image's
+facts (size, parent by name, fast-diff) are what librbd gives: ceph-csi's sequences, snapshots over
+generations, flattened clones, images with and without fast-diff, invalidated object maps (librbd must
+take those), resizes, clone formats 1 and 2, striping, a data pool, a RADOS namespace, group and mirror
+snapshots. Each test builds its own pool, so the counts of how each image was read are exact too."""
 
 import json
 import os
@@ -109,7 +109,8 @@ def test_cephcsi_sequences_as_the_tests_replay_them(pool):
 
 
 def test_cephcsi_sequences_with_the_drivers_own_features(pool):
-    """Real ceph-csi makes csi-snap and temp images without an object map: librbd reads those."""
+    """Real ceph-csi makes csi-snap and temp images without an object map: the temps (trash-namespace
+    snapshots only) are read object by object, the csi-snap (a user snapshot) through librbd."""
     csi = CephCsiDriver(pool)
     golden = csi.create_volume(32)
     clones = [csi.clone_volume(golden, mib) for mib in (4, 8)]
@@ -118,7 +119,7 @@ def test_cephcsi_sequences_with_the_drivers_own_features(pool):
     csi.delete_volume(golden)
     own, methods = exact(pool)
     assert own[golden] == 32 * MiB and own[clones[0]] == 4 * MiB
-    assert methods == {"objectmap": 4, "librbd": 3}     # golden, 2 clones, restore; 2 temps, 1 csi-snap
+    assert methods == {"objectmap": 4, "objects": 2, "librbd": 1}     # golden, 2 clones, restore; 2 temps; csi-snap
 
 
 def test_user_snapshots_over_generations_with_overwrites_discards_and_other_namespaces(pool, writer):
@@ -186,7 +187,61 @@ def test_with_and_without_fast_diff_and_an_invalidated_object_map(pool, writer):
     writer.write("oldsnap", (12 * MiB, 10))
     assert "fast diff invalid" in pool.rbd("info", pool.spec("invalid"))
     own, methods = exact(pool)
-    assert own["plain"] == own["fast"] == 8 * MiB and methods == {"objectmap": 1, "librbd": 3}
+    assert own["plain"] == own["fast"] == 8 * MiB and methods == {"objectmap": 1, "objects": 1, "librbd": 2}
+
+
+@pytest.mark.parametrize("names_per_stat", [0, 10**9], ids=["each-object-looked-up", "namespace-listed"])
+def test_images_without_fast_diff_object_by_object(pool, writer, names_per_stat, monkeypatch):
+    """What `rbd du` counts without fast-diff: every object the head holds, whole, the last one to the
+    end of the image; not one the head dropped (a whole-object discard, a shrink), nor a clone's object
+    truncated to nothing (a discard that hides the parent's data) unless a snapshot's clone of it holds
+    data (then librbd reads the image); a trash-namespace snapshot is no row. Looked up object by
+    object, and from a listing of the pool's objects."""
+    from exporter.backends.rbd import fast_path, pool_read
+    monkeypatch.setattr(fast_path, "NAMES_PER_STAT", names_per_stat)
+    listings = []
+    monkeypatch.setattr(pool_read, "data_objects", lambda names, wanted: listings.append(wanted) or
+                        fast_path.data_objects(names, wanted))
+    pool.rbd("create", "--size", f"{30 * MiB + 5000}B", "--image-feature", "layering", pool.spec("plain"))
+    writer.write("plain", (0, 4 * MiB), (4 * MiB, 4096), (8 * MiB, 4 * MiB), (12 * MiB, 4 * MiB), (30 * MiB, 5000))
+    writer.discard("plain", 8 * MiB, 4 * MiB)           # the object goes
+    writer.discard("plain", 12 * MiB, 2 * MiB)          # half of it zeroed, the object stays
+    pool.golden("gold", 16)
+    pool.rbd("clone", "--rbd-default-clone-format", "2", "--image-feature", "layering,deep-flatten",
+             pool.spec("gold@base"), pool.spec("child"))
+    writer.discard("child", 0, 4 * MiB)                 # a zero-length object over the parent's
+    writer.write("child", (4 * MiB, 512))               # copyups
+    writer.discard("child", 8 * MiB, MiB)
+    pool.rbd("snap", "create", pool.spec("child@pin"))
+    pool.rbd("clone", "--rbd-default-clone-format", "2", pool.spec("child@pin"), pool.spec("grandchild"))
+    pool.rbd("snap", "rm", pool.spec("child@pin"))      # into the trash namespace, as ceph-csi's temp images
+    writer.write("child", (4 * MiB, 10), (12 * MiB, 10))
+    writer.discard("child", 8 * MiB, 4 * MiB)           # zero-length at the head, data in the trash snapshot
+    pool.rbd("clone", "--rbd-default-clone-format", "2", "--image-feature", "layering,deep-flatten",
+             pool.spec("gold@base"), pool.spec("hider"))
+    writer.discard("hider", 0, 4 * MiB)                 # zero-length, no snapshot: not counted
+    writer.write("hider", (4 * MiB, 512))
+    pool.rbd("create", "--size", "32M", "--image-feature", "layering,exclusive-lock,object-map", pool.spec("nofd"))
+    writer.write("nofd", (0, 4096), (20 * MiB, 4096))   # an object map but no fast-diff: rbd du looks too
+    pool.rbd("create", "--size", "32M", "--image-feature", "layering", pool.spec("shrunk"))
+    writer.write("shrunk", (0, 32 * MiB))
+    pool.rbd("resize", "--allow-shrink", "--no-progress", "--size", "10M", pool.spec("shrunk"))
+    pool.rbd("resize", "--no-progress", "--size", "20M", pool.spec("shrunk"))
+    pool.rbd("create", "--size", "16M", "--image-feature", "layering", pool.spec("snapped"))
+    writer.write("snapped", (0, 4096))
+    pool.rbd("snap", "create", pool.spec("snapped@u1"))         # a user snapshot: rows between: librbd
+    writer.write("snapped", (8 * MiB, 4096))
+    pool.rbd("create", "--size", "16M", "--image-feature", "layering", pool.spec("binned"))
+    writer.write("binned", (4 * MiB, 4096))
+    pool.rbd("trash", "mv", pool.spec("binned"))
+    own, methods = exact(pool)
+    assert own["plain"] == 3 * 4 * MiB + 30 * MiB + 5000 - 28 * MiB and own["hider"] == 4 * MiB
+    assert own["nofd"] == own["binned"] + 4 * MiB == 8 * MiB and own["shrunk"] == 12 * MiB
+    # plain, hider, nofd, shrunk and the trashed one by objects; gold and grandchild (librbd's default
+    # features) from their maps; the user-snapshotted image and child (zero-length over a snapshot)
+    # through librbd
+    assert own["child"] == 3 * 4 * MiB and methods == {"objects": 5, "objectmap": 2, "librbd": 2}
+    assert len(listings) == (1 if names_per_stat else 0)
 
 
 def test_a_resized_image_striping_and_small_objects(pool, writer):
@@ -228,9 +283,12 @@ def test_a_data_pool_and_a_rados_namespace(pool):
 
 def test_the_exporter_counts_how_each_image_was_read(pool, tmp_path):
     from tests.support.process import ExporterProcess, one, pick
+    pool.rbd("create", "--size", "16M", "--image-feature", "layering", pool.spec("objects"))
     pool.rbd("create", "--size", "16M", "--image-feature", "layering", pool.spec("slow"))
+    pool.rbd("snap", "create", pool.spec("slow@u1"))     # without fast-diff, a user snapshot needs librbd
     pool.rbd("create", "--size", "16M", pool.spec("fast"))
     pool.write("fast", 4)
+    pool.write("objects", 8)
     proc = ExporterProcess(["--no-kubernetes.enabled", f"--rbd.pools={pool.name}", f"--ceph.conf={pool.conf}",
                             "--rbd.client=librbd", "--rbd.refresh-interval=0.5"], tmp_path / "exporter.log")
     try:
@@ -240,8 +298,11 @@ def test_the_exporter_counts_how_each_image_was_read(pool, tmp_path):
             return sum(pick(s, "clonewatch_rbd_images_read_total", target=pool.name, method=method))
         s = proc.wait_for(lambda s: count(s, "unchanged") >= 2, what="two later refreshes")
         # Each refresh reads the image with an object map from its maps (the first, and each periodic full
-        # read) or keeps it unchanged, and opens the other through librbd.
-        assert count(s, "objectmap") >= 1 and count(s, "objectmap") + count(s, "unchanged") == count(s, "librbd")
+        # read) or keeps it unchanged, looks up each object of the one without, and opens the snapshotted
+        # one through librbd.
+        assert count(s, "objectmap") >= 1
+        assert count(s, "objectmap") + count(s, "unchanged") == count(s, "objects") == count(s, "librbd")
         assert one(s, "clonewatch_volume_consumed_bytes", volume=f"{pool.name}/fast") == 4 * MiB
+        assert one(s, "clonewatch_volume_consumed_bytes", volume=f"{pool.name}/objects") == 8 * MiB
     finally:
         proc.stop()

@@ -10,8 +10,8 @@ import pytest
 
 from exporter.backends.base import BackendError, TargetState
 from exporter.backends.rbd.encoding import CEPH_NOSNAP, DecodeError, crc32c
-from exporter.backends.rbd.fast_path import Job, PoolScan
-from exporter.backends.rbd.header import TRASH, USER, decode_header, decode_snapshot, why_not_fast
+from exporter.backends.rbd.fast_path import Job, Listing, PoolScan, data_objects
+from exporter.backends.rbd.header import NO_OBJECT_MAP, TRASH, USER, decode_header, decode_snapshot, why_not_fast
 from exporter.backends.rbd.objectmap import decode_bit_vector, num_objects, object_lengths, states
 from exporter.backends.rbd.rados_reader import AioBatch
 from exporter.backends.rbd.state import RbdTargetState
@@ -140,6 +140,12 @@ class FakeIoctx:
             op["listed"].extend((k, v) for k, v in values.items() if k.startswith(op["prefix"]))
         oncomplete(self.Completion(rv))
 
+    def aio_stat(self, oid, oncomplete):
+        self.calls.append(oid)
+        size = self.objects.get(oid)
+        rv = self.error.get(oid, 0 if size is not None else -errno.ENOENT)
+        oncomplete(self.Completion(rv), size if rv == 0 else None, None)
+
     def aio_execute(self, oid, cls, method, data, length, oncomplete):
         self.calls.append(oid)
         assert (cls, method) == ("rbd", "object_map_load")
@@ -158,9 +164,10 @@ def served(*names: str) -> dict:
     return objects
 
 
-def scan(ioctx, names, last=None, limit=2):
+def scan(ioctx, names, last=None, limit=2, listing=None):
     fell: dict[str, str] = {}
-    s = PoolScan(AioBatch(ioctx, limit, 1), last or {}, False, lambda job, why: fell.__setitem__(job.name, why))
+    s = PoolScan(AioBatch(ioctx, limit, 1), last or {}, False, lambda job, why: fell.__setitem__(job.name, why),
+                 listing)
     s.run([Job(n, n, False) for n in names])
     return s, fell
 
@@ -191,6 +198,60 @@ def test_a_header_that_changes_while_the_maps_are_read_is_read_again_then_left_t
     ioctx.operate_aio_read_op = changing
     s, fell = scan(ioctx, ["gen"])
     assert fell == {"gen": "the header kept changing"} and len(reads) == 4 and not s.measured
+
+
+def without_object_map(snapshots: tuple[str, ...] = ()) -> tuple[dict, str]:
+    """gen's header as a 32 MiB image with layering only and the given of its snapshots; its data prefix."""
+    header = {k: v for k, v in omap("gen").items() if not k.startswith("snapshot_") or k in snapshots}
+    header["features"] = (1).to_bytes(8, "little")
+    return {"rbd_header.gen": header}, decode_header(header).object_prefix
+
+
+def test_an_image_without_fast_diff_is_measured_object_by_object():
+    objects, prefix = without_object_map()
+    objects |= {f"{prefix}.{0:016x}": 4 * MiB, f"{prefix}.{3:016x}": 0, f"{prefix}.{7:016x}": 100}
+    ioctx = FakeIoctx(objects)
+    s, fell = scan(ioctx, ["gen"], limit=4)
+    # every object looked up; the zero-length one (no snapshot could hold its data) is not counted
+    assert fell == {} and s.measured["gen"].by_objects and s.measured["gen"].own_bytes == 8 * MiB
+    assert sorted(c for c in ioctx.calls if c.startswith(prefix)) == [f"{prefix}.{i:016x}" for i in range(8)]
+    assert not s.listed
+
+
+def test_a_listing_of_the_namespace_replaces_the_lookups_when_the_pool_holds_fewer_objects():
+    objects, prefix = without_object_map()
+    objects |= {f"{prefix}.{0:016x}": 4 * MiB}
+    asked = []
+    listing = Listing(lambda: 3, lambda wanted: asked.append(wanted) or {prefix: [0, 5]})    # 5: only a snapshot's
+    ioctx = FakeIoctx(objects)
+    s, fell = scan(ioctx, ["gen"], listing=listing)
+    assert fell == {} and s.listed and asked == [{prefix: 8}] and s.measured["gen"].own_bytes == 4 * MiB
+    assert sorted(c for c in ioctx.calls if c.startswith(prefix)) == [f"{prefix}.{i:016x}" for i in (0, 5)]
+    many = Listing(lambda: 10**6, lambda wanted: pytest.fail("listed a pool of a million objects"))
+    s, _ = scan(FakeIoctx(objects), ["gen"], listing=many)
+    assert not s.listed and s.measured["gen"].own_bytes == 4 * MiB
+    failed = Listing(lambda: 3, lambda wanted: None)                # the listing failed: each object looked up
+    s, _ = scan(FakeIoctx(objects), ["gen"], listing=failed)
+    assert not s.listed and s.measured["gen"].own_bytes == 4 * MiB
+
+
+def test_without_fast_diff_user_snapshots_and_zero_length_objects_over_a_snapshot_go_to_librbd():
+    objects, prefix = without_object_map(("snapshot_0000000000000004",))          # s1, a user snapshot
+    _, fell = scan(FakeIoctx(objects), ["gen"])
+    assert fell == {"gen": NO_OBJECT_MAP}
+    objects, prefix = without_object_map(("snapshot_0000000000000005",))          # a trash-namespace one
+    objects |= {f"{prefix}.{2:016x}": 0}
+    s, fell = scan(FakeIoctx(objects), ["gen"])
+    assert fell == {"gen": "a zero-length object over a snapshot"} and not s.measured
+    objects[f"{prefix}.{2:016x}"] = 10
+    s, fell = scan(FakeIoctx(objects), ["gen"])
+    assert fell == {} and s.measured["gen"].own_bytes == 4 * MiB
+
+
+def test_data_objects_keeps_the_wanted_prefixes_below_their_counts():
+    names = ["rbd_data.a.0000000000000002", "rbd_data.a.0000000000000009", "rbd_data.b.0000000000000000",
+             "rbd_header.a", "rbd_data.a.zz", "rbd_object_map.a", "rbd_data.1.a.0000000000000001"]
+    assert data_objects(names, {"rbd_data.a": 8, "rbd_data.c": 4}) == {"rbd_data.a": [2], "rbd_data.c": []}
 
 
 def test_a_timeout_fails_the_read_once_everything_in_flight_came_back():

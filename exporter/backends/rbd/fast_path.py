@@ -3,6 +3,17 @@ maps `rbd du` would diff (usage.py), then the header once more. Every image of a
 at once (rados_reader.AioBatch); librbd opens an image and its parents in tens of round trips where
 this takes two plus one per object map.
 
+An image without fast-diff and without user snapshots (ceph-csi's temporary and csi-snap images
+have only trash-namespace ones) has one `rbd du` row, every object its head holds: each data object
+is looked up with a stat, as librbd looks each one up with list-snaps, STATS_PER_IMAGE at a time.
+Such images wait until every header is in: when their objects outnumber the pool's own objects
+(divided by NAMES_PER_STAT), listing the namespace's objects once is cheaper, and only the data
+objects it names are looked up (ceph-csi's temporary images are mostly empty clones of
+gigabytes). A listing includes an object whose head is gone but a snapshot keeps; its stat says so.
+A head object of size zero (a clone's discarded object, kept to hide the parent's data) is counted
+by `rbd du` only if a snapshot's clone of it holds data, which a stat cannot see: with no snapshot it
+is not counted, with one the image goes to librbd.
+
 Whatever cannot be trusted goes to librbd, image by image (`fallback(job, reason)`): no object map,
 one flagged invalid, too small or missing, an encoding this code does not know, a read error, a
 header that changed while the maps were read (a snapshot taken in between pairs old maps with a new
@@ -16,17 +27,20 @@ changes the figure changes the header), as librbd.py's fingerprint does.
 
 import errno
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from ..base import BackendError
 from .encoding import CEPH_NOSNAP, DecodeError
-from .header import KEYS, NO_OBJECT_MAP, SNAPSHOT_PREFIX, Header, decode_header, invalid, why_not_fast
+from .header import KEYS, NO_OBJECT_MAP, SNAPSHOT_PREFIX, Header, decode_header, invalid, why_not_by_objects, why_not_fast
 from .objectmap import decode_bit_vector, encoded_length, object_map_name, states
 from .rados_reader import AioBatch, fatal
-from .usage import object_count, own_bytes, versions
+from .usage import head_bytes, object_count, own_bytes, versions
 
-ATTEMPTS = 3        # header reads that must agree with the one before the maps
+ATTEMPTS = 3            # header reads that must agree with the one before the maps
+STATS_PER_IMAGE = 8     # an image's object stats in flight at once (a big image must not take every slot)
+NAMES_PER_STAT = 20     # object names listed in the time of one stat (a page of ~1,000 names per round trip)
+DATA_PREFIX = "rbd_data."
 
 
 @dataclass(frozen=True)
@@ -43,6 +57,7 @@ class Measured:
     own_bytes: int
     stamp: bytes            # header values and head map: unchanged means the figure is too
     reused: bool
+    by_objects: bool = False    # no fast-diff: each data object looked up (never reused: nothing says it is unchanged)
 
 
 @dataclass
@@ -53,6 +68,9 @@ class _Image:
     header: Header | None = None
     head_map: bytes = b""
     maps: dict[int, bytes] = field(default_factory=dict)
+    found: bytearray | None = None      # without an object map: per data object, whether it holds data
+    todo: list[int] | range = range(0)  # the object numbers to look up
+    next_object: int = 0
     pending: int = 0
     over: bool = False
 
@@ -62,8 +80,11 @@ class PoolScan:
     snapshot names come from them), and the images that are gone since the listing."""
 
     def __init__(self, batch: AioBatch, last: dict[str, tuple[bytes, int]], full: bool,
-                 fallback: Callable[[Job, str], None]) -> None:
+                 fallback: Callable[[Job, str], None], listing: "Listing | None" = None) -> None:
         self._batch, self._last, self._full, self._fallback = batch, last, full, fallback
+        self._listing = listing
+        self._parked: list[_Image] = []         # without an object map: looked up once every header is in
+        self.listed = False                     # whether this read listed the namespace's objects
         self.headers: dict[str, Header] = {}
         self.measured: dict[str, Measured] = {}
         self.gone: set[str] = set()
@@ -72,6 +93,21 @@ class PoolScan:
         for job in jobs:
             self._read_header(_Image(job), self._first_header)
         self._batch.run()
+        while self._parked:                     # again for one whose header changed meanwhile
+            parked, self._parked = self._parked, []
+            listed = self._list(parked)
+            for im in parked:
+                self._stat_objects(im, listed)
+            self._batch.run()
+
+    def _list(self, parked: list["_Image"]) -> dict[str, list[int]] | None:
+        """Object prefix -> the object numbers the listing names, or None: look every object up."""
+        wanted = {im.header.object_prefix: object_count(im.header, CEPH_NOSNAP) for im in parked if im.header}
+        if self._listing is None or sum(wanted.values()) * NAMES_PER_STAT <= self._listing.objects():
+            return None
+        out = self._listing.data_objects(wanted)
+        self.listed = out is not None
+        return out
 
     # -- each image's steps, in order --------------------------------------------------------
     def _read_header(self, im: _Image, then: Callable[[_Image, dict[str, bytes]], None]) -> None:
@@ -89,9 +125,12 @@ class PoolScan:
             h = decode_header(omap)
         except DecodeError as exc:
             return self._give_up(im, f"header: {exc}")
-        im.raw, im.header, im.maps = omap, h, {}
+        im.raw, im.header, im.maps, im.found = omap, h, {}, None
         self.headers[im.job.image_id] = h
         reason = why_not_fast(h)
+        if reason == NO_OBJECT_MAP and why_not_by_objects(h) is None:
+            self._parked.append(im)
+            return None
         if reason:
             return self._give_up(im, reason)
         self._load_map(im, CEPH_NOSNAP, self._head_loaded)
@@ -113,6 +152,35 @@ class PoolScan:
         if not snaps:
             self._read_header(im, self._check_header)
 
+    def _stat_objects(self, im: _Image, listed: dict[str, list[int]] | None) -> None:
+        assert im.header is not None
+        count = object_count(im.header, CEPH_NOSNAP)
+        im.found, im.next_object = bytearray(count), 0
+        im.todo = range(count) if listed is None else sorted(listed[im.header.object_prefix])
+        im.pending = len(im.todo)
+        if not im.todo:
+            return self._read_header(im, self._check_header)
+        for _ in range(min(STATS_PER_IMAGE, len(im.todo))):
+            self._stat_next(im)
+
+    def _stat_next(self, im: _Image) -> None:
+        assert im.header is not None and im.found is not None
+        found, index = im.found, im.todo[im.next_object]
+        im.next_object += 1
+
+        def done(rv: int, size: int | None) -> None:
+            if im.over or (rv != -errno.ENOENT and not self._ok(im, rv, size, "data object")):
+                return
+            if rv == 0 and not size and im.header and im.header.snapshots:
+                return self._give_up(im, "a zero-length object over a snapshot")
+            found[index] = rv == 0 and bool(size)
+            im.pending -= 1
+            if im.next_object < len(im.todo):
+                self._stat_next(im)
+            elif im.pending == 0:
+                self._read_header(im, self._check_header)
+        self._batch.stat(f"{im.header.object_prefix}.{index:016x}", done)
+
     def _snap_loaded(self, im: _Image) -> None:
         im.pending -= 1
         if im.pending == 0:
@@ -127,11 +195,11 @@ class PoolScan:
             im.attempt += 1
             return self._first_header(im, omap)
         try:
-            own = own_bytes(im.header, im.maps)
+            own = own_bytes(im.header, im.maps) if im.found is None else head_bytes(im.header, im.found)
         except DecodeError as exc:
             return self._give_up(im, str(exc))
         im.over = True
-        self.measured[im.job.image_id] = Measured(im.header, own, _stamp(im), False)
+        self.measured[im.job.image_id] = Measured(im.header, own, _stamp(im), False, im.found is not None)
 
     # -- helpers --------------------------------------------------------------------------------
     def _load_map(self, im: _Image, snap_id: int, then: Callable[[_Image], None]) -> None:
@@ -177,6 +245,31 @@ class PoolScan:
         if not im.over:
             im.over = True
             self._fallback(im.job, reason)
+
+
+class Listing:
+    """The namespace's objects: how many the pool holds (a listing costs that many names), and
+    data_objects(wanted) as below, None when the listing failed (then each object is looked up)."""
+
+    def __init__(self, objects: Callable[[], int],
+                 data_objects: Callable[[dict[str, int]], dict[str, list[int]] | None]) -> None:
+        self.objects, self.data_objects = objects, data_objects
+
+
+def data_objects(names: Iterable[str], wanted: dict[str, int]) -> dict[str, list[int]]:
+    """Object prefix -> the numbers of its data objects among `names`, below its count in `wanted`."""
+    out: dict[str, list[int]] = {prefix: [] for prefix in wanted}
+    for name in names:
+        if name.startswith(DATA_PREFIX):
+            prefix, _, number = name.rpartition(".")
+            if prefix in out:
+                try:
+                    index = int(number, 16)
+                except ValueError:
+                    continue
+                if index < wanted[prefix]:
+                    out[prefix].append(index)
+    return out
 
 
 def _stamp(im: _Image) -> bytes:

@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from .encoding import CEPH_NOSNAP, DecodeError, Decoder, u64_value
 
 # The keys read in one omap op together with every `snapshot_` key (see rados_reader.py).
-KEYS = ("size", "order", "features", "flags", "snap_seq", "op_features", "parent", "stripe_unit", "stripe_count")
+KEYS = ("size", "order", "features", "flags", "snap_seq", "op_features", "parent", "stripe_unit", "stripe_count",
+        "object_prefix")
 SNAPSHOT_PREFIX = "snapshot_"
 
 # RBD_FEATURE_* (include/rbd/features.h) and RBD_FLAG_* (include/rbd/librbd.h).
-STRIPINGV2, OBJECT_MAP, FAST_DIFF = 1 << 1, 1 << 3, 1 << 4
+STRIPINGV2, OBJECT_MAP, FAST_DIFF, DATA_POOL = 1 << 1, 1 << 3, 1 << 4, 1 << 7
 MIGRATING, NON_PRIMARY = 1 << 9, 1 << 10
 KNOWN_FEATURES = (1 << 11) - 1         # layering .. non-primary: what Pacific to Squid define
 OBJECT_MAP_INVALID, FAST_DIFF_INVALID = 1 << 0, 1 << 1
@@ -52,6 +53,7 @@ class Header:
     stripe_count: int
     parent: Parent | None
     snapshots: tuple[Snapshot, ...]      # every namespace, by id
+    object_prefix: str = ""              # its data objects are `<prefix>.<object number as %016x>`
 
     @property
     def object_size(self) -> int:
@@ -85,7 +87,8 @@ def decode_header(omap: dict[str, bytes]) -> Header:
                   op_features=u64_value(omap["op_features"]) if "op_features" in omap else 0,
                   stripe_unit=unit, stripe_count=count,
                   parent=decode_parent(Decoder(omap["parent"])) if "parent" in omap else None,
-                  snapshots=tuple(snaps))
+                  snapshots=tuple(snaps),
+                  object_prefix=Decoder(omap["object_prefix"]).string() if "object_prefix" in omap else "")
 
 
 def decode_parent(d: Decoder) -> Parent | None:
@@ -142,6 +145,23 @@ def why_not_fast(h: Header) -> str | None:
         return "striping without the feature"
     if invalid(h.flags):
         return "object map invalid"
+    return None
+
+
+def why_not_by_objects(h: Header) -> str | None:
+    """Why an image without fast-diff cannot be measured by looking up each of its data objects as
+    `rbd du` does then (None: it can). Without user snapshots its one row is every object the head
+    holds; a row between snapshots needs each object's clones (list-snaps), which librbd reads."""
+    if h.features & ~KNOWN_FEATURES:
+        return "unknown features"
+    if h.features & (MIGRATING | NON_PRIMARY | DATA_POOL) or h.op_features & OP_MIGRATION:
+        return "migrating, mirrored non-primary or in a data pool"
+    if h.stripe_count != 1 or h.stripe_unit != h.object_size:
+        return "striped"
+    if not h.object_prefix:
+        return "no object prefix"
+    if any(s.namespace == USER for s in h.snapshots):
+        return "user snapshots without fast-diff"
     return None
 
 

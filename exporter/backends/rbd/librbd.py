@@ -7,9 +7,10 @@ data, which is where most golden images of a default ODF cluster live. librbd op
 by id, read-only. What one image holds and how it is counted: images.py.
 
 A refresh opens no image it need not: each image is first measured from its header and object maps
-with plain RADOS reads, all of a pool's in flight at once (pool_read.py, fast_path.py); only what that
-cannot stand behind (no object map, one flagged invalid, an encoding it does not know, a read error)
-is opened through librbd. Either way an image whose fingerprint (its header and head object map) is
+with plain RADOS reads, all of a pool's in flight at once (pool_read.py, fast_path.py), or, without
+fast-diff and user snapshots, from which of its data objects exist; only what that cannot stand
+behind (user snapshots without fast-diff, an object map flagged invalid, an encoding it does not
+know, a read error) is opened through librbd. Either way an image whose fingerprint (its header and head object map) is
 the same as at the last refresh keeps its last figures (a write that adds or first changes an object
 updates the object map before it lands, so whole-object bytes cannot change unseen). Images without
 an object map are read in full every time, and every FULL_READ_EVERY-th refresh of a pool reads

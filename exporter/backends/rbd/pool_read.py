@@ -1,6 +1,6 @@
 """One read of one pool (namespace) through librados: every live and trashed image, each measured
-from its object maps (fast_path.py) where that can be trusted, else opened through librbd
-(images.py) on the Reader's threads while the rest are still in flight.
+from its object maps or its data objects (fast_path.py) where that can be trusted, else opened
+through librbd (images.py) on the Reader's threads while the rest are still in flight.
 
 Each image counts once per read under the way it was read (`METHODS`), so an operator can see how
 many images the fast path hands to librbd and why that costs what it costs.
@@ -12,22 +12,23 @@ from typing import Any, Protocol, TypeVar
 
 import structlog
 
-from .fast_path import Job, Measured, PoolScan
+from .fast_path import Job, Listing, Measured, PoolScan, data_objects
 from .header import NO_OBJECT_MAP
 from .images import Image, image_unless_unchanged, opened
 from .parents import ParentNames
 from .rados_reader import AioBatch
 
 try:        # Ceph's bindings come from the distribution (python3-rbd), not from PyPI
+    import rados
     import rbd
 except ImportError:     # pragma: no cover - librbd.available() reports it
-    rbd = None
+    rados = rbd = None
 
 log = structlog.get_logger("clonewatch.rbd")
 T = TypeVar("T")
 IN_FLIGHT = 128         # RADOS operations at once per pool read (librados allows 1,024 per client)
-OBJECT_MAP, LIBRBD, UNCHANGED = "objectmap", "librbd", "unchanged"
-METHODS = (OBJECT_MAP, LIBRBD, UNCHANGED)
+OBJECT_MAP, OBJECTS, LIBRBD, UNCHANGED = "objectmap", "objects", "librbd", "unchanged"
+METHODS = (OBJECT_MAP, OBJECTS, LIBRBD, UNCHANGED)
 Known = dict[str, tuple[bytes, Image]]      # image id -> (fingerprint, figures) of the last read
 
 
@@ -51,8 +52,17 @@ def read_pool(cluster: Any, ioctx: Any, scope: tuple[str, str], workers: Submit,
         slow[job.image_id] = workers.submit(image_unless_unchanged, ioctx, job.name, job.image_id, job.trashed,
                                             None if full else old.get(job.image_id))
 
+    def listed(wanted: dict[str, int]) -> dict[str, list[int]] | None:
+        try:
+            return data_objects((o.key for o in ioctx.list_objects()), wanted)
+        except (rados.TimedOut, rados.ConnectionShutdown):
+            raise               # the stats would wait as long again on the same OSDs: the read fails
+        except rados.Error as exc:
+            log.debug("rbd_objects_not_listed", pool="/".join(filter(None, scope)), error=str(exc))
+            return None
+
     scan = PoolScan(AioBatch(ioctx, IN_FLIGHT, timeout), {i: (s, im.own_bytes) for i, (s, im) in old.items()},
-                    full, fallback)
+                    full, fallback, Listing(lambda: int(ioctx.get_stats()["num_objects"]), listed))
     try:
         scan.run(jobs)
         fast = _name_parents(cluster, scope, jobs, scan, fallback)
@@ -76,7 +86,7 @@ def _name_parents(cluster: Any, scope: tuple[str, str], jobs: list[Job], scan: P
         if m.header.parent is not None and parent is None:
             fallback(job, "its parent was not found")
             continue
-        out.append((Image(job.name, job.image_id, job.trashed, m.header.size, m.own_bytes, parent, True), m))
+        out.append((Image(job.name, job.image_id, job.trashed, m.header.size, m.own_bytes, parent, not m.by_objects), m))
     return out
 
 
@@ -88,7 +98,7 @@ def _gather(fast: list[tuple[Image, Measured]],
     for image, m in fast:
         images.append(image)
         known[image.image_id] = (m.stamp, image)
-        methods[UNCHANGED if m.reused else OBJECT_MAP] += 1
+        methods[UNCHANGED if m.reused else OBJECTS if m.by_objects else OBJECT_MAP] += 1
     wait(slow.values())             # every librbd call done before the first error is raised
     for future in slow.values():
         opened, stamp, reused = future.result()

@@ -1,5 +1,6 @@
 """Many librados operations in flight from one thread, through the asynchronous calls of Ceph's
-Python bindings (python3-rados): an omap read of an image header, cls_rbd's `object_map_load`.
+Python bindings (python3-rados): an omap read of an image header, cls_rbd's `object_map_load`, the
+stat of a data object.
 
 librados runs completions on its own finisher thread; they only queue what came back, and the thread
 that called `run()` handles it there: decoding and the next operation of the same image happen on that
@@ -42,6 +43,11 @@ class AioBatch:
         self._queue(lambda: self._ioctx.aio_execute(
             oid, cls, method, b"", length=length,
             oncomplete=lambda c, data: self._results.put((again, c.get_return_value(), data, None))))
+
+    def stat(self, oid: str, done: Done) -> None:
+        """An object's size (its head's; -ENOENT when the head does not exist)."""
+        self._queue(lambda: self._ioctx.aio_stat(
+            oid, lambda c, size, _mtime: self._results.put((done, c.get_return_value(), size, None))))
 
     def fail(self, error: Exception) -> None:
         """Stop: nothing more is started, what is in flight is waited for (librados must not outlive

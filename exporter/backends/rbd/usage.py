@@ -64,6 +64,15 @@ def own_bytes(h: Header, maps: dict[int, bytes]) -> int:
     return total
 
 
+def head_bytes(h: Header, found: bytes | bytearray) -> int:
+    """The one row of an image without user snapshots from which of its head's objects hold data
+    (`found`, one flag per object)."""
+    lengths = object_lengths(h.size, h.object_size, h.stripe_unit, h.stripe_count)
+    if len(found) != len(lengths):
+        raise DecodeError(f"{len(found)} objects looked up for {len(lengths)}")
+    return sum(length for length, data in zip(lengths, found, strict=True) if data)
+
+
 def _diff(chain: list[bytes]) -> list[int]:
     """DiffRequest over the maps of a start snapshot, the snapshots between, and the end version."""
     first = chain[0]
