@@ -190,3 +190,16 @@ def test_lines():
     assert list(collector.VOLUME.lines(leaked)) == ["clonewatch_volume_unclaimed_info"]
     assert collector.BYTES.lines(UnclaimedSum("rbd", "rbd", "leaked", 4194304, 1)) == {
         "clonewatch_unclaimed_bytes": 'clonewatch_unclaimed_bytes{backend="rbd",target="rbd",reason="leaked"} 4194304\n'}
+
+
+def test_the_summary_prints_the_unclaimed_table():
+    from exporter.summary.tables import render
+    vol = {"backend": "rbd", "target": "rbd", "volume": "rbd/csi-vol-1"}
+    m = {"clonewatch_volume_unclaimed_info": [({**vol, "reason": "leaked"}, 1.0)],
+         "clonewatch_volume_consumed_bytes": [(vol, 8.0 * 2**20)],
+         "clonewatch_unclaimed_bytes": [({"backend": "rbd", "target": "rbd", "reason": "leaked"}, 8.0 * 2**20)]}
+    assert render(m).splitlines()[-4:] == [
+        "unclaimed volume  backend  target  reason  consumed",
+        "----------------  -------  ------  ------  --------",
+        "rbd/csi-vol-1     rbd      rbd     leaked  8.0 MiB",
+        "(total)           rbd      rbd     leaked  8.0 MiB"]
