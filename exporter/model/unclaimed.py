@@ -92,9 +92,11 @@ def reasons(volumes: Mapping[str, Volume], claimed: Set[str] | None, now: float,
 
     own: dict[str, str] = {}
     for vid, vol in volumes.items():
-        reason = _own_reason(vol, temp_reason(vid) if _is_temp(vol) and not vol.trashed else None,
+        if claimed is not None and vid in claimed:
+            continue
+        reason = _own_reason(vol, temp_reason(vid) if vol.csi_kind == "temp" and not vol.trashed else None,
                              claimed is not None)
-        if reason is not None and (claimed is None or vid not in claimed):
+        if reason is not None:
             own[vid] = reason
     # What must stay: whatever is above it is held by clones (or, for an intermediate above a claimed
     # volume, claimed through it).
@@ -104,7 +106,7 @@ def reasons(volumes: Mapping[str, Volume], claimed: Set[str] | None, now: float,
     else:
         anchors = set(claimed) | {vid for vid, r in own.items() if r in _KEPT}
     above_claimed = _ancestors(volumes, set(claimed or ()))
-    above_kept = _ancestors(volumes, anchors)
+    above_kept = above_claimed | _ancestors(volumes, anchors - set(claimed or ()))
     out: dict[str, str] = {}
     for vid, vol in volumes.items():
         if claimed is not None and vid in claimed:

@@ -179,3 +179,19 @@ def test_bad_journal_entries_are_logged_once_and_their_images_are_unknown(world,
         (f"csi.volume.{garbage}", "csi.volname is missing or not text"),
         ("csi.volumes.default", "key 'csi.volume.pvc-bogus' holds b'\\xff\\xfe\\x00garbage', not a uuid")]), logged
     assert proc.proc.poll() is None
+
+
+def test_while_the_pv_watch_fails_only_what_the_storage_says_is_told(world, kube):
+    """The API server goes away: a volume no PV maps to cannot be told from one whose PV the exporter
+    missed, so leaked, orphan-snapshot and unknown go; the trash, what it holds and foreign stay."""
+    proc, _csi, images = world
+    s = proc.wait_for(lambda s: "orphan-snapshot" in reasons(s).values(), what="the snapshot image reported")
+    storage_side = {v: r for v, r in reasons(s).items()
+                    if r in ("held-by-clones", "trash", "stale-temp", "clone-in-progress", "foreign")}
+    assert images["golden"] in storage_side and images["theirs"] in storage_side
+    kube.stop_server()
+    try:
+        wait_reasons(proc, storage_side, "only storage-side reasons while the watch fails")
+    finally:
+        kube.start_server()
+    proc.wait_for(lambda s: reasons(s).get(images["snapshot"]) == "orphan-snapshot", what="all reasons back")

@@ -87,9 +87,10 @@ class Journal:
 
     def __init__(self, instance: str = DEFAULT_INSTANCE) -> None:
         self.instance = instance
-        # (pool id, namespace, object) -> (entry, whether our directory held it when it was read)
-        self._entries: dict[tuple[int, str, str], tuple[Entry, bool]] = {}
-        self._logged: set[tuple[str, str]] = set()
+        # (pool id, namespace, object) -> (entry, None when there is no such object; whether our directory
+        # held it when it was read)
+        self._entries: dict[tuple[int, str, str], tuple[Entry | None, bool]] = {}
+        self._logged: set[tuple[str, str, str]] = set()
 
     def marks(self, cluster: Any, ioctx: Any, namespace: str, names: Iterable[str], timeout: float) -> dict[str, Mark]:
         """Image name -> its mark, for the images of one pool (namespace) just listed."""
@@ -122,6 +123,12 @@ class Journal:
             out[entry.image] = Mark(made_by, kind.csi_kind)
             if kind is VOLUMES:
                 out.setdefault(f"{entry.image}-temp", Mark(made_by, "temp"))
+        if out and not any(m.made_by == "csi" for m in out.values()) and not any(ours.values()):
+            # Nothing here is ours: right for a pool another cluster fills, a wrong instance ID otherwise
+            # (then nothing is called leaked, and this says why).
+            self._once(f"{VOLUMES.directory}{self.instance}", pool, "absent: every journaled image here is "
+                       "another instance's (is --rbd.cephcsi-instance-id ceph-csi's instanceid?)",
+                       "rbd_cephcsi_instance_not_found")
         return out
 
     # -- reads ------------------------------------------------------------------------------
@@ -153,12 +160,16 @@ class Journal:
             oid = f"{kind.object}{u}"
             cached = self._entries.get((pool_id, namespace, oid))
             if cached is not None and cached[1] == (u in mine[kind]):
-                out[(kind, u)] = cached[0]
+                if cached[0] is not None:
+                    out[(kind, u)] = cached[0]
                 fresh.add((pool_id, namespace, oid))
                 continue
 
             def done(rv: int, omap: dict[str, bytes] | None, kind: Kind = kind, u: str = u, oid: str = oid) -> None:
                 if rv == -errno.ENOENT:
+                    # Made before its image, removed after it: absent now, absent for as long as the image is.
+                    self._entries[(pool_id, namespace, oid)] = (None, u in mine[kind])
+                    fresh.add((pool_id, namespace, oid))
                     return
                 if fatal(rv):
                     batch.fail(BackendError(f"ceph-csi journal object {oid}: {errno.errorcode.get(-rv, rv)}"))
@@ -207,11 +218,10 @@ class Journal:
         except rados.Error:
             return {}
 
-    def _once(self, oid: str, pool: str, problem: str) -> None:
-        if (oid, problem) not in self._logged:
-            self._logged.add((oid, problem))
-            log.warning("rbd_cephcsi_journal_unreadable", pool=pool, object=oid, problem=problem,
-                        note="its image is reported unknown, never leaked")
+    def _once(self, oid: str, pool: str, problem: str, event: str = "rbd_cephcsi_journal_unreadable") -> None:
+        if (pool, oid, problem) not in self._logged:
+            self._logged.add((pool, oid, problem))
+            log.warning(event, pool=pool, object=oid, problem=problem, note="its images are never reported leaked")
 
 
 def _omap(ioctx: Any, oid: str, prefix: str) -> list[tuple[str, bytes]]:
