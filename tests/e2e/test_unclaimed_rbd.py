@@ -195,3 +195,28 @@ def test_while_the_pv_watch_fails_only_what_the_storage_says_is_told(world, kube
     finally:
         kube.start_server()
     proc.wait_for(lambda s: reasons(s).get(images["snapshot"]) == "orphan-snapshot", what="all reasons back")
+
+
+def test_keys_that_are_not_text_mark_nothing_and_crash_nothing(world, pool, tmp_path):
+    """Keys the bindings cannot decode: in a per-uuid object its image is unknown; in our directory
+    nothing of the pool can be told ours or another's, so nothing is leaked, orphaned or foreign."""
+    proc, csi, images = world
+    key = tmp_path / "key"
+    key.write_bytes(b"csi.\xff\xfe")
+    odd = str(uuid.uuid4())
+    csi.reserve("volume", "pvc-odd", f"csi-vol-{odd}", odd)
+    pool.rados("setomapval", f"csi.volume.{odd}", "--omap-key-file", str(key), "x")
+    pool.create(f"csi-vol-{odd}", 64)
+    s = proc.wait_for(lambda s: reasons(s).get(f"csi-vol-{odd}"), what="the image of an odd entry")
+    assert reasons(s)[f"csi-vol-{odd}"] == "unknown"
+    key.write_bytes(b"csi.volume.\xff\xfe")     # one the directory's listing returns
+    pool.rados("setomapval", "csi.volumes.default", "--omap-key-file", str(key), "x")
+    s = proc.wait_for(lambda s: images["theirs"] in reasons(s) and reasons(s)[images["theirs"]] == "unknown",
+                      what="nothing marked")
+    assert not {"leaked", "orphan-snapshot", "foreign"} & set(reasons(s).values()), reasons(s)
+    assert reasons(s)[images["golden"]] == "held-by-clones"
+    logged = [json.loads(line)["problem"] for line in proc.logs().splitlines()
+              if line.startswith("{") and "rbd_cephcsi_journal_unreadable" in line]
+    assert logged.count("a key that is not UTF-8 text: the directory cannot be read past it") == 1, logged
+    assert logged.count("cannot be read: its keys") == 1, logged
+    assert proc.proc.poll() is None

@@ -96,7 +96,14 @@ class Journal:
         """Image name -> its mark, for the images of one pool (namespace) just listed."""
         pool_id = ioctx.get_pool_id()
         pool = f"{ioctx.get_pool_name()}{'/' + namespace if namespace else ''}"
-        ours = {kind: self._directory(ioctx, kind, pool_id, pool) for kind in (VOLUMES, SNAPSHOTS)}
+        try:
+            ours = {kind: self._directory(ioctx, kind, pool_id, pool) for kind in (VOLUMES, SNAPSHOTS)}
+        except UnicodeDecodeError:
+            # A key the bindings cannot decode ends the listing there: without all of our directory
+            # nothing here can be told ours or another's, so nothing is marked.
+            self._once(f"{VOLUMES.directory}{self.instance}", pool, "a key that is not UTF-8 text: "
+                       "the directory cannot be read past it")
+            return {}
         uuids = {m.group(1) for m in map(_NAMED.fullmatch, names) if m}
         mine = {kind: set(ours[kind].values()) for kind in ours}
         # Ours: the object of its kind; any other: both kinds' (a custom prefix does not say which).
@@ -175,7 +182,7 @@ class Journal:
                     batch.fail(BackendError(f"ceph-csi journal object {oid}: {errno.errorcode.get(-rv, rv)}"))
                     return
                 if rv < 0 or omap is None:
-                    self._once(oid, pool, f"cannot be read: {errno.errorcode.get(-rv, rv)}")
+                    self._once(oid, pool, f"cannot be read: {errno.errorcode.get(-rv, rv) if rv < 0 else 'its keys'}")
                     return
                 entry = self._entry(oid, pool, kind, omap)
                 if entry is not None:
@@ -215,7 +222,7 @@ class Journal:
                 ioctx.set_namespace(namespace)
                 pool = ioctx.get_pool_name()
                 return {kind: self._directory(ioctx, kind, image_pool, pool, here=False) for kind in (VOLUMES, SNAPSHOTS)}
-        except rados.Error:
+        except (rados.Error, UnicodeDecodeError):
             return {}
 
     def _once(self, oid: str, pool: str, problem: str, event: str = "rbd_cephcsi_journal_unreadable") -> None:
