@@ -2,13 +2,17 @@
 stage that keeps them up to date (inventory.unclaimed) and the lines the collector renders."""
 
 import dataclasses
+from pathlib import Path
+
+import yaml
 
 from exporter.backends.base import TargetState, Volume, VolumeRef
 from exporter.collectors import unclaimed as collector
 from exporter.inventory.dirty import Dirty
 from exporter.inventory.pipeline import Inventory, everything
 from exporter.kube.resources import PV, VOLUMESNAPSHOTCONTENT
-from exporter.model.unclaimed import UnclaimedRow, UnclaimedSettings, UnclaimedSum, reasons
+from exporter.model.unclaimed import RECLAIMABLE, UnclaimedRow, UnclaimedSettings, UnclaimedSum, reasons
+from exporter.summary.tables import render
 from tests.support.inventory import objects
 
 NOW = 1_800_000_000.0
@@ -193,7 +197,6 @@ def test_lines():
 
 
 def test_the_summary_prints_the_unclaimed_table():
-    from exporter.summary.tables import render
     vol = {"backend": "rbd", "target": "rbd", "volume": "rbd/csi-vol-1"}
     m = {"clonewatch_volume_unclaimed_info": [({**vol, "reason": "leaked"}, 1.0)],
          "clonewatch_volume_consumed_bytes": [(vol, 8.0 * 2**20)],
@@ -203,3 +206,9 @@ def test_the_summary_prints_the_unclaimed_table():
         "----------------  -------  ------  ------  --------",
         "rbd/csi-vol-1     rbd      rbd     leaked  8.0 MiB",
         "(total)           rbd      rbd     leaked  8.0 MiB"]
+
+
+def test_the_alert_sums_exactly_the_reclaimable_reasons():
+    rules = yaml.safe_load((Path(__file__).resolve().parents[2] / "deploy/rules/clonewatch.rules.yml").read_text())
+    (alert,) = [r for g in rules["groups"] for r in g["rules"] if r.get("alert") == "CloneWatchUnclaimedStorage"]
+    assert f'reason=~"{"|".join(RECLAIMABLE)}"' in alert["expr"]
