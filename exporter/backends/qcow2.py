@@ -95,6 +95,7 @@ def scan_dir(directory: str, suffixes: Iterable[str]) -> dict[str, Volume]:
 class Qcow2Backend:
     name = NAME
     unshared_reason = "no-backing-file"     # an overlay rebased away from its backing file (or a full copy)
+    owns_volumes = False    # no PV or driver owns an image file: none is ever "unclaimed" (inventory.unclaimed)
 
     def __init__(self, settings: Qcow2Settings) -> None:
         self.settings = settings

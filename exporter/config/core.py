@@ -32,5 +32,8 @@ class CoreOptions:
                                            positive=True, unit="seconds")
     kubernetes_absent_recheck: float = option("kubernetes.absent-recheck", 300.0, "seconds between looks for a CRD "
                                               "that is not installed", positive=True, unit="seconds")
+    unclaimed_temp_age: float = option("unclaimed.temp-age", 3600.0, "seconds after which a driver's temporary clone "
+                                       "image with no clone below it (an interrupted PVC-PVC clone) is reported as "
+                                       "stale-temp rather than clone-in-progress", positive=True, unit="seconds")
     rebuild_debounce: float = option("rebuild.debounce", 0.2, "seconds to gather changes before the metrics are "
                                      "re-rendered", unit="seconds")

@@ -13,7 +13,9 @@ class Dirty:
     vms: set[tuple[str, str]] = field(default_factory=set)
     vm_volumes: set[tuple[str, str, str, str]] = field(default_factory=set)
     vm_clones: set[tuple[str, str]] = field(default_factory=set)
+    unclaimed: set[tuple[int, str]] = field(default_factory=set)            # volume rows, as `volumes`
+    unclaimed_sums: set[tuple[str, str, str]] = field(default_factory=set)  # (backend, target, reason)
 
     def __bool__(self) -> bool:
         return bool(self.pvcs or self.families or self.storageclasses or self.volumes or self.vms
-                    or self.vm_volumes or self.vm_clones)
+                    or self.vm_volumes or self.vm_clones or self.unclaimed or self.unclaimed_sums)

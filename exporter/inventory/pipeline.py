@@ -10,6 +10,7 @@ says which derivations to run again. The stages, each reading only what the ones
   families     (FamilyRows) which volumes a family is made of, then its numbers
   vms          (VmRows) each KubeVirt VM's disks, bytes, clone source and golden; VirtualMachineClones
   storageclasses  the clone type expected on each StorageClass
+  unclaimed    (Unclaimed) each volume no PV or VolumeSnapshotContent maps to, with its reason; bytes per reason
 A fresh Inventory fed every object is the full rebuild; tests hold the two byte-identical.
 """
 
@@ -18,9 +19,10 @@ from itertools import chain
 
 from ..backends.base import Backend, TargetState
 from ..kube.packed import Packed, PackedBucket, packed_buckets
-from ..kube.resources import PVC, VIRTUALMACHINE, VMCLONE, VOLUMESNAPSHOT, VOLUMESNAPSHOTCONTENT
+from ..kube.resources import PV, PVC, VIRTUALMACHINE, VMCLONE, VOLUMESNAPSHOT, VOLUMESNAPSHOTCONTENT
 from ..model.classify import Objects
 from ..model.rows import FamilyRow, PvcRow, StorageClassRow, View, VmCloneRow, VmRow, VmVolumeRow, VolumeRow
+from ..model.unclaimed import DEFAULTS, SumKey, UnclaimedRow, UnclaimedSettings, UnclaimedSum
 from . import storageclasses, tokens
 from .claims import Claims
 from .dirty import Dirty
@@ -28,11 +30,13 @@ from .families import FamilyRows
 from .records import Records
 from .rows import PvcRows
 from .tokens import Key, Token
+from .unclaimed import Unclaimed
 from .vms import VmRows
 from .vms import VolumeKey as VmVolumeKey
 from .volumes import VolumeGraph, VolumeKey
 
 Changes = Mapping[tuple[str, Key], Packed | None]      # (resource, key) -> the object now, None when deleted
+_CLAIMS = (PV.name, VOLUMESNAPSHOTCONTENT.name)
 _SNAPSHOT_INPUTS = (tokens.resource(VOLUMESNAPSHOT.name), tokens.resource(VOLUMESNAPSHOTCONTENT.name))
 
 
@@ -43,7 +47,8 @@ def everything(objs: Objects) -> dict[tuple[str, Key], Packed | None]:
 
 
 class Inventory:
-    def __init__(self, backends: Sequence[Backend], kubernetes: bool) -> None:
+    def __init__(self, backends: Sequence[Backend], kubernetes: bool,
+                 unclaimed: UnclaimedSettings = DEFAULTS) -> None:
         self.backends = list(backends)
         self.kubernetes = kubernetes
         self.objs: dict[str, PackedBucket] = {}
@@ -54,6 +59,7 @@ class Inventory:
         self.family_rows = FamilyRows(self.graph, self.records, self.pvc_rows)
         self.vm_rows = VmRows(self.objs, self.pvc_rows)
         self.storageclasses: dict[str, StorageClassRow] = {}
+        self.unclaimed = Unclaimed(self.backends, self.graph, unclaimed)
 
     # What the collectors and the runtime read: each stage's rows.
     @property
@@ -84,9 +90,20 @@ class Inventory:
     def vm_clones(self) -> dict[Key, VmCloneRow]:
         return self.vm_rows.clones
 
-    def update(self, changes: Changes, states: Mapping[str, Mapping[str, TargetState]]) -> Dirty:
+    @property
+    def unclaimed_rows(self) -> dict[VolumeKey, UnclaimedRow]:
+        return self.unclaimed.rows
+
+    @property
+    def unclaimed_sums(self) -> dict[SumKey, UnclaimedSum]:
+        return self.unclaimed.sums
+
+    def update(self, changes: Changes, states: Mapping[str, Mapping[str, TargetState]],
+               claims_complete: bool = True) -> Dirty:
         """changes: (resource, key) -> the object now (packed), None when deleted. states: backend name ->
-        target -> a copy of its last refresh state (volumes dicts are replaced, never mutated)."""
+        target -> a copy of its last refresh state (volumes dicts are replaced, never mutated).
+        claims_complete: the PV and VolumeSnapshotContent lists are listed and their watches healthy
+        (else no reason that needs to know no PV maps to a volume is given)."""
         dirty = Dirty()
         touched = self._take(changes)
         volumes_changed = self.graph.update(states, dirty)
@@ -94,7 +111,10 @@ class Inventory:
         if not self.kubernetes:
             if volumes_changed:
                 self.family_rows.native(dirty)
+            self.unclaimed.update(self.objs, (), bool(volumes_changed), False, dirty)
             return dirty
+        self.unclaimed.update(self.objs, (k for k in changes if k[0] in _CLAIMS), bool(volumes_changed),
+                              claims_complete, dirty)
         changed_pvcs = {key for resource, key in changes if resource == PVC.name}
         more, changed_records = self.records.update(changed_pvcs | self.records.deps.readers(touched))
         touched |= more
@@ -133,7 +153,9 @@ class Inventory:
                     states=dict(self.states),
                     vms=[self.vms[k] for k in sorted(self.vms)],
                     vm_volumes=[self.vm_volumes[k] for k in sorted(self.vm_volumes)],
-                    vm_clones=[self.vm_clones[k] for k in sorted(self.vm_clones)])
+                    vm_clones=[self.vm_clones[k] for k in sorted(self.vm_clones)],
+                    unclaimed=[self.unclaimed_rows[k] for k in sorted(self.unclaimed_rows)],
+                    unclaimed_sums=[self.unclaimed_sums[k] for k in sorted(self.unclaimed_sums)])
 
 
 def build_view(objs: Objects, backends: Sequence[Backend], kubernetes: bool,

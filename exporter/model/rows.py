@@ -9,6 +9,7 @@ from ..backends.base import TargetState, Volume
 from .classify import CloneRecord
 from .efficiency import FamilyNumbers, family_numbers, root_of
 from .kubevirt import CloneProgress
+from .unclaimed import UnclaimedRow, UnclaimedSum
 
 Usage = tuple[int, int | None] | None     # (own bytes, full-copy bytes) of a measured volume
 
@@ -89,6 +90,8 @@ class View:
     vms: list[VmRow] = field(default_factory=list)
     vm_volumes: list[VmVolumeRow] = field(default_factory=list)
     vm_clones: list[VmCloneRow] = field(default_factory=list)
+    unclaimed: list[UnclaimedRow] = field(default_factory=list)
+    unclaimed_sums: list[UnclaimedSum] = field(default_factory=list)
 
 
 def sharing(vol: Volume, no_parent: str) -> tuple[bool, str]:

@@ -25,6 +25,7 @@ from ..kube.resources import ALL
 from ..kube.store import Store
 from ..kube.watch import Watcher, WatchSettings
 from ..model.rows import View
+from ..model.unclaimed import UnclaimedSettings
 from .readiness import Readiness
 from .rebuild import Rebuilder
 from .refresh import refresh_forever
@@ -41,7 +42,8 @@ class Exporter:
         self.readiness = Readiness(self.store, [b.name for b in self.backends], self.kubernetes)
         context = Context(self.kubernetes, self.store, self._backend_states, web or Security(), self)
         self.rebuilder = Rebuilder(self.store, self.backends, self.kubernetes, self.readiness,
-                                   lambda: collector_registry.text_collectors(context), core.rebuild_debounce)
+                                   lambda: collector_registry.text_collectors(context), core.rebuild_debounce,
+                                   UnclaimedSettings(core.unclaimed_temp_age))
         # The scrape-time collectors, in exposition order; the object ones come with each fresh inventory.
         self.metrics = CollectorRegistry(auto_describe=False)
         for c in collector_registry.scrape_collectors(context):

@@ -18,7 +18,9 @@ from ..backends.base import Backend, TargetState
 from ..collectors.base import TextCollector
 from ..exposition.section import Part
 from ..inventory.pipeline import Changes, Inventory, everything
+from ..kube.resources import PV, VOLUMESNAPSHOTCONTENT
 from ..kube.store import Store
+from ..model.unclaimed import DEFAULTS, UnclaimedSettings
 from .chains import BrokenChains
 from .heap import LARGE_UPDATE, release_free_memory
 from .readiness import Readiness
@@ -29,8 +31,10 @@ States = dict[str, dict[str, TargetState]]
 
 class Rebuilder:
     def __init__(self, store: Store, backends: Sequence[Backend], kubernetes: bool, readiness: Readiness,
-                 collectors: Callable[[], list[TextCollector]], debounce: float) -> None:
+                 collectors: Callable[[], list[TextCollector]], debounce: float,
+                 unclaimed: UnclaimedSettings = DEFAULTS) -> None:
         self._store, self._backends, self._kubernetes = store, list(backends), kubernetes
+        self._unclaimed = unclaimed
         self._readiness, self._new_collectors, self._debounce = readiness, collectors, debounce
         self.dirty = asyncio.Event()            # set by backend refreshes; the store has its own
         self.lock = threading.Lock()            # held while the inventory changes
@@ -57,7 +61,7 @@ class Rebuilder:
                 changes = everything(self._store.objects)
             states = {b.name: {t: copy.copy(st) for t, st in b.states().items()} for b in self._backends}
             try:
-                await asyncio.to_thread(self._rebuild, changes, states)
+                await asyncio.to_thread(self._rebuild, changes, states, self._claims_complete())
             except Exception:
                 self.inventory = None
                 self.rebuild_failures += 1
@@ -86,13 +90,19 @@ class Rebuilder:
             for w in waiters:
                 w.cancel()
 
-    def _rebuild(self, changes: Changes, states: Mapping[str, Mapping[str, TargetState]]) -> None:
+    def _claims_complete(self) -> bool:
+        """Whether every PV and VolumeSnapshotContent is known: their first lists are in, and their
+        watches did not fail since (a volume no PV maps to is then really unclaimed)."""
+        return all(w.listed and w.healthy for w in (self._store.watch(r.name) for r in (PV, VOLUMESNAPSHOTCONTENT)))
+
+    def _rebuild(self, changes: Changes, states: Mapping[str, Mapping[str, TargetState]],
+                 claims_complete: bool = True) -> None:
         with self.lock:
             start = time.perf_counter()
             inv, collectors = self.inventory, self.collectors
             if inv is None:
-                inv, collectors = Inventory(self._backends, self._kubernetes), self._new_collectors()
-            dirty = inv.update(changes, states)
+                inv, collectors = Inventory(self._backends, self._kubernetes, self._unclaimed), self._new_collectors()
+            dirty = inv.update(changes, states, claims_complete)
             for c in collectors:
                 c.update(inv, dirty)
             parts = tuple(p for c in collectors for p in c.parts())

@@ -65,7 +65,21 @@ def render(m: dict[str, list[tuple[dict, float]]]) -> str:
               for lb, _ in sorted(m.get("clonewatch_flashcopy_info", []), key=lambda lv: lv[0]["volume"])]
     if copies:
         parts.append(table(copies, ["FlashCopy target", "source", "status", "copied", "copy rate"]))
+    unclaimed = unclaimed_rows(m, used)
+    if unclaimed:
+        parts.append(table(unclaimed, ["unclaimed volume", "backend", "target", "reason", "consumed"]))
     down = [f"{lb['backend']}/{lb['target']}" for lb, v in m.get("clonewatch_backend_up", []) if v == 0]
     if down:
         parts.append("backends down: " + ", ".join(down))
     return "\n\n".join(parts) if parts else "(no clone families or volumes seen yet)"
+
+
+def unclaimed_rows(m: dict[str, list[tuple[dict, float]]], used: dict[tuple[str, str], float]) -> list[list[str]]:
+    """Space no PV owns: each volume with its reason and bytes, then each target's total per reason."""
+    rows = [[lb["volume"], lb["backend"], lb["target"], lb["reason"], human(used.get((lb["backend"], lb["volume"]), 0))]
+            for lb, _ in sorted(m.get("clonewatch_volume_unclaimed_info", []),
+                                key=lambda lv: (lv[0]["backend"], lv[0]["target"], lv[0]["reason"], lv[0]["volume"]))]
+    rows += [["(total)", lb["backend"], lb["target"], lb["reason"], human(v)]
+             for lb, v in sorted(m.get("clonewatch_unclaimed_bytes", []),
+                                 key=lambda lv: (lv[0]["backend"], lv[0]["target"], lv[0]["reason"]))]
+    return rows

@@ -20,6 +20,7 @@ from dashboards.model import Table
 from dashboards.render import console, perses
 from tests.e2e import scenario
 from tests.support.ceph import Pool, ceph_conf
+from tests.support.cephcsi import CephCsiJournal
 from tests.support.flashsystem import FlashSystemDouble, copy_rate_bytes_per_second
 from tests.support.kubevirt import clone_conditions, vm_clone
 from tests.support.objects import rbd_clone
@@ -73,6 +74,8 @@ def _stack(kube, pool, tmp, procs, cleanup):
     kube.create({**vm_clone("vms", "clone-stuck", "rhel9-vm", "rhel9-vm-2"), "status": {
         "phase": "RestoreInProgress", "conditions": clone_conditions(("True", "Still processing"),
                                                                      ("False", "Still processing"))}})
+    # ... and a ceph-csi volume whose PV is gone, just over the alert's 1 GiB (CloneWatchUnclaimedStorage).
+    CephCsiJournal(pool).new_volume("pvc-leaked", 1028, size_mib=1028)
     main = ExporterProcess([f"--kubeconfig={kube.write_kubeconfig(tmp / 'kubeconfig')}", f"--ceph.conf={pool.conf}",
                             "--rbd.refresh-interval=1", "--rbd.timeout=20", "--kubernetes.read-timeout=5"],
                            tmp / "main.log")

@@ -17,6 +17,7 @@ import yaml
 
 from dashboards.boards import BOARDS
 from tests.e2e import scenario
+from tests.support.cephcsi import CephCsiJournal
 from tests.support.flashsystem import FlashSystemDouble, copy_rate_bytes_per_second
 from tests.support.kubevirt import clone_conditions, vm_clone
 from tests.support.objects import rbd_clone
@@ -42,6 +43,7 @@ SUBJECT = {
     "CloneWatchKubernetesWatchFailing": ("resource", "namespace"),
     "CloneWatchExporterDown": ("job", "instance"),
     "CloneWatchVMCloneStuck": ("namespace", "virtualmachineclone"),
+    "CloneWatchUnclaimedStorage": ("backend", "target", "reason"),
 }
 # Labels an alert carries besides its subject: those group_left copies in to name the clone's source.
 DETAIL = {"source_namespace", "source_name", "source_kind", "clone_type", "expected_clone_type", "fallback_reason",
@@ -89,6 +91,7 @@ def _world(kube, pool, tmp, procs, undo):
         if depth < CHAIN:
             pool.rbd("snap", "create", "--no-progress", f"{pool.spec(f'chain{depth}')}@base")
             pool.rbd("snap", "protect", f"{pool.spec(f'chain{depth}')}@base")
+    CephCsiJournal(pool).new_volume("pvc-leaked", 1028, size_mib=1028)      # its PV gone: over 1 GiB leaked
     kubeconfig = kube.write_kubeconfig(tmp / "kubeconfig")
     cluster = pair([f"--kubeconfig={kubeconfig}", f"--ceph.conf={pool.conf}", "--rbd.refresh-interval=1",
                     "--rbd.timeout=20", "--kubernetes.read-timeout=5"], tmp, "cluster")
@@ -156,6 +159,7 @@ def _world(kube, pool, tmp, procs, undo):
         "CloneWatchKubernetesWatchFailing": watches,
         "CloneWatchExporterDown": {("clonewatch-exporter", dead)},
         "CloneWatchVMCloneStuck": {("vms", "clone-stuck")},
+        "CloneWatchUnclaimedStorage": {("rbd", pool.name, "leaked")},
     }
     # What one replica of each pair says, straight from its /metrics: the fleet totals must be these.
     truth = [cluster[0].samples(), flash[0].samples()]

@@ -17,6 +17,7 @@ the csi-snap image gets only the features ceph-csi gives it, layering and deep-f
 so measuring it reads every object); `create_snapshot` keeps the older replay for the tests built on it.
 """
 
+import json
 import uuid
 
 from tests.support.ceph import Pool
@@ -124,8 +125,8 @@ class CephCsiDriver(CephCsi):
     (`SRC@csi-snap-<uuid>`, `SRC@csi-vol-<uuid>-temp`, `TEMP@csi-vol-<uuid>`), which survive as the
     original names of the trash-namespace snapshots."""
 
-    def create_snapshot(self, source_image: str) -> str:
-        uid = str(uuid.uuid4())
+    def create_snapshot(self, source_image: str, uid: str = "") -> str:
+        uid = uid or str(uuid.uuid4())
         snap = f"csi-snap-{uid}"
         src = self.pool.spec(source_image)
         self.rbd("snap", "create", "--no-progress", f"{src}@{snap}")
@@ -134,13 +135,16 @@ class CephCsiDriver(CephCsi):
         self.rbd("snap", "create", "--no-progress", f"{self.pool.spec(snap)}@{snap}")
         return uid
 
-    def clone_volume(self, source_image: str, mib_written: int) -> str:
-        uid = str(uuid.uuid4())
+    def clone_volume(self, source_image: str, mib_written: int, uid: str = "", interrupted: bool = False) -> str:
+        """interrupted: stop after the temporary clone (the provisioner gave up, the PVC was deleted)."""
+        uid = uid or str(uuid.uuid4())
         temp, image = f"csi-vol-{uid}-temp", f"csi-vol-{uid}"
         src = self.pool.spec(source_image)
         self.rbd("snap", "create", "--no-progress", f"{src}@{temp}")
         self.rbd("clone", "--image-feature", DRIVER_INTERMEDIATE_FEATURES, f"{src}@{temp}", self.pool.spec(temp))
         self.rbd("snap", "rm", "--no-progress", f"{src}@{temp}")
+        if interrupted:
+            return temp
         self.rbd("snap", "create", "--no-progress", f"{self.pool.spec(temp)}@{image}")
         self.rbd("clone", "--image-feature", STORAGECLASS_FEATURES, f"{self.pool.spec(temp)}@{image}",
                  self.pool.spec(image))
@@ -155,3 +159,90 @@ class CephCsiDriver(CephCsi):
                  self.pool.spec(image))
         self.pool.write(image, mib_written)
         return image
+
+
+class CephCsiJournal(CephCsiDriver):
+    """The same sequences with ceph-csi's journal written as the driver writes it (internal/journal/
+    voljournal.go, omap.go; docs/field-facts.md), `rados setomapval` on the same objects and keys, values
+    the Go strings' bytes: the per-uuid object created exclusively, the directory key, the object's keys,
+    then the image and its id; on delete the image to the trash (removed at once unless clones hang from
+    it, as the mgr's `trash remove` task does), then the object, then the key."""
+
+    def __init__(self, pool: Pool, instance: str = "default") -> None:
+        super().__init__(pool)
+        self.instance = instance
+
+    def setomap(self, obj: str, key: str, value: str) -> None:
+        self.pool.rados("setomapval", obj, key, value)
+
+    def reserve(self, kind: str, request: str, image: str, uid: str, **extra: str) -> None:
+        """kind "volume" or "snap": csi.<kind>.<uuid>, then csi.<kind>s.<instance>'s key, then the keys."""
+        self.pool.rados("create", f"csi.{kind}.{uid}")
+        self.setomap(f"csi.{kind}s.{self.instance}", f"csi.{kind}.{request}", uid)
+        self.setomap(f"csi.{kind}.{uid}", "csi.volname" if kind == "volume" else "csi.snapname", request)
+        self.setomap(f"csi.{kind}.{uid}", "csi.imagename", image)
+        for key, value in extra.items():
+            self.setomap(f"csi.{kind}.{uid}", key, value)
+
+    def store_image_id(self, kind: str, uid: str, image: str) -> None:
+        info = json.loads(self.rbd("info", "--format", "json", self.pool.spec(image)))
+        self.setomap(f"csi.{kind}.{uid}", "csi.imageid", info["id"])
+
+    def undo(self, kind: str, request: str, uid: str) -> None:
+        self.pool.rados("rm", f"csi.{kind}.{uid}")
+        self.pool.rados("rmomapkey", f"csi.{kind}s.{self.instance}", f"csi.{kind}.{request}")
+
+    def new_volume(self, request: str, mib_written: int, size_mib: int = 64) -> str:
+        uid = str(uuid.uuid4())
+        image = f"csi-vol-{uid}"
+        self.reserve("volume", request, image, uid, **{"csi.volume.owner": "vms"})
+        self.rbd("create", "--size", f"{size_mib}M", "--image-feature", STORAGECLASS_FEATURES, self.pool.spec(image))
+        self.store_image_id("volume", uid, image)
+        self.pool.write(image, mib_written)
+        return image
+
+    def new_clone(self, request: str, source_image: str, mib_written: int, interrupted: bool = False) -> str:
+        uid = str(uuid.uuid4())
+        image = f"csi-vol-{uid}"
+        self.reserve("volume", request, image, uid, **{"csi.volume.owner": "vms"})
+        made = self.clone_volume(source_image, mib_written, uid, interrupted)
+        if not interrupted:
+            self.store_image_id("volume", uid, image)
+        return made
+
+    def new_snapshot(self, request: str, source_image: str) -> str:
+        uid = str(uuid.uuid4())
+        self.reserve("snap", request, f"csi-snap-{uid}", uid, **{"csi.source": source_image})
+        self.create_snapshot(source_image, uid)
+        self.store_image_id("snap", uid, f"csi-snap-{uid}")
+        return uid
+
+    def remove_volume(self, request: str, image: str) -> None:
+        """DeleteVolume: its temporary clone, the image to the trash and its removal queued (done at once
+        here when nothing hangs from it, as the mgr task would), then the journal."""
+        uid = image.removeprefix("csi-vol-")
+        left = [self.trash(name) for name in (f"{image}-temp", image) if name in self.pool.rbd("ls", self.pool.name).split()]
+        for image_id in filter(None, left):         # the mgr's next try
+            self.trash_remove(image_id)
+        self.undo("volume", request, uid)
+
+    def remove_snapshot(self, request: str, uid: str) -> None:
+        snap = f"csi-snap-{uid}"
+        self.rbd("snap", "rm", "--no-progress", f"{self.pool.spec(snap)}@{snap}")
+        self.trash(snap)
+        self.undo("snap", request, uid)
+
+    def trash(self, image: str) -> str:
+        """`trash mv`, then the removal ceph-csi queues; the image id when it stays (clones read from it)."""
+        image_id = json.loads(self.rbd("info", "--format", "json", self.pool.spec(image)))["id"]
+        self.rbd("trash", "mv", self.pool.spec(image))
+        return "" if self.trash_remove(image_id) else image_id
+
+    def trash_remove(self, image_id: str) -> bool:
+        try:
+            self.rbd("trash", "rm", "--no-progress", f"{self.pool.name}/{image_id}")
+        except RuntimeError as exc:     # ENOTEMPTY: the mgr retries until the last clone is gone
+            if "snapshots" not in str(exc) and "children" not in str(exc):
+                raise
+            return False
+        return True

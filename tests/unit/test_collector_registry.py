@@ -16,7 +16,7 @@ from exporter.model.rows import PvcRow
 def test_every_collector_module_registers_once_in_exposition_order():
     by_stage = {stage: [s.name for s in registry.specs() if s.stage == stage] for stage in ("rebuild", "scrape")}
     assert by_stage == {"rebuild": ["pvc", "source", "storageclass", "volume", "flashcopy", "duration", "vm", "vm_volume",
-                                    "vmclone"],
+                                    "vmclone", "unclaimed"],
                         "scrape": ["rebuild", "backend", "rbd_reads", "web", "process", "kubernetes"]}
     names = [m.name for m in registry.metrics()]
     assert len(names) == len(set(names)), "no metric is declared twice"

@@ -241,8 +241,11 @@ class IncrementalEqualsFull(RuleBasedStateMachine):
         vols = dict(self.targets[pool]) if keep else {}
         for vid, own, parent, link, trashed, progress in specs:
             copy_ = BackgroundCopy("fcmap0", "copying", progress, 50) if progress is not None else None
+            # Who made it, as ceph-csi's journal would say (for the reasons of space no PV owns).
+            kind = "temp" if vid.endswith("-tmp") else "snapshot" if "csi-snap-" in vid else "volume"
             vols[vid] = Volume(vid, "p", own << 20, 64 << 20, parent if parent != vid else "", "base" if parent else "",
-                               copy=copy_, link=link, trashed=trashed)
+                               copy=copy_, link=link, trashed=trashed, made_by=("csi", "foreign", "")[own % 3],
+                               csi_kind=kind)
         self.targets[pool] = vols
         self.up[pool] = True
 

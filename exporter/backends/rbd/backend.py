@@ -25,6 +25,7 @@ from ...config.settings import ConfigError, option
 from ...kube.objects import get, text
 from ..base import BackendError, BackendSpec, Core, TargetState, Volume, VolumeRef, load_named, named_dirs, record
 from .cli import CliClient
+from .journal import DEFAULT_INSTANCE
 from .librbd import LibrbdClient, available
 from .naming import is_rbd_driver, make_target, snapshot_image, split_cluster, volume_id
 from .reader import CephCluster, PoolReader
@@ -43,6 +44,7 @@ class RbdSettings:
     refresh_interval_seconds: float = 60.0
     concurrency: int = 4
     client: str = "cli"                # cli: `rbd du` + `rbd ls -l`; librbd: in-process, the trash included
+    cephcsi_instance: str = DEFAULT_INSTANCE     # whose ceph-csi journal entries are this cluster's (librbd only)
 
 
 class RbdBackend:
@@ -57,7 +59,7 @@ class RbdBackend:
         self._by_image: dict[str, str] = {}
         self._clusters = {c.name: c for c in settings.clusters}
         self._clusters[""] = settings.default
-        self.reader: PoolReader = LibrbdClient(settings.timeout_seconds, settings.concurrency) \
+        self.reader: PoolReader = LibrbdClient(settings.timeout_seconds, settings.concurrency, settings.cephcsi_instance) \
             if settings.client == "librbd" else CliClient(settings.binary, settings.timeout_seconds)
 
     # -- mapping Kubernetes objects to images (no I/O) --------------------------------------
@@ -161,6 +163,9 @@ class RbdOptions:
     refresh_interval: float = option("rbd.refresh-interval", 60.0, "seconds between RBD refreshes",
                                      positive=True, unit="seconds")
     concurrency: int = option("rbd.concurrency", 4, "targets refreshed at once", positive=True)
+    cephcsi_instance_id: str = option("rbd.cephcsi-instance-id", DEFAULT_INSTANCE, "ceph-csi's --instanceid: the "
+                                      "journal (csi.volumes.ID) whose images this cluster's PVs own; images in "
+                                      "another instance's journal are reported foreign (librbd client only)")
     ceph_conf: str = option("ceph.conf", "", "ceph.conf for rbd (else $CEPH_CONF / rbd's default)")
     ceph_id: str = option("ceph.id", "", "Ceph client id, e.g. admin (as the Rook toolbox uses)")
     ceph_keyring: str = option("ceph.keyring", "", "keyring file for that client")
@@ -204,11 +209,14 @@ def _build(o: RbdOptions, core: Core) -> RbdBackend | None:
     return RbdBackend(RbdSettings(client=_client(o),
         binary=o.binary, default=CephCluster("", o.ceph_conf, o.ceph_id, o.ceph_keyring, o.ceph_mon_host),
         pools=_pools(o), timeout_seconds=o.timeout, clusters=_clusters(o),
-        refresh_interval_seconds=o.refresh_interval, concurrency=o.concurrency))
+        refresh_interval_seconds=o.refresh_interval, concurrency=o.concurrency,
+        cephcsi_instance=o.cephcsi_instance_id))
 
 
 def _check(o: RbdOptions) -> None:
     _client(o)
+    if not o.cephcsi_instance_id or any(ch in o.cephcsi_instance_id for ch in "/\0"):
+        raise ConfigError("rbd.cephcsi-instance-id", f"expected ceph-csi's --instanceid, got {o.cephcsi_instance_id!r}")
     if o.enabled:
         _clusters(o)
         _pools(o)

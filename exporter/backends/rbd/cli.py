@@ -20,7 +20,7 @@ import structlog
 
 from ...kube.objects import text
 from ..base import BackendError, Volume
-from .naming import is_link, split_cluster, split_target, volume_id
+from .naming import is_link, is_temp, split_cluster, split_target, volume_id
 from .reader import CephCluster
 
 log = structlog.get_logger("clonewatch.rbd")
@@ -76,7 +76,7 @@ def build_volumes(target: str, du: dict[str, tuple[int, int]], ls: dict[str, dic
         vid = volume_id(pool, namespace, image, cluster)
         volumes[vid] = Volume(volume=vid, target=target, consumed_bytes=own, provisioned_bytes=prov,
                               parent=parent_id, parent_snapshot=text(parent.get("snapshot")) if parent else "",
-                              link=is_link(image))
+                              link=is_link(image), csi_kind="temp" if is_temp(image) else "")
     return volumes
 
 

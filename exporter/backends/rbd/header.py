@@ -10,7 +10,7 @@ from .encoding import CEPH_NOSNAP, DecodeError, Decoder, u64_value
 
 # The keys read in one omap op together with every `snapshot_` key (see rados_reader.py).
 KEYS = ("size", "order", "features", "flags", "snap_seq", "op_features", "parent", "stripe_unit", "stripe_count",
-        "object_prefix")
+        "object_prefix", "create_timestamp")
 SNAPSHOT_PREFIX = "snapshot_"
 
 # RBD_FEATURE_* (include/rbd/features.h) and RBD_FLAG_* (include/rbd/librbd.h).
@@ -54,6 +54,7 @@ class Header:
     parent: Parent | None
     snapshots: tuple[Snapshot, ...]      # every namespace, by id
     object_prefix: str = ""              # its data objects are `<prefix>.<object number as %016x>`
+    created: float = 0.0                 # create_timestamp (utime_t), Unix seconds; 0 when the header has none
 
     @property
     def object_size(self) -> int:
@@ -88,7 +89,14 @@ def decode_header(omap: dict[str, bytes]) -> Header:
                   stripe_unit=unit, stripe_count=count,
                   parent=decode_parent(Decoder(omap["parent"])) if "parent" in omap else None,
                   snapshots=tuple(snaps),
-                  object_prefix=Decoder(omap["object_prefix"]).string() if "object_prefix" in omap else "")
+                  object_prefix=Decoder(omap["object_prefix"]).string() if "object_prefix" in omap else "",
+                  created=_utime(omap.get("create_timestamp", b"")))
+
+
+def _utime(raw: bytes) -> float:
+    """utime_t as encoded (u32 seconds, u32 nanoseconds) in whole seconds, as librbd's create_timestamp
+    gives it. Only informative: anything else is 0."""
+    return float(Decoder(raw).u32()) if len(raw) == 8 else 0.0
 
 
 def decode_parent(d: Decoder) -> Parent | None:

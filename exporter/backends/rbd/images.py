@@ -8,9 +8,10 @@ Without fast-diff (or with an invalid object map) librbd has to look at every ob
 slow on big images: `fast_diff` says so per image.
 """
 
+import calendar
 import dataclasses
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 try:        # Ceph's bindings come from the distribution (python3-rbd), not from PyPI
@@ -32,6 +33,12 @@ class Image:
     own_bytes: int
     parent: tuple[str, str, str, str] | None     # (pool, namespace, image name, snapshot name)
     fast_diff: bool
+    created: float = 0.0        # Unix seconds (whole, as librbd gives them), 0 when unknown
+    # Not the image's own facts but the pool's about it (the trash listing, ceph-csi's journal): an image
+    # read the fast way equals one opened through librbd whatever these say.
+    trash_expiry: float = field(default=0.0, compare=False)    # trashed: when its deferment ends
+    made_by: str = field(default="", compare=False)    # journal.py: "csi" (our instance), "foreign", ""
+    csi_kind: str = field(default="", compare=False)   # volume, snapshot, temp: what ceph-csi made it as
 
 
 def fingerprint(ioctx: Any, image_id: str) -> bytes | None:
@@ -88,9 +95,17 @@ def _image(ioctx: Any, name: str, image_id: str, trashed: bool) -> Image | None:
             parent = None
         fast = bool(img.features() & rbd.RBD_FEATURE_FAST_DIFF) and not img.flags() & rbd.RBD_FLAG_FAST_DIFF_INVALID
         own = _own_bytes(img, size)
-        return Image(name, image_id, trashed, size, own, parent, fast)
+        return Image(name, image_id, trashed, size, own, parent, fast, created=_created(img))
     finally:
         img.close()
+
+
+def _created(img: Any) -> float:
+    """The image's create_timestamp (the bindings give a naive datetime in UTC)."""
+    try:
+        return calendar.timegm(img.create_timestamp().utctimetuple())
+    except (AttributeError, rbd.Error):
+        return 0.0
 
 
 def _own_bytes(img: Any, size: int) -> int:

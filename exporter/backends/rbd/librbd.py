@@ -22,6 +22,7 @@ within the timeout instead of hanging a thread.
 """
 
 import asyncio
+import dataclasses
 import queue
 import threading
 from collections import Counter
@@ -33,7 +34,8 @@ import structlog
 
 from ..base import BackendError, Volume
 from .images import Image
-from .naming import is_link, split_cluster, split_target, volume_id
+from .journal import DEFAULT_INSTANCE, Journal
+from .naming import is_link, is_temp, split_cluster, split_target, volume_id
 from .pool_read import UNCHANGED, read_pool
 from .reader import CephCluster
 
@@ -98,7 +100,7 @@ class Reader:
     """Reads pools of one Ceph cluster; safe to call from several threads."""
 
     def __init__(self, conffile: str, client_id: str, keyring: str, mon_host: str, timeout: float,
-                 concurrency: int) -> None:
+                 concurrency: int, instance: str = DEFAULT_INSTANCE) -> None:
         if not available():
             raise BackendError("librbd is not importable: install Debian's python3-rbd and python3-rados")
         self._conf = {"rados_osd_op_timeout": f"{timeout:g}", "rados_mon_op_timeout": f"{timeout:g}",
@@ -118,6 +120,7 @@ class Reader:
         self._pool = Workers(concurrency, "librbd")            # images of one pool, in parallel
         self._reads = Workers(concurrency, "librbd-read")      # whole-pool reads, one per target
         self._in_flight = 0
+        self._journal = Journal(instance)
         # Per (pool, namespace): image id -> (fingerprint, Image) of the last read, and how many reads.
         self._known: dict[tuple[str, str], dict[str, tuple[bytes, Image]]] = {}
         self._refreshes: dict[tuple[str, str], int] = {}
@@ -191,6 +194,10 @@ class Reader:
             images, known, methods = read_pool(cluster, ioctx, scope, self._pool, self._known.get(scope, {}), full,
                                                self._timeout)
             self._known[scope] = known                    # images gone from the pool are forgotten
+            # ceph-csi's journal, read after the listing (journal.py says why that order).
+            marks = self._journal.marks(cluster, ioctx, namespace, {i.name for i in images}, self._timeout)
+            images = [dataclasses.replace(i, made_by=m.made_by if m else "", csi_kind=m.csi_kind if m else "")
+                      for i in images for m in (marks.get(i.name),)]
             with self._lock:
                 self.reused += methods[UNCHANGED]
                 total = self._methods.setdefault(scope, Counter())
@@ -214,9 +221,10 @@ class LibrbdClient:
     """The backend's way into librbd: one Reader per cluster, kept; at most one read of a pool at
     a time; a deadline on each read that the read's own thread does not wait for."""
 
-    def __init__(self, timeout_seconds: float, concurrency: int) -> None:
+    def __init__(self, timeout_seconds: float, concurrency: int, instance: str = DEFAULT_INSTANCE) -> None:
         self.timeout_seconds = timeout_seconds
         self.concurrency = concurrency
+        self.instance = instance
         self._readers: dict[str, Reader] = {}
         self._busy: set[str] = set()
         self._slow_logged: set[str] = set()
@@ -225,7 +233,8 @@ class LibrbdClient:
         reader = self._readers.get(cluster.name)
         if reader is None:
             reader = self._readers[cluster.name] = Reader(cluster.conf, cluster.client_id, cluster.keyring,
-                                                          cluster.mon_host, self.timeout_seconds, self.concurrency)
+                                                          cluster.mon_host, self.timeout_seconds, self.concurrency,
+                                                          self.instance)
         if target in self._busy:
             # Ceph's timeouts end a stuck call on their own; never two reads of one pool at once.
             raise BackendError("the previous refresh of this pool is still running")
@@ -270,7 +279,9 @@ def volumes_from_images(target: str, images: list[Image]) -> dict[str, Volume]:
         parent_id = volume_id(i.parent[0], i.parent[1], i.parent[2], cluster) if i.parent else ""
         volumes[vid] = Volume(volume=vid, target=target, consumed_bytes=i.own_bytes, provisioned_bytes=i.size,
                               parent=parent_id, parent_snapshot=i.parent[3] if i.parent else "",
-                              link=is_link(i.name) or i.trashed, trashed=i.trashed, fast_diff=i.fast_diff)
+                              link=is_link(i.name) or i.trashed, trashed=i.trashed, fast_diff=i.fast_diff,
+                              made_by=i.made_by, csi_kind=i.csi_kind or ("temp" if is_temp(i.name) else ""),
+                              created=i.created, trash_expiry=i.trash_expiry)
     return volumes
 
 

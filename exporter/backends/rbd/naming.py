@@ -13,6 +13,7 @@ from typing import Any
 _UUID_TEXT = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 _LINK = re.compile(rf"csi-vol-{_UUID_TEXT}-temp|csi-snap-{_UUID_TEXT}")
 _UUID = re.compile(rf"({_UUID_TEXT})$")
+_TEMP = re.compile(rf"csi-vol-{_UUID_TEXT}-temp")
 
 
 def volume_id(pool: str, namespace: str, image: str, cluster: str = "") -> str:
@@ -45,6 +46,11 @@ def is_rbd_driver(driver: Any) -> bool:
 def is_link(image: str) -> bool:
     """Whether ceph-csi made this image on the way (a temporary clone, a snapshot's image)."""
     return bool(_LINK.fullmatch(image))
+
+
+def is_temp(image: str) -> bool:
+    """Whether the name is ceph-csi's temporary clone of a PVC-PVC clone (clone.go generateTempClone)."""
+    return bool(_TEMP.fullmatch(image))
 
 
 def snapshot_image(handle: str) -> str | None:

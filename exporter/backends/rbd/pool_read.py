@@ -6,6 +6,8 @@ Each image counts once per read under the way it was read (`METHODS`), so an ope
 many images the fast path hands to librbd and why that costs what it costs.
 """
 
+import calendar
+import dataclasses
 from collections import Counter
 from concurrent.futures import Future, wait
 from typing import Any, Protocol, TypeVar
@@ -41,7 +43,9 @@ def read_pool(cluster: Any, ioctx: Any, scope: tuple[str, str], workers: Submit,
     """(the images, what to remember for the next read, how many were read which way)."""
     api = rbd.RBD()
     jobs = [Job(e["name"], e["id"], False) for e in api.list2(ioctx)]
-    jobs += [Job(t["name"], t["id"], True) for t in api.trash_list(ioctx)]
+    trash = list(api.trash_list(ioctx))
+    jobs += [Job(t["name"], t["id"], True) for t in trash]
+    expiry = {t["id"]: _seconds(t.get("deferment_end_time")) for t in trash}
     slow: dict[str, Future[tuple[Image | None, bytes | None, bool]]] = {}
 
     def fallback(job: Job, reason: str) -> None:
@@ -69,7 +73,14 @@ def read_pool(cluster: Any, ioctx: Any, scope: tuple[str, str], workers: Submit,
     except BaseException:
         wait(slow.values())         # librbd calls still use the ioctx the caller is about to close
         raise
-    return _gather(fast, slow)
+    images, known, methods = _gather(fast, slow)
+    return [dataclasses.replace(i, trash_expiry=expiry.get(i.image_id, 0.0)) if i.trashed else i
+            for i in images], known, methods
+
+
+def _seconds(when: Any) -> float:
+    """A trash entry's time (the bindings give a naive datetime in UTC) as Unix seconds; 0 if none."""
+    return float(calendar.timegm(when.utctimetuple())) if hasattr(when, "utctimetuple") else 0.0
 
 
 def _name_parents(cluster: Any, scope: tuple[str, str], jobs: list[Job], scan: PoolScan,
@@ -86,7 +97,8 @@ def _name_parents(cluster: Any, scope: tuple[str, str], jobs: list[Job], scan: P
         if m.header.parent is not None and parent is None:
             fallback(job, "its parent was not found")
             continue
-        out.append((Image(job.name, job.image_id, job.trashed, m.header.size, m.own_bytes, parent, not m.by_objects), m))
+        out.append((Image(job.name, job.image_id, job.trashed, m.header.size, m.own_bytes, parent, not m.by_objects,
+                          created=m.header.created), m))
     return out
 
 

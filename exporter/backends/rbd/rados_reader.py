@@ -98,12 +98,15 @@ class AioBatch:
 
     def _collect(self, op: Any, iterators: tuple[Any, Any], rv: int) -> dict[str, bytes] | None:
         """An omap read's values (the iterators are filled once it completed), then the op let go;
-        None on an error, or with rv >= 0 when the prefix had more keys than one read returns."""
+        None on an error, or with rv >= 0 when the prefix had more keys than one read returns or a key
+        that is not UTF-8 (the bindings decode keys and cannot go past one)."""
         try:
             if rv < 0:
                 return None
             fixed, listed = ({k: v or b"" for k, v in it} for it in iterators)
             return None if len(listed) >= OMAP_MAX else fixed | listed
+        except UnicodeDecodeError:
+            return None
         finally:
             del iterators
             self._ioctx.release_read_op(op)

@@ -1,0 +1,117 @@
+"""Stage 3, space no PV owns: which volumes of each backend no PV and no VolumeSnapshotContent of this
+cluster maps to, each with its reason (model.unclaimed), and their own bytes summed per target and
+reason.
+
+The claims are kept change by change (a PV maps to its volume once, when it changes); a backend's
+reasons are redone whole when its volumes or the claims on them changed, when whether the claims can
+be trusted changed, or when a clone in progress is due to turn stale: a pass over its volumes, as
+the volume graph's own.
+"""
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from ..backends.base import Backend, VolumeRef
+from ..kube.packed import PackedBucket
+from ..kube.resources import PV, VOLUMESNAPSHOTCONTENT
+from ..model.unclaimed import IN_PROGRESS, SumKey, UnclaimedRow, UnclaimedSettings, UnclaimedSum, reasons
+from .dirty import Dirty
+from .tokens import Key
+from .volumes import VolumeGraph, VolumeKey
+
+
+class Unclaimed:
+    def __init__(self, backends: Sequence[Backend], graph: VolumeGraph, settings: UnclaimedSettings) -> None:
+        self.backends = list(backends)
+        # A backend whose volumes nothing owns (qcow2 files: `owns_volumes = False`) has none unclaimed.
+        self._position = {b.name: i for i, b in enumerate(self.backends) if getattr(b, "owns_volumes", True)}
+        self._graph, self._settings = graph, settings
+        self._pvs: dict[Key, VolumeRef] = {}
+        self._contents: dict[Key, VolumeRef] = {}
+        self._claimed: dict[str, dict[str, int]] = {b.name: {} for b in self.backends}   # backend -> vid -> claims
+        self._trusted: bool | None = None
+        self._due = float("inf")            # when a clone in progress turns stale
+        self._first_seen: dict[str, dict[str, float]] = {b.name: {} for b in self.backends}
+        self.rows: dict[VolumeKey, UnclaimedRow] = {}
+        self.sums: dict[SumKey, UnclaimedSum] = {}
+
+    def update(self, objs: Mapping[str, PackedBucket], changed: Iterable[tuple[str, Key]], volumes_changed: bool,
+               trusted: bool, dirty: Dirty, now: float | None = None) -> None:
+        """changed: the (resource, key) of watched objects that changed; trusted: whether the PV and
+        VolumeSnapshotContent lists are complete (else only storage-side reasons are given)."""
+        now = time.time() if now is None else now
+        changed = list(changed)
+        redo: set[str] = set()
+        pvs = objs.get(PV.name) or PackedBucket()
+        for resource, key in changed:
+            if resource == PV.name:
+                redo |= self._move(self._pvs, key, self._map(lambda b, o: b.map_pv(o), pvs.get(key)))
+        contents = objs.get(VOLUMESNAPSHOTCONTENT.name) or PackedBucket()
+        if volumes_changed or any(resource == VOLUMESNAPSHOTCONTENT.name for resource, _ in changed):
+            # A backend may find a snapshot's volume by what it measured (RBD: by image name): redone
+            # whole, contents are few.
+            for key in set(self._contents) | set(contents):
+                redo |= self._move(self._contents, key,
+                                   self._map(lambda b, o: b.map_snapshot_content(o), contents.get(key)))
+        if volumes_changed or trusted != self._trusted or now >= self._due:
+            redo = set(self._position)
+        self._trusted = trusted
+        if redo:
+            self._redo(redo, trusted, now, dirty)
+
+    def _map(self, how: Any, obj: dict[str, Any] | None) -> VolumeRef | None:
+        if obj is None:
+            return None
+        for backend in self.backends:
+            ref = how(backend, obj)
+            if ref is not None:
+                return ref          # type: ignore[no-any-return]
+        return None
+
+    def _move(self, refs: dict[Key, VolumeRef], key: Key, new: VolumeRef | None) -> set[str]:
+        """An object's claim moves; the backends whose claims changed."""
+        old = refs.get(key)
+        if old == new:
+            return set()
+        touched = set()
+        if old is not None:
+            del refs[key]
+            counts = self._claimed.setdefault(old.backend, {})
+            counts[old.volume] -= 1
+            if not counts[old.volume]:
+                del counts[old.volume]
+            touched.add(old.backend)
+        if new is not None:
+            refs[key] = new
+            counts = self._claimed.setdefault(new.backend, {})
+            counts[new.volume] = counts.get(new.volume, 0) + 1
+            touched.add(new.backend)
+        return touched
+
+    def _redo(self, backends: set[str], trusted: bool, now: float, dirty: Dirty) -> None:
+        rows: dict[VolumeKey, UnclaimedRow] = {k: r for k, r in self.rows.items() if r.backend not in backends}
+        for b in sorted(backends & set(self._position)):
+            vols = self._graph.volumes.get(b, {})
+            seen = self._first_seen[b] = {vid: self._first_seen[b].get(vid, now) for vid, v in vols.items()
+                                          if v.csi_kind == "temp" and not v.created}
+            found = reasons(vols, self._claimed.get(b, {}).keys() if trusted else None, now, self._settings, seen)
+            pos = self._position[b]
+            for vid, reason in found.items():
+                rows[(pos, vid)] = UnclaimedRow(b, vols[vid], reason)
+        self._due = min((r.volume.created or self._first_seen[r.backend].get(r.volume.volume, now))
+                        + self._settings.temp_age_seconds for r in rows.values() if r.reason == IN_PROGRESS) \
+            if any(r.reason == IN_PROGRESS for r in rows.values()) else float("inf")
+        for key in self.rows.keys() | rows.keys():
+            if self.rows.get(key) != rows.get(key):
+                dirty.unclaimed.add(key)
+        self.rows = rows
+        sums: dict[SumKey, UnclaimedSum] = {}
+        for row in rows.values():
+            k = (row.backend, row.volume.target, row.reason)
+            s = sums.get(k)
+            sums[k] = UnclaimedSum(*k, (s.bytes if s else 0) + row.volume.consumed_bytes, (s.volumes if s else 0) + 1)
+        for sum_key in self.sums.keys() | sums.keys():
+            if self.sums.get(sum_key) != sums.get(sum_key):
+                dirty.unclaimed_sums.add(sum_key)
+        self.sums = sums
