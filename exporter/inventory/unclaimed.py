@@ -26,6 +26,9 @@ class Unclaimed:
         self.backends = list(backends)
         # A backend whose volumes nothing owns (qcow2 files: `owns_volumes = False`) has none unclaimed.
         self._position = {b.name: i for i, b in enumerate(self.backends) if getattr(b, "owns_volumes", True)}
+        # A backend whose volumes no PV ever maps to (VMware's VM disk layers: `map_pv` is always None)
+        # gives only what its storage says: without a claim to miss, every VM's disk would read unknown.
+        self._pv_owned = {b.name for b in self.backends if getattr(b, "pv_owned", True)}
         self._graph, self._settings = graph, settings
         self._pvs: dict[Key, VolumeRef] = {}
         self._contents: dict[Key, VolumeRef] = {}
@@ -95,7 +98,8 @@ class Unclaimed:
             vols = self._graph.volumes.get(b, {})
             seen = self._first_seen[b] = {vid: self._first_seen[b].get(vid, now) for vid, v in vols.items()
                                           if v.csi_kind == "temp" and not v.created}
-            found = reasons(vols, self._claimed.get(b, {}).keys() if trusted else None, now, self._settings, seen)
+            claims = self._claimed.get(b, {}).keys() if trusted and b in self._pv_owned else None
+            found = reasons(vols, claims, now, self._settings, seen)
             pos = self._position[b]
             for vid, reason in found.items():
                 rows[(pos, vid)] = UnclaimedRow(b, vols[vid], reason)

@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 
 from exporter.backends.base import TargetState, Volume, VolumeRef
+from exporter.backends.vmware.backend import VmwareBackend
 from exporter.collectors import unclaimed as collector
 from exporter.inventory.dirty import Dirty
 from exporter.inventory.pipeline import Inventory, everything
@@ -166,6 +167,16 @@ def test_native_mode_gives_storage_side_reasons_only():
     inv = Inventory([backend], kubernetes=False)
     inv.update({}, backend.snapshot())
     assert [(r.volume.volume, r.reason) for r in inv.view().unclaimed] == [("p/gone", "trash")]
+
+
+def test_a_backend_whose_volumes_no_pv_maps_to_gives_only_what_its_storage_says():
+    # VMware: a VM's disk layers have no PV; only a disk file no VM names is space no one owns.
+    backend = FakeBackend(vols(vol("[ds] vm1/vm1.vmdk", own=5), vol("[ds] old/old.vmdk", own=9, unreferenced="unreferenced-disk")))
+    backend.pv_owned = False
+    inv = Inventory([backend], kubernetes=True)
+    inv.update(everything(objects(pv("pv-a", "p/elsewhere"))), backend.snapshot())
+    assert [(r.volume.volume, r.reason) for r in inv.view().unclaimed] == [("p/[ds] old/old.vmdk", "unreferenced-disk")]
+    assert VmwareBackend.pv_owned is False
 
 
 def test_a_clone_in_progress_turns_stale_with_time_alone():

@@ -143,6 +143,7 @@ def collect(access: VCenterAccess, timeout: float) -> Collected:
 class VmwareBackend:
     name = NAME
     unshared_reason = "full-clone"     # a disk without a parent layer is a full clone
+    pv_owned = False    # its volumes are VMs' disk layers, no PV's: only unreferenced disks are space no one owns
 
     def __init__(self, settings: VmwareSettings) -> None:
         self.settings = settings
