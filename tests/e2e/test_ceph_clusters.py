@@ -160,8 +160,14 @@ def wait_stuck(proc, osd: int, timeout: float = 30) -> None:
 
 def wait_down(proc, target: str, what: str) -> tuple[dict, float]:
     t0 = time.monotonic()
-    s = proc.wait_for(lambda s: pick(s, "clonewatch_backend_up", target=target) == [0], timeout=TIMEOUT * 10, what=what)
-    return s, time.monotonic() - t0
+    proc.wait_for(lambda s: pick(s, "clonewatch_backend_up", target=target) == [0], timeout=TIMEOUT * 10, what=what)
+    shown = time.monotonic() - t0
+    # `up` is read at scrape time, the bytes by the next rebuild (debounced): a scrape between the two
+    # may show both, on a loaded machine for a while. Its bytes must be gone soon after, and stay gone.
+    s = proc.wait_for(lambda s: pick(s, "clonewatch_backend_up", target=target) == [0]
+                      and not pick(s, "clonewatch_volume_consumed_bytes", target=target), timeout=10,
+                      what=f"{what}: its bytes dropped by the next rebuild")
+    return s, shown
 
 
 def wait_up(proc, target: str, what: str) -> tuple[dict, float]:
