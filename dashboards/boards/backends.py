@@ -53,18 +53,20 @@ BOARD = Board(
                                                     "[$__rate_interval])"), "{{resource}}"),), height=WATCHED),
          Table(title="Watches healthy", queries=(Query(worst(WATCH, f"clonewatch_kubernetes_watch_healthy{{{J}}}"), "healthy"),),
                columns=(("resource", "resource"), ("namespace", "namespace")), height=WATCHED)),
-     Row(Stat(title="Reclaimable", queries=(Query(unclaimed(RECLAIMABLE)),), width=4, unit=BYTES, thresholds=FROM_ONE_GIB,
+     Row(Stat(title="Reclaimable", queries=(Query(unclaimed(RECLAIMABLE)),), width=6, unit=BYTES, thresholds=FROM_ONE_GIB,
               description="Leaked, stale temporary and orphaned snapshot volumes: no PV or VolumeSnapshotContent "
                           "maps to them, and removing them frees their bytes."),
-         Stat(title="Held by clones (never purge)", queries=(Query(unclaimed("held-by-clones")),), width=4, unit=BYTES,
+         Stat(title="Held by clones (never purge)", queries=(Query(unclaimed("held-by-clones")),), width=6, unit=BYTES,
               description="Volumes nothing maps to that clones still read from: removing them breaks the clones."),
          TimeSeries(title="Space no PVC owns, by reason",
                     queries=(Query(f"sum by (reason) ({once(UNCLAIMED, f'clonewatch_unclaimed_bytes{{{J}}}')})",
-                                   "{{reason}}"),), width=16, unit=BYTES)),
+                                   "{{reason}}"),), width=12, unit=BYTES)),
+     # A volume by its name within its target (an RBD image without its pool, which is the target): a
+     # ceph-csi image's whole name is wider than a table column, which Perses cuts off.
      Row(Table(title="Volumes no PVC owns",
-               queries=(Query(f"clonewatch_volume_consumed_bytes{{{J}}} * {within(VOLUME)} group_left (reason) "
-                              f"clonewatch_volume_unclaimed_info{{{J}}}", "bytes", BYTES),),
-               columns=(("backend", "backend"), ("target", "target"), ("volume", "volume"), ("reason", "reason")),
+               queries=(Query('label_replace(' f"clonewatch_volume_consumed_bytes{{{J}}} * {within(VOLUME)} group_left (reason) "
+                              f'clonewatch_volume_unclaimed_info{{{J}}}, "volume", "$1", "volume", ".*/(.*)")', "bytes", BYTES),),
+               columns=(("target", "target"), ("volume", "volume"), ("reason", "reason")),
                width=24)),
      # The exporter processes themselves: a line per replica.
      Row(TimeSeries(title="Exporter rebuild duration",
