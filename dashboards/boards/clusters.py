@@ -42,5 +42,8 @@ BOARD = Board(
                queries=(Query(f"storageclass_clone_type:clonewatch_pvc_clones:count{{{C}}}", "clones"),),
                columns=(("cluster", "cluster"), ("storageclass", "StorageClass"), ("clone_type", "clone type")))),
      Row(Table(title="Backend targets down", queries=(Query(f"backend_target:clonewatch_backend_up:max{{{C}}} == 0"),),
-               columns=(("cluster", "cluster"), ("backend", "backend"), ("target", "target")), width=24))),
+               columns=(("cluster", "cluster"), ("backend", "backend"), ("target", "target")), width=24)),
+     Row(TimeSeries(title="Space no PVC owns per cluster, by reason",
+                    queries=(Query(f"sum by (cluster, reason) (backend_reason:clonewatch_unclaimed_bytes:sum{{{C}}})",
+                                   "{{cluster}} {{reason}}"),), width=24, unit=BYTES))),
      hub=True)

@@ -32,6 +32,7 @@ import pytest
 import yaml
 
 from tests.e2e import scenario
+from tests.support.cephcsi import CephCsiJournal
 from tests.support.chromium import Chromium
 from tests.support.flashsystem import FlashSystemDouble, copy_rate_bytes_per_second
 from tests.support.objects import rbd_clone
@@ -88,6 +89,7 @@ def _stack(kube, pool, tmp: Path, undo: list) -> dict:
         kube.create(obj)
     for vm in scenario.virtual_machines():          # VMs on the PVCs: clones, full copies, a configured copy
         kube.create(vm)
+    CephCsiJournal(pool).new_volume("pvc-leaked", 1028, size_mib=1028)     # its PV gone: space no PVC owns
     main = ExporterProcess([f"--kubeconfig={kube.write_kubeconfig(tmp / 'kubeconfig')}", f"--ceph.conf={pool.conf}",
                             "--rbd.refresh-interval=1", "--rbd.timeout=20"], tmp / "main.log")
     undo.append(main.stop)
