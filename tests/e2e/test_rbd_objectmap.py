@@ -244,6 +244,32 @@ def test_images_without_fast_diff_object_by_object(pool, writer, names_per_stat,
     assert len(listings) == (1 if names_per_stat else 0)
 
 
+def test_more_snapshots_than_the_osd_returns_in_one_read(pool, writer, monkeypatch):
+    """The OSD answers one omap read with at most osd_max_omap_entries_per_request entries (1,024 by
+    default; 8 here, so that a test image need not carry a thousand snapshots) and says nothing of
+    the rest: an image with that many snapshots goes to librbd, and its clones still name their
+    parent snapshot (read by its key) and are read from their maps."""
+    from exporter.backends.rbd import rados_reader
+    monkeypatch.setattr(rados_reader, "OMAP_MAX", 8)
+    pool.ceph("config", "set", "osd", "osd_max_omap_entries_per_request", "8")
+    try:
+        pool.rbd("create", "--size", "8M", pool.spec("many"))
+        writer.write("many", (0, 4096))
+        for i in range(10):
+            if i == 8:
+                writer.write("many", (4 * MiB, 4096))       # in s8's row only: a cut header would miss it
+            if i == 9:
+                writer.discard("many", 4 * MiB, 4 * MiB)
+            pool.rbd("snap", "create", "--no-progress", pool.spec(f"many@s{i}"))
+        pool.rbd("snap", "protect", pool.spec("many@s9"))
+        pool.rbd("clone", "--rbd-default-clone-format", "2", pool.spec("many@s9"), pool.spec("kid"))
+        writer.write("kid", (4 * MiB, 10))
+        own, methods = exact(pool)
+    finally:
+        pool.ceph("config", "rm", "osd", "osd_max_omap_entries_per_request")
+    assert own["many"] == 8 * MiB and own["kid"] == 4 * MiB and methods == {"librbd": 1, "objectmap": 1}
+
+
 def test_a_resized_image_striping_and_small_objects(pool, writer):
     pool.rbd("create", "--size", "32M", pool.spec("resize"))
     writer.write("resize", (0, 32 * MiB))

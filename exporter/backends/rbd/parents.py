@@ -4,7 +4,8 @@ pool's listing (live, else the trash: a deleted golden keeps its name there), th
 parent's header (a trash-namespace snapshot is known by the UUID it was renamed to, as librbd reports).
 
 The pool being read answers from the scan's own listing and headers; another pool or namespace (a
-golden elsewhere) is listed once per read, and its parents' headers read one by one: rare and few.
+golden elsewhere) is listed once per read; a snapshot whose parent's header was not read whole (in
+another pool, or with more snapshots than one read returns) is read by its key: rare and few.
 """
 
 from typing import Any
@@ -27,6 +28,7 @@ class ParentNames:
         snapshots: image id -> snap id -> name, from the headers the scan read."""
         self._cluster = cluster
         self._pools: dict[int, str | None] = {}
+        self._looked_up: dict[tuple[str, str, str, int], str | None] = {}     # snapshot records read by key
         self._scopes: dict[tuple[str, str], tuple[dict[str, str], dict[str, dict[int, str]]]] = {
             (pool, namespace): (names, snapshots)}
 
@@ -47,9 +49,12 @@ class ParentNames:
         image = names.get(parent.image_id)
         if image is None:
             return None
-        if parent.image_id not in snapshots:
-            snapshots[parent.image_id] = self._snapshots(pool, parent.namespace, parent.image_id)
-        snap = snapshots[parent.image_id].get(parent.snap_id)
+        snap = snapshots.get(parent.image_id, {}).get(parent.snap_id)
+        if snap is None:        # a header not read whole (in another pool, or with too many snapshots)
+            key = (pool, parent.namespace, parent.image_id, parent.snap_id)
+            if key not in self._looked_up:
+                self._looked_up[key] = self._snapshot(*key)
+            snap = self._looked_up[key]
         return None if snap is None else (pool, parent.namespace, image, snap)
 
     def _list(self, pool: str, namespace: str) -> tuple[dict[str, str], dict[str, dict[int, str]]]:
@@ -63,13 +68,14 @@ class ParentNames:
             names = {}
         return names, {}
 
-    def _snapshots(self, pool: str, namespace: str, image_id: str) -> dict[int, str]:
+    def _snapshot(self, pool: str, namespace: str, image_id: str, snap_id: int) -> str | None:
+        """The one snapshot's record, by its key (a listing of them all stops at the OSD's limit)."""
         try:
             with self._cluster.open_ioctx(pool) as ioctx, rados.ReadOpCtx() as op:
                 ioctx.set_namespace(namespace)
-                values, _ = ioctx.get_omap_vals(op, "", SNAPSHOT_PREFIX, 100000)
+                values, _ = ioctx.get_omap_vals_by_keys(op, (f"{SNAPSHOT_PREFIX}{snap_id:016x}",))
                 ioctx.operate_read_op(op, f"rbd_header.{image_id}")
                 snaps = [decode_snapshot(v or b"") for _k, v in values]
         except (rados.Error, ValueError):       # DecodeError is a ValueError
-            return {}
-        return {s.snap_id: s.name for s in snaps}
+            return None
+        return snaps[0].name if snaps else None
