@@ -43,13 +43,23 @@ class CephCsi:
         self.pool.write(image, mib_written)
         return image
 
-    def create_snapshot(self, source_image: str) -> str:
-        uid = str(uuid.uuid4())
-        snap = f"csi-snap-{uid}"
+    # What `rbd clone` is told besides the names: nothing here (the images inherit their parent's
+    # features); CephCsiDriver gives the driver's own.
+    INTERMEDIATE: tuple[str, ...] = ()     # the snapshot and temporary images
+    VOLUME: tuple[str, ...] = ()           # volumes (clones, restores)
+
+    def source_snapshots(self, uid: str) -> tuple[str, str, str]:
+        """The names of the short-lived snapshots a snapshot image, a temporary clone and the clone of
+        the temporary clone are made from."""
+        return uid, uid, f"{uid}-2"
+
+    def create_snapshot(self, source_image: str, uid: str = "") -> str:
+        uid = uid or str(uuid.uuid4())
+        snap, (from_source, _, _) = f"csi-snap-{uid}", self.source_snapshots(uid)
         src = self.pool.spec(source_image)
-        self.rbd("snap", "create", "--no-progress", f"{src}@{uid}")
-        self.rbd("clone", f"{src}@{uid}", self.pool.spec(snap))
-        self.rbd("snap", "rm", "--no-progress", f"{src}@{uid}")
+        self.rbd("snap", "create", "--no-progress", f"{src}@{from_source}")
+        self.rbd("clone", *self.INTERMEDIATE, f"{src}@{from_source}", self.pool.spec(snap))
+        self.rbd("snap", "rm", "--no-progress", f"{src}@{from_source}")
         self.rbd("snap", "create", "--no-progress", f"{self.pool.spec(snap)}@{snap}")
         return uid
 
@@ -68,21 +78,25 @@ class CephCsi:
     def restore(self, snapshot_uid: str, mib_written: int = 0) -> str:
         snap = f"csi-snap-{snapshot_uid}"
         image = f"csi-vol-{uuid.uuid4()}"
-        self.rbd("clone", f"{self.pool.spec(snap)}@{snap}", self.pool.spec(image))
+        self.rbd("clone", *self.VOLUME, f"{self.pool.spec(snap)}@{snap}", self.pool.spec(image))
         self.pool.write(image, mib_written)
         return image
 
-    def clone_volume(self, source_image: str, mib_written: int) -> str:
-        """A PVC cloned from a PVC: through a temporary clone, so the chain grows by two."""
-        uid = str(uuid.uuid4())
+    def clone_volume(self, source_image: str, mib_written: int, uid: str = "", interrupted: bool = False) -> str:
+        """A PVC cloned from a PVC: through a temporary clone, so the chain grows by two. interrupted:
+        stop after the temporary clone (the provisioner gave up, the PVC was deleted)."""
+        uid = uid or str(uuid.uuid4())
         temp, image = f"csi-vol-{uid}-temp", f"csi-vol-{uid}"
+        _, from_source, from_temp = self.source_snapshots(uid)
         src = self.pool.spec(source_image)
-        self.rbd("snap", "create", "--no-progress", f"{src}@{uid}")
-        self.rbd("clone", f"{src}@{uid}", self.pool.spec(temp))
-        self.rbd("snap", "rm", "--no-progress", f"{src}@{uid}")
-        self.rbd("snap", "create", "--no-progress", f"{self.pool.spec(temp)}@{uid}-2")
-        self.rbd("clone", f"{self.pool.spec(temp)}@{uid}-2", self.pool.spec(image))
-        self.rbd("snap", "rm", "--no-progress", f"{self.pool.spec(temp)}@{uid}-2")
+        self.rbd("snap", "create", "--no-progress", f"{src}@{from_source}")
+        self.rbd("clone", *self.INTERMEDIATE, f"{src}@{from_source}", self.pool.spec(temp))
+        self.rbd("snap", "rm", "--no-progress", f"{src}@{from_source}")
+        if interrupted:
+            return temp
+        self.rbd("snap", "create", "--no-progress", f"{self.pool.spec(temp)}@{from_temp}")
+        self.rbd("clone", *self.VOLUME, f"{self.pool.spec(temp)}@{from_temp}", self.pool.spec(image))
+        self.rbd("snap", "rm", "--no-progress", f"{self.pool.spec(temp)}@{from_temp}")
         self.pool.write(image, mib_written)
         return image
 
@@ -125,40 +139,11 @@ class CephCsiDriver(CephCsi):
     (`SRC@csi-snap-<uuid>`, `SRC@csi-vol-<uuid>-temp`, `TEMP@csi-vol-<uuid>`), which survive as the
     original names of the trash-namespace snapshots."""
 
-    def create_snapshot(self, source_image: str, uid: str = "") -> str:
-        uid = uid or str(uuid.uuid4())
-        snap = f"csi-snap-{uid}"
-        src = self.pool.spec(source_image)
-        self.rbd("snap", "create", "--no-progress", f"{src}@{snap}")
-        self.rbd("clone", "--image-feature", DRIVER_INTERMEDIATE_FEATURES, f"{src}@{snap}", self.pool.spec(snap))
-        self.rbd("snap", "rm", "--no-progress", f"{src}@{snap}")
-        self.rbd("snap", "create", "--no-progress", f"{self.pool.spec(snap)}@{snap}")
-        return uid
+    INTERMEDIATE = ("--image-feature", DRIVER_INTERMEDIATE_FEATURES)
+    VOLUME = ("--image-feature", STORAGECLASS_FEATURES)
 
-    def clone_volume(self, source_image: str, mib_written: int, uid: str = "", interrupted: bool = False) -> str:
-        """interrupted: stop after the temporary clone (the provisioner gave up, the PVC was deleted)."""
-        uid = uid or str(uuid.uuid4())
-        temp, image = f"csi-vol-{uid}-temp", f"csi-vol-{uid}"
-        src = self.pool.spec(source_image)
-        self.rbd("snap", "create", "--no-progress", f"{src}@{temp}")
-        self.rbd("clone", "--image-feature", DRIVER_INTERMEDIATE_FEATURES, f"{src}@{temp}", self.pool.spec(temp))
-        self.rbd("snap", "rm", "--no-progress", f"{src}@{temp}")
-        if interrupted:
-            return temp
-        self.rbd("snap", "create", "--no-progress", f"{self.pool.spec(temp)}@{image}")
-        self.rbd("clone", "--image-feature", STORAGECLASS_FEATURES, f"{self.pool.spec(temp)}@{image}",
-                 self.pool.spec(image))
-        self.rbd("snap", "rm", "--no-progress", f"{self.pool.spec(temp)}@{image}")
-        self.pool.write(image, mib_written)
-        return image
-
-    def restore(self, snapshot_uid: str, mib_written: int) -> str:
-        snap = f"csi-snap-{snapshot_uid}"
-        image = f"csi-vol-{uuid.uuid4()}"
-        self.rbd("clone", "--image-feature", STORAGECLASS_FEATURES, f"{self.pool.spec(snap)}@{snap}",
-                 self.pool.spec(image))
-        self.pool.write(image, mib_written)
-        return image
+    def source_snapshots(self, uid: str) -> tuple[str, str, str]:
+        return f"csi-snap-{uid}", f"csi-vol-{uid}-temp", f"csi-vol-{uid}"
 
 
 class CephCsiJournal(CephCsiDriver):
