@@ -11,6 +11,7 @@ import yaml
 
 from tests.e2e import scenario
 from tests.support.ceph import Pool, ceph_conf
+from tests.support.cephcsi import CephCsiJournal
 from tests.support.kube import KubeAPI
 from tests.support.objects import ODF_RBD, clone_annotations, datavolume, pv_rbd, pvc, storageclass, storageprofile
 from tests.support.process import ROOT, ExporterProcess, pick
@@ -49,6 +50,8 @@ def fleet(kube, pool, tmp_path_factory):
     try:
         # Leaf a: the e2e scenario.
         scenario.build_pool(pool)
+        # ... with a ceph-csi volume whose PV is gone (the hub's space-no-PVC-owns panel).
+        CephCsiJournal(pool).new_volume("pvc-leaked", 4)
         for obj in scenario.kubernetes_objects(pool.name):
             kube.create(obj)
         exp_a = ExporterProcess([f"--kubeconfig={kube.write_kubeconfig(tmp / 'kubeconfig-a')}", f"--ceph.conf={pool.conf}",
