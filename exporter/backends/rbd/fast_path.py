@@ -3,8 +3,8 @@ maps `rbd du` would diff (usage.py), then the header once more. Every image of a
 at once (rados_reader.AioBatch); librbd opens an image and its parents in tens of round trips where
 this takes two plus one per object map.
 
-An image without fast-diff and without user snapshots (ceph-csi's temporary and csi-snap images
-have only trash-namespace ones) has one `rbd du` row, every object its head holds: each data object
+An image without fast-diff and without user snapshots (ceph-csi's temporary images have only
+trash-namespace ones; its csi-snap images have a user snapshot of their own) has one `rbd du` row, every object its head holds: each data object
 is looked up with a stat, as librbd looks each one up with list-snaps, STATS_PER_IMAGE at a time.
 Such images wait until every header is in: when their objects outnumber the pool's own objects
 (divided by NAMES_PER_STAT), listing the namespace's objects once is cheaper, and only the data
