@@ -111,9 +111,9 @@ class Inventory:
         if not self.kubernetes:
             if volumes_changed:
                 self.family_rows.native(dirty)
-            self.unclaimed.update(self.objs, (), bool(volumes_changed), False, dirty)
+            self.unclaimed.update(self.objs, (), volumes_changed, False, dirty)
             return dirty
-        self.unclaimed.update(self.objs, (k for k in changes if k[0] in _CLAIMS), bool(volumes_changed),
+        self.unclaimed.update(self.objs, (k for k in changes if k[0] in _CLAIMS), volumes_changed,
                               claims_complete, dirty)
         changed_pvcs = {key for resource, key in changes if resource == PVC.name}
         more, changed_records = self.records.update(changed_pvcs | self.records.deps.readers(touched))

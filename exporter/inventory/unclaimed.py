@@ -3,21 +3,24 @@ cluster maps to, each with its reason (model.unclaimed), and their own bytes sum
 reason.
 
 The claims are kept change by change (a PV maps to its volume once, when it changes); a backend's
-reasons are redone whole when its volumes or the claims on them changed, when whether the claims can
-be trusted changed, or when a clone in progress is due to turn stale: a pass over its volumes, as
-the volume graph's own.
+reasons are redone whole when the facts they are drawn from changed (a volume came or went, or its
+parent, trash state, marks or age), when the claims on its volumes changed, when whether the claims
+can be trusted changed, or when a clone in progress is due to turn stale: a pass over its volumes, as
+the volume graph's own. A refresh that changed only bytes (most of them) costs a look at the volumes
+that moved, and the sums.
 """
 
+import dataclasses
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from typing import Any
 
-from ..backends.base import Backend, VolumeRef
+from ..backends.base import Backend, Volume, VolumeRef
 from ..kube.packed import PackedBucket
 from ..kube.resources import PV, VOLUMESNAPSHOTCONTENT
 from ..model.unclaimed import IN_PROGRESS, SumKey, UnclaimedRow, UnclaimedSettings, UnclaimedSum, reasons
 from .dirty import Dirty
-from .tokens import Key
+from .tokens import Key, Kind, Token
 from .volumes import VolumeGraph, VolumeKey
 
 
@@ -36,13 +39,15 @@ class Unclaimed:
         self._trusted: bool | None = None
         self._due = float("inf")            # when a clone in progress turns stale
         self._first_seen: dict[str, dict[str, float]] = {b.name: {} for b in self.backends}
+        self._facts: dict[str, dict[str, tuple[Any, ...]]] = {b.name: {} for b in self.backends}   # as last redone
         self.rows: dict[VolumeKey, UnclaimedRow] = {}
         self.sums: dict[SumKey, UnclaimedSum] = {}
 
-    def update(self, objs: Mapping[str, PackedBucket], changed: Iterable[tuple[str, Key]], volumes_changed: bool,
+    def update(self, objs: Mapping[str, PackedBucket], changed: Iterable[tuple[str, Key]], volumes_changed: Set[Token],
                trusted: bool, dirty: Dirty, now: float | None = None) -> None:
-        """changed: the (resource, key) of watched objects that changed; trusted: whether the PV and
-        VolumeSnapshotContent lists are complete (else only storage-side reasons are given)."""
+        """changed: the (resource, key) of watched objects that changed; volumes_changed: the volume graph's
+        tokens of the volumes that moved; trusted: whether the PV and VolumeSnapshotContent lists are
+        complete (else only storage-side reasons are given)."""
         now = time.time() if now is None else now
         changed = list(changed)
         redo: set[str] = set()
@@ -51,17 +56,26 @@ class Unclaimed:
             if resource == PV.name:
                 redo |= self._move(self._pvs, key, self._map(lambda b, o: b.map_pv(o), pvs.get(key)))
         contents = objs.get(VOLUMESNAPSHOTCONTENT.name) or PackedBucket()
-        if volumes_changed or any(resource == VOLUMESNAPSHOTCONTENT.name for resource, _ in changed):
+        moved: dict[str, list[str]] = {}
+        for token in volumes_changed:
+            if token[0] is Kind.VOLUME:
+                backend, vid = token[1:]
+                moved.setdefault(str(backend), []).append(str(vid))
+        if moved or any(resource == VOLUMESNAPSHOTCONTENT.name for resource, _ in changed):
             # A backend may find a snapshot's volume by what it measured (RBD: by image name): redone
             # whole, contents are few.
             for key in set(self._contents) | set(contents):
                 redo |= self._move(self._contents, key,
                                    self._map(lambda b, o: b.map_snapshot_content(o), contents.get(key)))
-        if volumes_changed or trusted != self._trusted or now >= self._due:
+        if trusted != self._trusted or now >= self._due:
             redo = set(self._position)
+        redo |= {b for b, vids in moved.items() if b in self._position and self._reshaped(b, vids)}
         self._trusted = trusted
         if redo:
             self._redo(redo, trusted, now, dirty)
+        rest = {b: vids for b, vids in moved.items() if b not in redo}
+        if rest:
+            self._rebytes(rest, dirty)
 
     def _map(self, how: Any, obj: dict[str, Any] | None) -> VolumeRef | None:
         if obj is None:
@@ -92,10 +106,34 @@ class Unclaimed:
             touched.add(new.backend)
         return touched
 
+    def _reshaped(self, b: str, vids: Iterable[str]) -> bool:
+        """Whether any of these volumes changed in what a reason is drawn from (not its bytes)."""
+        vols, facts = self._graph.volumes.get(b, {}), self._facts[b]
+        return any(facts.get(vid) != (_facts(vols[vid]) if vid in vols else None) for vid in vids)
+
+    def _rebytes(self, moved: Mapping[str, Iterable[str]], dirty: Dirty) -> None:
+        """Only bytes moved: the unclaimed rows take their volumes' new figures, the sums follow."""
+        rows = self.rows
+        for b, vids in moved.items():
+            if b not in self._position:
+                continue
+            vols, pos = self._graph.volumes.get(b, {}), self._position[b]
+            for vid in vids:
+                row = rows.get((pos, vid))
+                if row is not None and row.volume != vols[vid]:
+                    if rows is self.rows:
+                        rows = dict(rows)       # replaced whole, never edited in place: a scrape reads it
+                    rows[(pos, vid)] = dataclasses.replace(row, volume=vols[vid])
+                    dirty.unclaimed.add((pos, vid))
+        if rows is not self.rows:
+            self.rows = rows
+            self._sum(dirty)
+
     def _redo(self, backends: set[str], trusted: bool, now: float, dirty: Dirty) -> None:
         rows: dict[VolumeKey, UnclaimedRow] = {k: r for k, r in self.rows.items() if r.backend not in backends}
         for b in sorted(backends & set(self._position)):
             vols = self._graph.volumes.get(b, {})
+            self._facts[b] = {vid: _facts(v) for vid, v in vols.items()}
             seen = self._first_seen[b] = {vid: self._first_seen[b].get(vid, now) for vid, v in vols.items()
                                           if v.csi_kind == "temp" and not v.created}
             claims = self._claimed.get(b, {}).keys() if trusted and b in self._pv_owned else None
@@ -110,8 +148,11 @@ class Unclaimed:
             if self.rows.get(key) != rows.get(key):
                 dirty.unclaimed.add(key)
         self.rows = rows
+        self._sum(dirty)
+
+    def _sum(self, dirty: Dirty) -> None:
         sums: dict[SumKey, UnclaimedSum] = {}
-        for row in rows.values():
+        for row in self.rows.values():
             k = (row.backend, row.volume.target, row.reason)
             s = sums.get(k)
             sums[k] = UnclaimedSum(*k, (s.bytes if s else 0) + row.volume.consumed_bytes, (s.volumes if s else 0) + 1)
@@ -119,3 +160,8 @@ class Unclaimed:
             if self.sums.get(sum_key) != sums.get(sum_key):
                 dirty.unclaimed_sums.add(sum_key)
         self.sums = sums
+
+
+def _facts(vol: Volume) -> tuple[Any, ...]:
+    """What model.unclaimed.reasons draws a volume's reason from: all of it but the bytes."""
+    return (vol.target, vol.parent, vol.trashed, vol.link, vol.made_by, vol.csi_kind, vol.created, vol.unreferenced)

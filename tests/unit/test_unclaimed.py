@@ -9,6 +9,7 @@ import yaml
 from exporter.backends.base import TargetState, Volume, VolumeRef
 from exporter.backends.vmware.backend import VmwareBackend
 from exporter.collectors import unclaimed as collector
+from exporter.inventory import unclaimed as inventory_unclaimed
 from exporter.inventory.dirty import Dirty
 from exporter.inventory.pipeline import Inventory, everything
 from exporter.kube.resources import PV, VOLUMESNAPSHOTCONTENT
@@ -162,6 +163,27 @@ def test_the_stage_follows_pvs_and_reports_nothing_needing_them_while_they_are_n
     assert len(inv.view().unclaimed) == 3
 
 
+def test_a_refresh_that_moved_only_bytes_updates_rows_and_sums_without_redoing_the_reasons(monkeypatch):
+    backend = FakeBackend(vols(vol("a", own=5, made_by="csi", csi_kind="volume"),
+                               vol("b", own=7, made_by="csi", csi_kind="volume")))
+    inv = Inventory([backend], kubernetes=True)
+    inv.update(everything(objects(pv("pv-a", "p/a"))), backend.snapshot())
+    assert inv.view().unclaimed_sums == [UnclaimedSum("fake", "p", "leaked", 7, 1)]
+    calls = []
+    monkeypatch.setattr(inventory_unclaimed, "reasons", lambda *a, **k: calls.append(a) or {})
+    backend.volumes = {**backend.volumes, "p/a": vol("a", own=6, made_by="csi", csi_kind="volume"),
+                       "p/b": vol("b", own=9, made_by="csi", csi_kind="volume")}
+    dirty = inv.update({}, backend.snapshot())
+    assert not calls, "only bytes moved: no reason is redone"
+    assert dirty.unclaimed == {(0, "p/b")} and dirty.unclaimed_sums == {("fake", "p", "leaked")}
+    assert [(r.volume.volume, r.volume.consumed_bytes) for r in inv.view().unclaimed] == [("p/b", 9)]
+    assert inv.view().unclaimed_sums == [UnclaimedSum("fake", "p", "leaked", 9, 1)]
+    # A fact a reason is drawn from moved (b went to the trash): redone.
+    backend.volumes = {**backend.volumes, "p/b": vol("b", own=9, made_by="csi", csi_kind="volume", trashed=True)}
+    inv.update({}, backend.snapshot())
+    assert len(calls) == 1
+
+
 def test_native_mode_gives_storage_side_reasons_only():
     backend = FakeBackend(vols(vol("a", made_by="csi", csi_kind="volume"), vol("gone", trashed=True)))
     inv = Inventory([backend], kubernetes=False)
@@ -184,10 +206,10 @@ def test_a_clone_in_progress_turns_stale_with_time_alone():
     inv = Inventory([backend], kubernetes=True, unclaimed=UnclaimedSettings(temp_age_seconds=60))
     states = backend.snapshot()
     inv.update(everything(objects(pv("pv-src", "p/src"))), states)
-    inv.unclaimed.update(inv.objs, (), False, True, Dirty(), now=NOW + 10)
+    inv.unclaimed.update(inv.objs, (), set(), True, Dirty(), now=NOW + 10)
     assert [r.reason for r in inv.unclaimed.rows.values()] == ["clone-in-progress"]
     dirty = Dirty()
-    inv.unclaimed.update(inv.objs, (), False, True, dirty, now=NOW + 61)
+    inv.unclaimed.update(inv.objs, (), set(), True, dirty, now=NOW + 61)
     assert [r.reason for r in inv.unclaimed.rows.values()] == ["stale-temp"]
     assert dirty.unclaimed == {(0, "p/csi-vol-1-temp")}
 
