@@ -17,7 +17,10 @@ with nothing changed. `--baseline DIR` measures an older tree's backend (DIR hol
 the same pool in the same run, its children taking turns with this tree's (`--baseline-at` sizes
 only, if given). `--readyz-at N`: at that
 size also the exporter as a process in native mode, the seconds from its start to /readyz and to every
-image's byte series in /metrics.
+image's byte series in /metrics. Growing 10,000 images takes about an hour here: `--keep` leaves the
+pool in place (its name is printed) and `--reuse POOL` measures such a pool again as it is, e.g. after
+a change to the backend; `--bare-repeat 0` leaves the bare commands out at a size (at 10,000 images
+one `rbd du` takes half an hour).
 
     CEPH_CONF=/path/ceph.conf .venv/bin/python bench/bench_rbd_scaling.py [--sizes 100,1000,5000]
 """
@@ -192,7 +195,7 @@ def measure(pool: str, a: argparse.Namespace, trees: list[tuple[str, Path]], bar
         for name, tree in trees:
             if name == "this" or r == 0:
                 runs[name].append(run_child(pool, a.repeat, tree))
-    out = {"bare": median_seconds(lambda: bare(pool), bare_repeat),
+    out = {"bare": median_seconds(lambda: bare(pool), bare_repeat) if bare_repeat else None,
            "live": len(json.loads(sh("rbd", "ls", "-p", pool, "--format", "json")))}
     for name, rs in runs.items():
         out[name] = {"images": rs[0]["images"], "cold": statistics.median(r["seconds"] for r in rs),
@@ -211,9 +214,11 @@ def report(rows: list[tuple[int, dict, tuple[float, float, float] | None]], tree
             if name not in m:
                 continue            # a baseline measured at other sizes only (--baseline-at)
             t = m[name]
+            b = m["bare"]
+            vs = (f"{b:>10.2f}s {b / t['cold']:>10.1f}x {b / t['warm']:>10.1f}x" if b is not None
+                  else f"{'-':>11} {'-':>11} {'-':>11}")
             print(f"{name:>8} {t['images']:>7} {m['live']:>6} {t['cold']:>13.2f}s {1000 * t['cold'] / t['images']:>8.2f}ms "
-                  f"{t['warm']:>7.2f}s {t['rss']:>7.0f}MB {m['bare']:>10.2f}s {m['bare'] / t['cold']:>10.1f}x "
-                  f"{m['bare'] / t['warm']:>10.1f}x  {t['methods']}")
+                  f"{t['warm']:>7.2f}s {t['rss']:>7.0f}MB {vs}  {t['methods']}")
         if ready:
             print(f"{'':>8} native exporter at {m['this']['images']} images: /readyz {ready[0]:.1f}s, "
                   f"every byte series {ready[1]:.1f}s, peak RSS {ready[2]:.0f}MB")
@@ -232,6 +237,8 @@ def main() -> None:
     ap.add_argument("--baseline-at", default="", help="sizes at which to measure the baseline (default: every size; "
                                                        "its refreshes of 10,000 images take many minutes)")
     ap.add_argument("--readyz-at", default="", help="sizes at which to time the exporter process to /readyz")
+    ap.add_argument("--keep", action="store_true", help="leave the pool in place at the end (its name is printed)")
+    ap.add_argument("--reuse", metavar="POOL", help="measure a pool an earlier --keep run left, as it is (no growing)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--tree", type=Path, default=ROOT, help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -242,26 +249,36 @@ def main() -> None:
     trees = [("this", ROOT)] + ([("baseline", a.baseline.resolve())] if a.baseline else [])
     ready_at = {int(s) for s in a.readyz_at.split(",") if s}
     baseline_at = {int(s) for s in a.baseline_at.split(",") if s}
-    pool = f"bench-{uuid.uuid4().hex[:6]}"
-    sh("ceph", "osd", "set-require-min-compat-client", "mimic")
-    sh("ceph", "osd", "pool", "create", pool, "32", "32")
-    sh("rbd", "pool", "init", pool)
-    layout = Layout(pool, a.goldens, a.layout == "driver")
     rows = []
     sizes = [int(s) for s in a.sizes.split(",")]
     bare_repeats = [int(r) for r in a.bare_repeat.split(",")] if a.bare_repeat else [a.repeat] * len(sizes)
+    if a.reuse:
+        pool, layout = a.reuse, None
+        sizes = sizes[-1:]                  # one measurement of the pool as it stands
+        bare_repeats = bare_repeats[-1:]
+    else:
+        pool = f"bench-{uuid.uuid4().hex[:6]}"
+        sh("ceph", "osd", "set-require-min-compat-client", "mimic")
+        sh("ceph", "osd", "pool", "create", pool, "32", "32")
+        sh("rbd", "pool", "init", pool)
+        layout = Layout(pool, a.goldens, a.layout == "driver")
     try:
         for size, bare_repeat in zip(sizes, bare_repeats, strict=True):
-            t = time.perf_counter()
-            layout.grow(size)
-            print(f"grew {pool} to ~{size} images in {time.perf_counter() - t:.0f}s", file=sys.stderr)
+            if layout is not None:
+                t = time.perf_counter()
+                layout.grow(size)
+                print(f"grew {pool} to ~{size} images in {time.perf_counter() - t:.0f}s", file=sys.stderr)
             here = [t for t in trees if t[0] == "this" or not baseline_at or size in baseline_at]
             m = measure(pool, a, here, bare_repeat)
             rows.append((size, m, readyz(pool, m["this"]["images"]) if size in ready_at else None))
             report(rows[-1:], trees)
     finally:
-        layout.close()
-        subprocess.run(["ceph", "osd", "pool", "rm", pool, pool, "--yes-i-really-really-mean-it"], capture_output=True)
+        if layout is not None:
+            layout.close()
+        if a.keep or a.reuse:
+            print(f"kept pool {pool}: measure it again with --reuse {pool}", file=sys.stderr)
+        else:
+            subprocess.run(["ceph", "osd", "pool", "rm", pool, pool, "--yes-i-really-really-mean-it"], capture_output=True)
     print(f"\n{pool} ({a.layout} layout), all sizes:")
     report(rows, trees)
 
