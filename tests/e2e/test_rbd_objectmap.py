@@ -332,3 +332,59 @@ def test_the_exporter_counts_how_each_image_was_read(pool, tmp_path):
         assert one(s, "clonewatch_volume_consumed_bytes", volume=f"{pool.name}/objects") == 8 * MiB
     finally:
         proc.stop()
+
+
+def test_a_snapshot_removed_past_one_omap_read_is_seen_by_the_next_refresh(pool, writer, monkeypatch):
+    """A later refresh keeps an image's figures while its fingerprint (the header's omap and the head
+    map) says the same: that omap is read whole, page by page, so removing a snapshot whose key lies
+    past the OSD's per-read limit (8 here, as above) reads the image again."""
+    from exporter.backends.rbd import rados_reader
+    monkeypatch.setattr(rados_reader, "OMAP_MAX", 8)
+    pool.ceph("config", "set", "osd", "osd_max_omap_entries_per_request", "8")
+    reader = Reader(pool.conf, "", "", "", 30, 4)
+    try:
+        pool.rbd("create", "--size", "8M", pool.spec("many"))
+        writer.write("many", (0, 4096))
+        for i in range(10):
+            if i == 8:
+                writer.write("many", (4 * MiB, 4096))       # only s8 holds this object
+            if i == 9:
+                writer.discard("many", 4 * MiB, 4 * MiB)
+            pool.rbd("snap", "create", "--no-progress", pool.spec(f"many@s{i}"))
+        first = {i.name: i.own_bytes for i in reader.read(pool.name, "")}
+        assert first["many"] == du(pool)["many"] == 8 * MiB
+        pool.rbd("snap", "rm", "--no-progress", pool.spec("many@s8"))     # the head map stays as it was
+        later = {i.name: i.own_bytes for i in reader.read(pool.name, "")}
+        assert later["many"] == du(pool)["many"] == 4 * MiB
+        assert reader.methods[(pool.name, "")] == {"librbd": 2}           # read again, not kept
+    finally:
+        reader.close()
+        pool.ceph("config", "rm", "osd", "osd_max_omap_entries_per_request")
+
+
+def test_names_that_are_not_utf8(pool, writer, monkeypatch):
+    """RADOS and rbd take any bytes as a name; Ceph's bindings decode names as UTF-8. An object named so
+    ends the namespace's listing: its images are then looked up object by object, with the same figures.
+    An image named so cannot be listed past: the pool's read fails with that name in its error (never a
+    figure without it, never an exception out of the backend)."""
+    import asyncio
+
+    from exporter.backends.rbd import fast_path
+    from exporter.backends.rbd.backend import RbdBackend, RbdSettings
+    from exporter.backends.rbd.reader import CephCluster
+    monkeypatch.setattr(fast_path, "NAMES_PER_STAT", 10**9)       # list the namespace rather than stat
+    pool.rados("put", "stray\udcfe\udcff", "/dev/null")             # surrogateescape: the bytes fe ff
+    pool.rbd("create", "--size", "16M", "--image-feature", "layering", pool.spec("plain"))
+    writer.write("plain", (0, 4096), (8 * MiB, 4096))
+    own, methods = exact(pool)
+    assert own == {"plain": 8 * MiB} and methods == {"objects": 1}
+
+    pool.rbd("create", "--size", "8M", pool.spec("bad\udcffname"))
+    backend = RbdBackend(RbdSettings(pools=(pool.name,), timeout_seconds=30, client="librbd",
+                                     default=CephCluster(conf=pool.conf), concurrency=2))
+    try:
+        asyncio.run(backend.refresh())
+        state = backend.states()[pool.name]
+        assert not state.up and "not UTF-8" in state.error and "bad\\xffname" in state.error
+    finally:
+        asyncio.run(backend.close())

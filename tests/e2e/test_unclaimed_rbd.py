@@ -220,3 +220,34 @@ def test_keys_that_are_not_text_mark_nothing_and_crash_nothing(world, pool, tmp_
     assert logged.count("a key that is not UTF-8 text: the directory cannot be read past it") == 1, logged
     assert logged.count("cannot be read: its keys") == 1, logged
     assert proc.proc.poll() is None
+
+
+def test_a_directory_longer_than_one_omap_read(monkeypatch):
+    """Our instance's directory is read page by page past the OSD's per-read limit (lowered to 8 here,
+    1,024 by default: a cluster with more PVCs than that has a longer directory): every one of twelve
+    journaled volumes is ours, none falls to `unknown` for being past the first page."""
+    import rados
+
+    from exporter.backends.rbd import rados_reader
+    from exporter.backends.rbd.journal import Journal
+    from tests.support.ceph import Pool, ceph_conf
+    monkeypatch.setattr(rados_reader, "OMAP_MAX", 8)
+    p = Pool(ceph_conf(), prefix="dir")
+    p.ceph("config", "set", "osd", "osd_max_omap_entries_per_request", "8")
+    cluster = rados.Rados(conffile=p.conf)
+    try:
+        csi = CephCsiJournal(p)
+        names = []
+        for i in range(12):
+            uid = str(uuid.uuid4())
+            names.append(f"csi-vol-{uid}")
+            csi.reserve("volume", f"pvc-{i:02d}", names[-1], uid, **{"csi.imageid": f"{i:012x}"})
+        cluster.connect()
+        with cluster.open_ioctx(p.name) as ioctx:
+            marks = Journal().marks(cluster, ioctx, "", names, 30)
+        assert {n: (marks[n].made_by, marks[n].csi_kind) for n in names if n in marks} == \
+            {n: ("csi", "volume") for n in names}
+    finally:
+        cluster.shutdown()
+        p.ceph("config", "rm", "osd", "osd_max_omap_entries_per_request")
+        p.remove()

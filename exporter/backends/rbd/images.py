@@ -20,6 +20,7 @@ try:        # Ceph's bindings come from the distribution (python3-rbd), not from
 except ImportError:     # pragma: no cover - librbd.available() reports it
     rados = rbd = None
 
+from .rados_reader import omap_pages
 
 USER = 0     # rbd.RBD_SNAP_NAMESPACE_TYPE_USER: snapshots someone made by name (not trash, not group)
 
@@ -43,16 +44,14 @@ class Image:
 
 def fingerprint(ioctx: Any, image_id: str) -> bytes | None:
     """What an image's own bytes, snapshots, parent, size and flags depend on, in two small reads:
-    its header's omap (size, features, flags, parent, snapshots with their namespaces) and its head
-    object map (which objects exist, and which changed since the last snapshot: librbd persists a
-    state change before the write it records). None without an object map: such an image is read
-    in full every time."""
+    its header's omap (size, features, flags, parent, snapshots with their namespaces; all of it,
+    page by page past the OSD's per-read limit, or a snapshot removed beyond it would go unseen) and
+    its head object map (which objects exist, and which changed since the last snapshot: librbd
+    persists a state change before the write it records). None without an object map: such an
+    image is read in full every time."""
     digest = hashlib.sha256()
-    with rados.ReadOpCtx() as op:
-        values, _ret = ioctx.get_omap_vals(op, "", "", 100000)
-        ioctx.operate_read_op(op, f"rbd_header.{image_id}")
-        for key, value in values:
-            digest.update(key.encode() + b"\0" + (value or b"") + b"\0")
+    for key, value in omap_pages(ioctx, f"rbd_header.{image_id}"):
+        digest.update(key.encode() + b"\0" + value + b"\0")
     try:
         digest.update(ioctx.read(f"rbd_object_map.{image_id}", 1 << 26))
     except rados.ObjectNotFound:

@@ -35,7 +35,7 @@ from typing import Any
 import structlog
 
 from ..base import BackendError
-from .rados_reader import AioBatch, fatal
+from .rados_reader import AioBatch, fatal, omap_pages
 
 try:        # Ceph's bindings come from the distribution (python3-rados), not from PyPI
     import rados
@@ -50,7 +50,6 @@ _NAMED = re.compile(rf".*?({_UUID})(-temp)?")
 _VALUE = re.compile(rf"(?:([0-9a-f]{{16}})/)?({_UUID})")
 _POOL_ID = re.compile(r"[0-9a-f]{16}")
 _IMAGE_NAME = re.compile(r"[^/@\x00]+")
-PAGE = 4096         # directory keys read at once (ceph-csi reads 512)
 IN_FLIGHT = 128
 
 
@@ -232,20 +231,12 @@ class Journal:
 
 
 def _omap(ioctx: Any, oid: str, prefix: str) -> list[tuple[str, bytes]]:
-    """Every key of an object starting with prefix, page by page; none when the object does not exist
-    (ceph-csi makes a directory with its first entry)."""
-    out: list[tuple[str, bytes]] = []
-    while True:
-        try:
-            with rados.ReadOpCtx() as op:
-                values, _ = ioctx.get_omap_vals(op, out[-1][0] if out else "", prefix, PAGE)
-                ioctx.operate_read_op(op, oid)
-                page = [(k, v or b"") for k, v in values]
-        except rados.ObjectNotFound:
-            return out
-        out += page
-        if len(page) < PAGE:
-            return out
+    """Every key of an object starting with prefix; none when the object does not exist (ceph-csi
+    makes a directory with its first entry)."""
+    try:
+        return omap_pages(ioctx, oid, prefix)
+    except rados.ObjectNotFound:
+        return []
 
 
 def _text(raw: bytes | None) -> str | None:

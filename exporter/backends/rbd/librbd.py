@@ -207,6 +207,11 @@ class Reader:
         except (rados.Error, rbd.Error) as exc:
             self._drop()        # reconnect next time: a timed-out or broken session is not reused
             raise BackendError(f"pool {pool!r}: {_short(exc)}") from None
+        except UnicodeDecodeError as exc:
+            # The bindings decode every image name they list: one that is not UTF-8 (rbd create takes
+            # any bytes) stops the listing, and a pool read without it would be a wrong figure.
+            raise BackendError(f"pool {pool!r}: a name that is not UTF-8 text, {exc.object[:120]!r}; "
+                               "the Ceph bindings cannot list past it (rbd rename it)") from None
         except BackendError:
             self._drop()
             raise

@@ -61,7 +61,9 @@ def read_pool(cluster: Any, ioctx: Any, scope: tuple[str, str], workers: Submit,
             return data_objects((o.key for o in ioctx.list_objects()), wanted)
         except (rados.TimedOut, rados.ConnectionShutdown):
             raise               # the stats would wait as long again on the same OSDs: the read fails
-        except rados.Error as exc:
+        except (rados.Error, UnicodeDecodeError) as exc:
+            # A name the bindings cannot decode (any bytes make a RADOS object name) ends the listing:
+            # the objects are looked up one by one instead.
             log.debug("rbd_objects_not_listed", pool="/".join(filter(None, scope)), error=str(exc))
             return None
 

@@ -14,12 +14,32 @@ from typing import Any
 
 from ..base import BackendError
 
+try:        # Ceph's bindings come from the distribution (python3-rados), not from PyPI
+    import rados
+except ImportError:     # pragma: no cover - librbd.available() reports it
+    rados = None
+
 Done = Callable[[int, Any], None]       # (return value, what came back: omap dict or bytes, None on error)
 # Snapshot records read at once; an image with as many goes to librbd. No more than the OSD answers
 # to one read (osd_max_omap_entries_per_request, 1,024 by default): it cuts a longer answer short,
 # and these bindings do not pass on that it did. A ceph-csi golden cloned through more than ~1,000
 # temporary images carries that many trash-namespace snapshots.
 OMAP_MAX = 1024
+
+
+def omap_pages(ioctx: Any, oid: str, prefix: str = "") -> list[tuple[str, bytes]]:
+    """Every key of an object starting with prefix, with its value, read OMAP_MAX at a time until a
+    page comes back short (a read asking for more would be cut at OMAP_MAX without a word, and taken
+    for the whole). Raises rados.ObjectNotFound when the object does not exist."""
+    out: list[tuple[str, bytes]] = []
+    while True:
+        with rados.ReadOpCtx() as op:
+            values, _ = ioctx.get_omap_vals(op, out[-1][0] if out else "", prefix, OMAP_MAX)
+            ioctx.operate_read_op(op, oid)
+            page = [(k, v or b"") for k, v in values]
+        out += page
+        if len(page) < OMAP_MAX:
+            return out
 
 
 class AioBatch:
