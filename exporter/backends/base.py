@@ -63,6 +63,8 @@ class Volume:
                                 # cluster's driver instance did; "": nothing on the storage says
     csi_kind: str = ""          # what the driver made it as: "volume", "snapshot" or "temp" (an intermediate)
     created: float = 0.0        # when the storage says it was made (Unix seconds), 0 when it does not say
+    request: str = ""           # the CSI request it was made for, as the driver's own records name it (ceph-csi's
+                                # journal: the PV name, pvc-<PVC uid>); "" when they do not say
     trash_expiry: float = 0.0   # trashed: when the storage removes it by itself (RBD's deferment), 0 if not
     unreferenced: str = ""      # a reason the storage alone can tell that nothing uses it (e.g. a disk file
                                 # no VM or template names), "" when it cannot tell

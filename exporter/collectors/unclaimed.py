@@ -13,7 +13,7 @@ BYTES: RowMetrics[UnclaimedSum] = RowMetrics(("backend", "target", "reason"),
 
 @BYTES.metric("clonewatch_unclaimed_bytes", GAUGE,
               "Bytes that volumes no PV or VolumeSnapshotContent of this cluster maps to occupy on their own, by "
-              "reason (leaked, stale-temp, orphan-snapshot and trash are reclaimable; clone-in-progress, "
+              "reason (leaked, stale-temp, orphan-snapshot and trash are reclaimable; clone-in-progress, provisioning, "
               "held-by-clones, foreign and unknown are not, or not yet: docs/metrics.md). Absent for a reason no "
               "volume has, and for every reason that needs the PV list while it is incomplete.", volatile=True)
 def _bytes(row: UnclaimedSum) -> Value:

@@ -36,7 +36,7 @@ from .vms import VolumeKey as VmVolumeKey
 from .volumes import VolumeGraph, VolumeKey
 
 Changes = Mapping[tuple[str, Key], Packed | None]      # (resource, key) -> the object now, None when deleted
-_CLAIMS = (PV.name, VOLUMESNAPSHOTCONTENT.name)
+_CLAIMS = (PV.name, PVC.name, VOLUMESNAPSHOTCONTENT.name)     # what the unclaimed stage reads
 _SNAPSHOT_INPUTS = (tokens.resource(VOLUMESNAPSHOT.name), tokens.resource(VOLUMESNAPSHOTCONTENT.name))
 
 

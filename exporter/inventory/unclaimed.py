@@ -2,11 +2,13 @@
 cluster maps to, each with its reason (model.unclaimed), and their own bytes summed per target and
 reason.
 
-The claims are kept change by change (a PV maps to its volume once, when it changes); a backend's
-reasons are redone whole when the facts they are drawn from changed (a volume came or went, or its
-parent, trash state, marks or age), when the claims on its volumes changed, when whether the claims
-can be trusted changed, or when a clone in progress is due to turn stale: a pass over its volumes, as
-the volume graph's own. A refresh that changed only bytes (most of them) costs a look at the volumes
+The claims are kept change by change (a PV maps to its volume once, when it changes), and so are the
+PVCs that wait for a PV (a volume the driver made for one is being provisioned, not leaked); a
+backend's reasons are redone whole when the facts they are drawn from changed (a volume came or went,
+or its parent, trash state, marks, request or age), when the claims on its volumes changed, when a PVC
+began or stopped waiting (for a backend whose volumes name their requests), when whether the claims can
+be trusted changed, or when a clone in progress is due to turn stale: a pass over its volumes, as the
+volume graph's own. A refresh that changed only bytes (most of them) costs a look at the volumes
 that moved, and the sums.
 """
 
@@ -16,8 +18,9 @@ from collections.abc import Iterable, Mapping, Sequence, Set
 from typing import Any
 
 from ..backends.base import Backend, Volume, VolumeRef
+from ..kube.objects import get, text
 from ..kube.packed import PackedBucket
-from ..kube.resources import PV, VOLUMESNAPSHOTCONTENT
+from ..kube.resources import PV, PVC, VOLUMESNAPSHOTCONTENT
 from ..model.unclaimed import IN_PROGRESS, SumKey, UnclaimedRow, UnclaimedSettings, UnclaimedSum, reasons
 from .dirty import Dirty
 from .tokens import Key, Kind, Token
@@ -35,6 +38,8 @@ class Unclaimed:
         self._graph, self._settings = graph, settings
         self._pvs: dict[Key, VolumeRef] = {}
         self._contents: dict[Key, VolumeRef] = {}
+        self._waiting: dict[Key, str] = {}          # PVC -> its uid, while it is not bound to a PV
+        self._requests: set[str] = set()            # backends with volumes that name their requests
         self._claimed: dict[str, dict[str, int]] = {b.name: {} for b in self.backends}   # backend -> vid -> claims
         self._trusted: bool | None = None
         self._due = float("inf")            # when a clone in progress turns stale
@@ -45,16 +50,24 @@ class Unclaimed:
 
     def update(self, objs: Mapping[str, PackedBucket], changed: Iterable[tuple[str, Key]], volumes_changed: Set[Token],
                trusted: bool, dirty: Dirty, now: float | None = None) -> None:
-        """changed: the (resource, key) of watched objects that changed; volumes_changed: the volume graph's
-        tokens of the volumes that moved; trusted: whether the PV and VolumeSnapshotContent lists are
-        complete (else only storage-side reasons are given)."""
+        """changed: the (resource, key) of watched objects that changed (PVs, PVCs, VolumeSnapshotContents);
+        volumes_changed: the volume graph's tokens of the volumes that moved; trusted: whether the PV,
+        PVC and VolumeSnapshotContent lists are complete (else only storage-side reasons are given)."""
         now = time.time() if now is None else now
         changed = list(changed)
         redo: set[str] = set()
         pvs = objs.get(PV.name) or PackedBucket()
+        pvcs = objs.get(PVC.name) or PackedBucket()
         for resource, key in changed:
             if resource == PV.name:
                 redo |= self._move(self._pvs, key, self._map(lambda b, o: b.map_pv(o), pvs.get(key)))
+            elif resource == PVC.name and _waiting_uid(pvcs.get(key)) != self._waiting.get(key):
+                uid = _waiting_uid(pvcs.get(key))
+                if uid:
+                    self._waiting[key] = uid
+                else:
+                    del self._waiting[key]
+                redo |= self._requests
         contents = objs.get(VOLUMESNAPSHOTCONTENT.name) or PackedBucket()
         moved: dict[str, list[str]] = {}
         for token in volumes_changed:
@@ -137,7 +150,11 @@ class Unclaimed:
             seen = self._first_seen[b] = {vid: self._first_seen[b].get(vid, now) for vid, v in vols.items()
                                           if v.csi_kind == "temp" and not v.created}
             claims = self._claimed.get(b, {}).keys() if trusted and b in self._pv_owned else None
-            found = reasons(vols, claims, now, self._settings, seen)
+            if any(v.request for v in vols.values()):
+                self._requests.add(b)
+            else:
+                self._requests.discard(b)
+            found = reasons(vols, claims, now, self._settings, seen, set(self._waiting.values()))
             pos = self._position[b]
             for vid, reason in found.items():
                 rows[(pos, vid)] = UnclaimedRow(b, vols[vid], reason)
@@ -164,4 +181,12 @@ class Unclaimed:
 
 def _facts(vol: Volume) -> tuple[Any, ...]:
     """What model.unclaimed.reasons draws a volume's reason from: all of it but the bytes."""
-    return (vol.target, vol.parent, vol.trashed, vol.link, vol.made_by, vol.csi_kind, vol.created, vol.unreferenced)
+    return (vol.target, vol.parent, vol.trashed, vol.link, vol.made_by, vol.csi_kind, vol.created, vol.unreferenced,
+            vol.request)
+
+
+def _waiting_uid(pvc: dict[str, Any] | None) -> str | None:
+    """A PVC's uid while it waits for a PV (none named in its spec yet); None otherwise."""
+    if pvc is None or text(get(pvc, "spec", "volumeName")):
+        return None
+    return text(get(pvc, "metadata", "uid")) or None

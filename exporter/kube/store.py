@@ -132,6 +132,10 @@ def slim(obj: Any, resource: str | None = None) -> dict[str, Any] | None:
     for kept in ("namespace", "creationTimestamp"):
         if kept in meta:
             slim_meta[kept] = meta[kept]
+    if resource == PVC.name and "uid" in meta:
+        # A CSI driver's records name a volume after the PV it is made for, pvc-<PVC uid>: how a volume
+        # whose PV is not there yet is told from a leaked one (inventory/unclaimed.py).
+        slim_meta["uid"] = meta["uid"]
     if "annotations" in meta:
         slim_meta["annotations"] = _slim_annotations(meta["annotations"])
     labels = meta.get("labels")

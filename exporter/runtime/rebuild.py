@@ -18,7 +18,7 @@ from ..backends.base import Backend, TargetState
 from ..collectors.base import TextCollector
 from ..exposition.section import Part
 from ..inventory.pipeline import Changes, Inventory, everything
-from ..kube.resources import PV, VOLUMESNAPSHOTCONTENT
+from ..kube.resources import PV, PVC, VOLUMESNAPSHOTCONTENT
 from ..kube.store import Store
 from ..model.unclaimed import DEFAULTS, UnclaimedSettings
 from .chains import BrokenChains
@@ -91,9 +91,10 @@ class Rebuilder:
                 w.cancel()
 
     def _claims_complete(self) -> bool:
-        """Whether every PV and VolumeSnapshotContent is known: their first lists are in, and their
-        watches did not fail since (a volume no PV maps to is then really unclaimed)."""
-        return all(w.listed and w.healthy for w in (self._store.watch(r.name) for r in (PV, VOLUMESNAPSHOTCONTENT)))
+        """Whether every PV, PVC and VolumeSnapshotContent is known: their first lists are in, and their
+        watches did not fail since (a volume no PV maps to, made for no PVC that waits, is then really
+        unclaimed)."""
+        return all(w.listed and w.healthy for w in (self._store.watch(r.name) for r in (PV, PVC, VOLUMESNAPSHOTCONTENT)))
 
     def _rebuild(self, changes: Changes, states: Mapping[str, Mapping[str, TargetState]],
                  claims_complete: bool = True) -> None:

@@ -22,11 +22,12 @@ from calendar import timegm
 import pytest
 
 from tests.support.cephcsi import CephCsiJournal
-from tests.support.objects import ODF_RBD, pv_rbd
+from tests.support.objects import ODF_RBD, pv_rbd, pvc
 from tests.support.process import ExporterProcess, one
 
 MiB = 2**20
 TEMP_AGE = 20
+ODF_RBD_CLASS = "ocs-storagecluster-ceph-rbd"
 
 
 def du(pool) -> dict[str, int]:
@@ -134,6 +135,31 @@ def test_each_reason_as_ceph_csi_leaves_it(world, pool, kube):
     # The retained image's PV comes back (a static PV re-created for it): no longer leaked.
     kube.create(pv_rbd("pvc-retained", pool.name, images["retained"]))
     proc.wait_for(lambda s: images["retained"] not in reasons(s), what="the retained image claimed again")
+
+
+def test_a_clone_made_before_its_pv_is_provisioning(world, pool, kube):
+    """ceph-csi makes a clone's images before the provisioner makes the PV (and holds a deep clone back
+    until it is flattened): while the PVC named in its journal entry (pvc-<PVC uid>) waits, it is
+    provisioning, its temporary image part of it; bound, it is claimed; its PVC and PV deleted with the
+    image left behind, it is leaked."""
+    proc, csi, images = world
+    uid = str(uuid.uuid4())
+    claim = pvc("vms", "waiting", ODF_RBD_CLASS)
+    claim["metadata"]["uid"] = uid
+    kube.create(claim)
+    image = csi.new_clone(f"pvc-{uid}", images["clone"], 4)
+    s = proc.wait_for(lambda s: image in reasons(s), what="the clone made before its PV")
+    assert reasons(s)[image] == "provisioning" and f"{image}-temp" not in reasons(s), reasons(s)
+    assert one(s, "clonewatch_unclaimed_bytes", backend="rbd", target=pool.name, reason="provisioning") == \
+        du(pool)[image] == 4 * MiB
+    kube.create(pv_rbd(f"pvc-{uid}", pool.name, image))
+    kube.patch_pvc("vms", "waiting", {"spec": {"volumeName": f"pvc-{uid}"}, "status": {"phase": "Bound"}})
+    proc.wait_for(lambda s: image not in reasons(s) and f"{image}-temp" not in reasons(s), what="the clone bound")
+    kube.delete("PersistentVolumeClaim", "waiting", "vms")
+    kube.delete("PersistentVolume", f"pvc-{uid}")
+    wait_reasons(proc, {**reasons(proc.samples()), image: "leaked", f"{image}-temp": "leaked"}, "its PVC and PV gone")
+    csi.remove_volume(f"pvc-{uid}", image)
+    proc.wait_for(lambda s: image not in reasons(s) and f"{image}-temp" not in reasons(s), what="the clone removed")
 
 
 def test_an_image_in_the_trash_keeps_its_deferment(world, pool):

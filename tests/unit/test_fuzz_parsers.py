@@ -63,9 +63,11 @@ def check_ref(ref, pv):
     handle, attrs = csi.get("volumeHandle"), csi.get("volumeAttributes")
     if ref.backend == "rbd":
         image = text(attrs.get("imageName"))
-        if not image:                   # a static PV names the image in its handle, and says so
+        if not image and attrs.get("staticVolume") == "true":      # a static PV names the image in its handle
             image = handle
-            assert attrs.get("staticVolume") == "true"
+        elif not image:                 # ceph-csi 2.x: no imageName, the handle ends in the image's uuid
+            assert handle.startswith("0001-") and len(handle) > 36 and handle[-37] == "-", handle
+            image = f"csi-vol-{handle[-36:]}"
         assert text(attrs.get("pool")) and image
         assert ref.volume == f"{ref.target}/{image}"
         assert ref.target.startswith("ceph-b:") == (attrs.get("clusterID") == "ceph-b")   # named cluster only

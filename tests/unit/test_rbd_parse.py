@@ -79,6 +79,17 @@ def test_pv_mapping():
     static["spec"]["csi"]["volumeHandle"] = "my-image"
     assert b.map_pv(static).volume == "p/my-image"
     assert b.map_pv(pv_rbd("pv", "", "i")) is None
+    # ceph-csi 2.x put no imageName in a PV's volumeAttributes: the image is csi-vol-<the handle's uuid>.
+    uid = "0206e500-79a8-4bca-b274-da6db48a5760"
+    old = pv_rbd(f"pvc-{uid}", "p", "")
+    del old["spec"]["csi"]["volumeAttributes"]["imageName"]
+    old["spec"]["csi"]["volumeHandle"] = f"0001-0024-7635de36-ab1f-4a70-98a2-a1bd80ba77c4-0000000000000006-{uid}"
+    assert b.map_pv(old).volume == f"p/csi-vol-{uid}"
+    for handle in (f"0001-0009-7635de36-ab1f-4a70-98a2-a1bd80ba77c4-0000000000000006-{uid}",   # length lies
+                   f"0002-0024-7635de36-ab1f-4a70-98a2-a1bd80ba77c4-0000000000000006-{uid}",   # another encoding
+                   f"0001-0024-7635de36-ab1f-4a70-98a2-a1bd80ba77c4-0000000000000006-{uid}x", uid, ""):
+        old["spec"]["csi"]["volumeHandle"] = handle
+        assert b.map_pv(old) is None, handle
 
 
 def test_the_backend_reads_through_the_client_rbd_client_names():

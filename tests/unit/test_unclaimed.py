@@ -12,8 +12,10 @@ from exporter.collectors import unclaimed as collector
 from exporter.inventory import unclaimed as inventory_unclaimed
 from exporter.inventory.dirty import Dirty
 from exporter.inventory.pipeline import Inventory, everything
-from exporter.kube.resources import PV, VOLUMESNAPSHOTCONTENT
-from exporter.model.unclaimed import RECLAIMABLE, UnclaimedRow, UnclaimedSettings, UnclaimedSum, reasons
+from exporter.kube.packed import pack
+from exporter.kube.resources import PV, PVC, VOLUMESNAPSHOTCONTENT
+from exporter.kube.store import slim
+from exporter.model.unclaimed import RECLAIMABLE, UnclaimedRow, UnclaimedSettings, UnclaimedSum, reasons, request_uid
 from exporter.summary.tables import render
 from tests.support.inventory import objects
 
@@ -61,6 +63,58 @@ def test_the_temp_threshold_is_an_option_and_an_undated_temp_ages_from_when_it_w
     assert short(reasons(v, ids("src"), NOW, quick, {"p/csi-vol-4-temp": NOW - 200})) == {
         "csi-vol-2-temp": "stale-temp", "csi-vol-4-temp": "clone-in-progress"}
     assert short(reasons(v, ids("src"), NOW, quick, {"p/csi-vol-4-temp": NOW - 400}))["csi-vol-4-temp"] == "stale-temp"
+
+
+UID = "0f3c1c8e-6a47-4d0e-9a4e-2b1d5a7c9e01"
+
+
+def test_a_volume_made_for_a_pvc_that_waits_is_provisioning_never_leaked():
+    """ceph-csi makes the image (and a clone's temp) before the provisioner makes the PV, and holds a
+    clone back until a deep chain is flattened: while the PVC its request names exists unbound, its
+    volume is provisioning, its temp a clone in progress at any age, and the golden above them held."""
+    req = f"pvc-{UID}"
+    v = vols(vol("golden", made_by="csi", csi_kind="volume", trashed=True),
+             vol("csi-vol-1-temp", parent="golden", made_by="csi", csi_kind="temp", created=NOW - 5 * HOUR, request=req),
+             vol("csi-vol-1", parent="csi-vol-1-temp", made_by="csi", csi_kind="volume", request=req),
+             vol("csi-vol-2-temp", parent="golden", made_by="csi", csi_kind="temp", created=NOW - 5 * HOUR, request=req),
+             vol("other", made_by="csi", csi_kind="volume", request="pvc-11111111-2222-3333-4444-555555555555"))
+    assert short(reasons(v, set(), NOW, waiting={UID})) == {
+        "golden": "held-by-clones", "csi-vol-1": "provisioning", "csi-vol-2-temp": "clone-in-progress",
+        "other": "leaked"}
+    # The PVC gone (or bound elsewhere): what is left of its request is leaked, its old temp stale.
+    assert short(reasons(v, set(), NOW)) == {
+        "golden": "trash", "csi-vol-1": "leaked", "csi-vol-1-temp": "leaked", "csi-vol-2-temp": "stale-temp",
+        "other": "leaked"}
+    # Without the claims (native mode), whether a PVC waits decides nothing.
+    assert "csi-vol-1" not in reasons(v, None, NOW, waiting={UID})
+    assert request_uid(req) == request_uid(f"vol-{UID}") == UID
+    assert request_uid(UID) == request_uid(f"pvc-{UID[:-1]}") == request_uid(f"pvc_{UID}") == ""
+
+
+def test_the_stage_follows_the_pvcs_that_wait():
+    """A PVC created (not bound yet) turns its volume from leaked to provisioning; bound to a PV that maps
+    to it, claimed; a PVC deleted before any PV: leaked again. The stage reads the PVC's uid, which the
+    watch cache keeps."""
+    backend = FakeBackend(vols(vol("csi-vol-1", own=5, made_by="csi", csi_kind="volume", request=f"pvc-{UID}")))
+    inv = Inventory([backend], kubernetes=True)
+    states = backend.snapshot()
+    inv.update(everything(objects()), states)
+    assert [(r.volume.volume, r.reason) for r in inv.view().unclaimed] == [("p/csi-vol-1", "leaked")]
+    claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+             "metadata": {"name": "c", "namespace": "vms", "uid": UID, "resourceVersion": "1"},
+             "spec": {"storageClassName": "rbd"}, "status": {"phase": "Pending"}}
+    assert slim(claim, PVC.name)["metadata"]["uid"] == UID
+    dirty = inv.update({(PVC.name, ("vms", "c")): pack(slim(claim, PVC.name))}, states)
+    assert [(r.volume.volume, r.reason) for r in inv.view().unclaimed] == [("p/csi-vol-1", "provisioning")]
+    assert dirty.unclaimed_sums == {("fake", "p", "leaked"), ("fake", "p", "provisioning")}
+    bound = {**claim, "spec": {**claim["spec"], "volumeName": f"pvc-{UID}"}}
+    inv.update({(PV.name, ("", f"pvc-{UID}")): pack(slim(pv(f"pvc-{UID}", "p/csi-vol-1"), PV.name)),
+                (PVC.name, ("vms", "c")): pack(slim(bound, PVC.name))}, states)
+    assert inv.view().unclaimed == []
+    inv.update({(PV.name, ("", f"pvc-{UID}")): None, (PVC.name, ("vms", "c")): pack(slim(claim, PVC.name))}, states)
+    assert [r.reason for r in inv.view().unclaimed] == ["provisioning"]
+    inv.update({(PVC.name, ("vms", "c")): None}, states)
+    assert [r.reason for r in inv.view().unclaimed] == ["leaked"]
 
 
 def test_a_trashed_golden_with_live_clones_is_held_and_its_intermediates_are_claimed_through_them():

@@ -27,7 +27,7 @@ from ..base import BackendError, BackendSpec, Core, TargetState, Volume, VolumeR
 from .cli import CliClient
 from .journal import DEFAULT_INSTANCE
 from .librbd import LibrbdClient, available
-from .naming import is_rbd_driver, make_target, snapshot_image, split_cluster, volume_id
+from .naming import handle_image, is_rbd_driver, make_target, snapshot_image, split_cluster, volume_id
 from .reader import CephCluster, PoolReader
 from .state import RbdTargetState
 
@@ -72,6 +72,8 @@ class RbdBackend:
         image = text(get(attrs, "imageName"))
         if not image and text(get(attrs, "staticVolume")) == "true":
             image = text(get(csi, "volumeHandle"))     # static PVs name the image in the handle
+        elif not image:
+            image = handle_image(text(get(csi, "volumeHandle"))) or ""      # ceph-csi < v3: no imageName
         if not pool or not image:
             return None
         namespace = text(get(attrs, "radosNamespace"))

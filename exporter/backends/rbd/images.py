@@ -40,6 +40,7 @@ class Image:
     trash_expiry: float = field(default=0.0, compare=False)    # trashed: when its deferment ends
     made_by: str = field(default="", compare=False)    # journal.py: "csi" (our instance), "foreign", ""
     csi_kind: str = field(default="", compare=False)   # volume, snapshot, temp: what ceph-csi made it as
+    request: str = field(default="", compare=False)    # the CSI request it was made for (journal.py)
 
 
 def fingerprint(ioctx: Any, image_id: str) -> bytes | None:

@@ -70,6 +70,7 @@ SNAPSHOTS = Kind("csi.snaps.", "csi.snap.", "csi.snap.", "csi.snapname", "snapsh
 class Mark:
     made_by: str        # "csi" (our instance) or "foreign"
     csi_kind: str       # volume, snapshot, temp
+    request: str = ""   # the CSI request name (a volume's PV name: pvc-<PVC uid>)
 
 
 @dataclass(frozen=True)
@@ -126,9 +127,9 @@ class Journal:
                                                       f"{request!r}")
                 continue
             made_by = "csi" if request is not None else "foreign"
-            out[entry.image] = Mark(made_by, kind.csi_kind)
+            out[entry.image] = Mark(made_by, kind.csi_kind, entry.request)
             if kind is VOLUMES:
-                out.setdefault(f"{entry.image}-temp", Mark(made_by, "temp"))
+                out.setdefault(f"{entry.image}-temp", Mark(made_by, "temp", entry.request))
         if out and not any(m.made_by == "csi" for m in out.values()) and not any(ours.values()):
             # Nothing here is ours: right for a pool another cluster fills, a wrong instance ID otherwise
             # (then nothing is called leaked, and this says why).

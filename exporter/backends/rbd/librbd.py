@@ -196,7 +196,8 @@ class Reader:
             self._known[scope] = known                    # images gone from the pool are forgotten
             # ceph-csi's journal, read after the listing (journal.py says why that order).
             marks = self._journal.marks(cluster, ioctx, namespace, {i.name for i in images}, self._timeout)
-            images = [dataclasses.replace(i, made_by=m.made_by if m else "", csi_kind=m.csi_kind if m else "")
+            images = [dataclasses.replace(i, made_by=m.made_by if m else "", csi_kind=m.csi_kind if m else "",
+                                          request=m.request if m else "")
                       for i in images for m in (marks.get(i.name),)]
             with self._lock:
                 self.reused += methods[UNCHANGED]
@@ -286,7 +287,7 @@ def volumes_from_images(target: str, images: list[Image]) -> dict[str, Volume]:
                               parent=parent_id, parent_snapshot=i.parent[3] if i.parent else "",
                               link=is_link(i.name) or i.trashed, trashed=i.trashed, fast_diff=i.fast_diff,
                               made_by=i.made_by, csi_kind=i.csi_kind or ("temp" if is_temp(i.name) else ""),
-                              created=i.created, trash_expiry=i.trash_expiry)
+                              created=i.created, trash_expiry=i.trash_expiry, request=i.request)
     return volumes
 
 

@@ -14,6 +14,9 @@ _UUID_TEXT = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 _LINK = re.compile(rf"csi-vol-{_UUID_TEXT}-temp|csi-snap-{_UUID_TEXT}")
 _UUID = re.compile(rf"({_UUID_TEXT})$")
 _TEMP = re.compile(rf"csi-vol-{_UUID_TEXT}-temp")
+# A volume handle as ceph-csi composes it (internal/util/volid.go): encoding version 0001, the
+# clusterID's length (4 hex) and the clusterID, the pool id (16 hex), then the image's uuid.
+_HANDLE = re.compile(rf"0001-([0-9a-f]{{4}})-(.+)-[0-9a-f]{{16}}-({_UUID_TEXT})")
 
 
 def volume_id(pool: str, namespace: str, image: str, cluster: str = "") -> str:
@@ -51,6 +54,17 @@ def is_link(image: str) -> bool:
 def is_temp(image: str) -> bool:
     """Whether the name is ceph-csi's temporary clone of a PVC-PVC clone (clone.go generateTempClone)."""
     return bool(_TEMP.fullmatch(image))
+
+
+def handle_image(handle: str) -> str | None:
+    """The image a dynamically provisioned volume's handle names: `csi-vol-<its uuid>`, the name
+    ceph-csi gives an image unless a StorageClass sets volumeNamePrefix. For PVs that do not carry
+    `imageName` in their volumeAttributes (ceph-csi before v3 did not); None for a handle not composed
+    so (a static PV's is the image name itself)."""
+    match = _HANDLE.fullmatch(handle)
+    if match is None or len(match.group(2)) != int(match.group(1), 16):
+        return None
+    return f"csi-vol-{match.group(3)}"
 
 
 def snapshot_image(handle: str) -> str | None:
