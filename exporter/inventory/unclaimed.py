@@ -39,6 +39,9 @@ class Unclaimed:
         self._pvs: dict[Key, VolumeRef] = {}
         self._contents: dict[Key, VolumeRef] = {}
         self._waiting: dict[Key, str] = {}          # PVC -> its uid, while it is not bound to a PV
+        # PVs of a driver a backend serves that map to nothing yet: a backend may find the volume only
+        # once it has read it (FlashSystem: the array holding a vdisk UID), so they are tried again.
+        self._unmapped: set[Key] = set()
         self._requests: set[str] = set()            # backends with volumes that name their requests
         self._claimed: dict[str, dict[str, int]] = {b.name: {} for b in self.backends}   # backend -> vid -> claims
         self._trusted: bool | None = None
@@ -60,7 +63,7 @@ class Unclaimed:
         pvcs = objs.get(PVC.name) or PackedBucket()
         for resource, key in changed:
             if resource == PV.name:
-                redo |= self._move(self._pvs, key, self._map(lambda b, o: b.map_pv(o), pvs.get(key)))
+                redo |= self._map_pv(key, pvs.get(key))
             elif resource == PVC.name and _waiting_uid(pvcs.get(key)) != self._waiting.get(key):
                 uid = _waiting_uid(pvcs.get(key))
                 if uid:
@@ -74,6 +77,9 @@ class Unclaimed:
             if token[0] is Kind.VOLUME:
                 backend, vid = token[1:]
                 moved.setdefault(str(backend), []).append(str(vid))
+        if moved:
+            for key in list(self._unmapped):
+                redo |= self._map_pv(key, pvs.get(key))
         if moved or any(resource == VOLUMESNAPSHOTCONTENT.name for resource, _ in changed):
             # A backend may find a snapshot's volume by what it measured (RBD: by image name): redone
             # whole, contents are few.
@@ -89,6 +95,15 @@ class Unclaimed:
         rest = {b: vids for b, vids in moved.items() if b not in redo}
         if rest:
             self._rebytes(rest, dirty)
+
+    def _map_pv(self, key: Key, pv: dict[str, Any] | None) -> set[str]:
+        ref = self._map(lambda b, o: b.map_pv(o), pv)
+        driver = text(get(pv, "spec", "csi", "driver"))
+        if ref is None and driver and any(b.serves_provisioner(driver) for b in self.backends):
+            self._unmapped.add(key)
+        else:
+            self._unmapped.discard(key)
+        return self._move(self._pvs, key, ref)
 
     def _map(self, how: Any, obj: dict[str, Any] | None) -> VolumeRef | None:
         if obj is None:

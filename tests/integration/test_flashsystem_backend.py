@@ -280,3 +280,34 @@ async def test_what_the_driver_made_carries_its_mark_with_or_without_a_pv(array,
         await b2.close()
     finally:
         await b.close()
+
+
+async def test_with_two_arrays_a_pv_naming_neither_address_is_mapped_by_its_vdisk_uid(array, tmp_path):
+    """A PV's array_address may name an array otherwise than it is configured (a DNS name for an IP):
+    with several arrays its vdisk is found by UID in the array whose last refresh holds it, so the
+    vdisk is claimed, never leaked; until that refresh the PV maps to nothing and is tried again."""
+    from exporter.inventory.pipeline import Inventory, everything
+    from tests.support.inventory import objects
+    from tests.support.objects import pv_flashsystem
+    (tmp_path / "second").mkdir()
+    second = FlashSystemDouble(tmp_path / "second")
+    try:
+        claimed = array.volume_like_csi(array.csi_name(), 64 * MiB)
+        leaked = second.volume_like_csi(second.csi_name(), 64 * MiB)
+        arrays = (load_array("fs1", array.write_secret_dir(tmp_path / "s1")),
+                  load_array("fs2", second.write_secret_dir(tmp_path / "s2")))
+        b = FlashSystemBackend(FlashSystemSettings(arrays=arrays, timeout_seconds=5))
+        pv = pv_flashsystem("pv-1", array.handle(claimed), "flash-a.storage.example")
+        assert b.map_pv(pv) is None                                 # nothing read yet: no array holds it
+        inv = Inventory([b], kubernetes=True)
+        inv.update(everything(objects(pv)), b.states())
+        await b.refresh()
+        assert all(st.up for st in b.states().values()), b.states()
+        assert b.map_pv(pv).volume == f"fs1/{claimed.uid}"
+        inv.update({}, {"flashsystem": {n: dataclasses.replace(st) for n, st in b.states().items()}})
+        # The claimed vdisk is no row; the other array's CSI vdisk is leaked, fs1's golden (no mark) unknown.
+        assert {(r.volume.volume, r.reason) for r in inv.view().unclaimed} == {
+            (f"fs2/{leaked.uid}", "leaked"), (f"fs1/{array.vdisks['0'].uid}", "unknown")}
+        await b.close()
+    finally:
+        second.close()

@@ -95,6 +95,7 @@ class FlashSystemDouble(HttpsServer):
         self.requests: list[str] = []           # commands served, in order
         self.auth_headers_seen: list[dict] = []
         self._next_ids: dict[str, int] = {}
+        self.system = secrets.token_hex(3).upper()     # this array's part of its vdisk UIDs
         self._index: tuple[dict, dict] | None = None
         self._lock = threading.Lock()
         super().__init__("flashsystem", tls_dir, self._routes)     # last: it starts serving
@@ -110,10 +111,14 @@ class FlashSystemDouble(HttpsServer):
         self._next_ids[kind] = n + 1
         return str(n)
 
+    def _uid(self, vid: str) -> str:
+        """A vdisk_UID: 32 hex digits, the system's own part in the middle, so two arrays' never meet."""
+        return f"6005076810{self.system}{int(vid):016X}"
+
     def create_vdisk(self, name: str, capacity: int, pool: str = "thin") -> VDisk:
         with self._lock:
             vid = self._new_id()
-            vd = VDisk(vid, name, f"600507681081001D{int(vid):016X}", capacity, pool)
+            vd = VDisk(vid, name, self._uid(vid), capacity, pool)
             self.vdisks[vid] = vd
             return vd
 
@@ -256,14 +261,14 @@ class FlashSystemDouble(HttpsServer):
             vid = self._new_id()
             unit = {"b": 1, "kb": KiB, "mb": KiB**2, "gb": KiB**3}[body.get("unit", "mb")]
             pool = str(body.get("mdiskgrp", "pool_thin")).removeprefix("pool_")
-            self.vdisks[vid] = VDisk(vid, body["name"], f"600507681081001D{int(vid):016X}",
+            self.vdisks[vid] = VDisk(vid, body["name"], self._uid(vid),
                                      int(body["size"]) * unit, pool)
             return 200, {"id": vid, "message": f"Virtual Disk, id [{vid}], successfully created"}
         if command == "mkvolume":
             vid = self._new_id()
             unit = {"b": 1, "kb": KiB, "mb": KiB**2, "gb": KiB**3}[body.get("unit", "mb")]
             pool = str(body.get("pool", "pool_thin")).removeprefix("pool_")
-            self.vdisks[vid] = VDisk(vid, body["name"], f"600507681081001D{int(vid):016X}",
+            self.vdisks[vid] = VDisk(vid, body["name"], self._uid(vid),
                                      int(body["size"]) * unit, pool)
             return 200, {"id": vid, "message": f"Volume, id [{vid}], successfully created"}
         if command == "mkfcmap":

@@ -243,5 +243,7 @@ def test_a_snapshot_content_maps_to_the_array_holding_its_vdisk_when_there_are_s
     b.states()["fs2"].volumes = {f"fs2/{uid}": Volume(f"fs2/{uid}", "fs2", 1, 1)}
     ref = b.map_snapshot_content(content)
     assert (ref.target, ref.volume) == ("fs2", f"fs2/{uid}")
-    # A PV names its array: an address no array has is still no array, whatever the states hold.
-    assert b.map_pv(pv_flashsystem("pv", "SVC:3;" + uid, "10.9.9.9")) is None
+    # A PV whose address no array is configured with (a DNS name for an IP) maps by its vdisk UID, which
+    # is unique across arrays; one no array holds either is no array's.
+    assert b.map_pv(pv_flashsystem("pv", "SVC:3;" + uid, "10.9.9.9")).volume == f"fs2/{uid}"
+    assert b.map_pv(pv_flashsystem("pv", "SVC:3;600507681081001D0000000000000004", "10.9.9.9")) is None

@@ -164,9 +164,10 @@ class FlashSystemBackend:
         uid = parse_volume_handle(text(handle))
         if not uid:
             return None
-        # A VolumeSnapshotContent names no array: with several, the one holding the vdisk, so a
-        # snapshot is never taken for one without a content (an orphan) for want of an address.
-        array = self._array_for(text(addresses)) or (self._holding(uid) if not text(addresses) else None)
+        # A VolumeSnapshotContent names no array, and a PV may name it by an address not configured
+        # (a DNS name for an IP): with several arrays, the one whose last refresh holds the vdisk, so a
+        # vdisk is never taken for one nothing maps to (leaked, orphaned) for want of an address.
+        array = self._array_for(text(addresses)) or self._holding(uid)
         if not array:
             return None
         return VolumeRef(NAME, array, volume_id(array, uid))
