@@ -15,7 +15,21 @@ from exporter.public import Volume, fetch_metrics, load_api_client, request_json
 from ..drift import plan
 from ..scenario import Scenario
 from .base import CloneFailed, Cloner, NotOwned, Owned
-from .kube_objects import A_DRIFT, CDI, L_GROUP, L_SCENARIO, as_owned, clone, drift_job, job_done, our_labels, ours, phase, storage
+from .kube_objects import (
+    A_DRIFT,
+    CDI,
+    L_GROUP,
+    L_SCENARIO,
+    as_owned,
+    clone,
+    drift_job,
+    exactly,
+    job_done,
+    our_labels,
+    ours,
+    phase,
+    storage,
+)
 from .kube_vm import A_DISK, VmClones
 from .names import parse_name
 
@@ -177,7 +191,9 @@ class KubeCloner(Cloner):
             return False
         if not self._ours(doc):
             raise NotOwned(f"{path} is not ours")
-        self._req("DELETE", path, ok=(200, 202, 404))
+        status, _ = self._req("DELETE", path, exactly(doc), ok=(200, 202, 404, 409))
+        if status == 409:
+            raise NotOwned(f"{path} was made again since it was found ours: left alone")
         return True
 
     def delete(self, name: str) -> None:

@@ -39,6 +39,13 @@ def our_labels(scenario: str, run: str, group: str, role: str) -> dict:
     return {MANAGED_BY: OWNER, L_SCENARIO: scenario, L_RUN: run, L_GROUP: group, L_ROLE: role}
 
 
+def exactly(obj: dict) -> dict | None:
+    """DeleteOptions that delete this very object and no other made under its name since it was read
+    (the API server answers 409 when the uid differs); None for an object without a uid."""
+    uid = (obj.get("metadata") or {}).get("uid")
+    return {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": uid}} if uid else None
+
+
 def ours(obj, scenario: str) -> bool:
     """Whether an object as fetched carries our mark for this scenario."""
     found = (obj or {}).get("metadata", {}).get("labels") or {}

@@ -19,7 +19,7 @@ import structlog
 
 from ..scenario import KubeSettings
 from .base import CloneFailed, NotOwned
-from .kube_objects import A_CREATED, A_METHOD
+from .kube_objects import A_CREATED, A_METHOD, exactly
 
 log = structlog.get_logger("clonewatch.loadgen")
 
@@ -224,12 +224,18 @@ class VmClones:
                 if obj is None:
                     continue
                 if restored_by(obj, uid):
-                    self.req("DELETE", path, ok=(200, 202, 404))
+                    self._delete_exactly(path, obj)
                 else:
                     log.warning("disk_left_alone", name=claim, vm=target, why="not made by our VirtualMachineClone")
         if vm is not None:
-            self.req("DELETE", f"{KUBEVIRT}/namespaces/{self.ns}/virtualmachines/{target}", ok=(200, 202, 404))
-        self.req("DELETE", self.clone_path(name), ok=(200, 202, 404))
+            self._delete_exactly(f"{KUBEVIRT}/namespaces/{self.ns}/virtualmachines/{target}", vm)
+        self._delete_exactly(self.clone_path(name), clone)
+
+    def _delete_exactly(self, path: str, obj: dict) -> None:
+        """Delete the object as it was read and proven ours; one made under its name since stays."""
+        status, _ = self.req("DELETE", path, exactly(obj), ok=(200, 202, 404, 409))
+        if status == 409:
+            log.warning("left_alone", path=path, why="made again since it was found ours (its uid changed)")
 
     def _claims(self, vm: dict | None, clone: dict) -> list[str]:
         """The target's disks: its volumes; without a VM (a clone that failed half way), the PVCs

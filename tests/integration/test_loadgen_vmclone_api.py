@@ -73,3 +73,40 @@ def test_without_kubevirt_a_vmclone_fails_clearly_and_nothing_is_owned(tmp_path)
         assert cloner.owned() == []
     finally:
         kube.close()
+
+
+def test_what_was_made_again_under_a_name_since_it_was_found_ours_is_left_alone(tmp_path):
+    """Cleanup reads an object, proves it ours, then deletes it: each delete names the uid it proved
+    (DeleteOptions.preconditions), so an object someone made under that name in between (here: just
+    before the delete goes out) is refused by the API server (409) and stays."""
+    from loadgen.cloners.kube_objects import clone, our_labels, storage
+    kube = KubeAPI()
+    try:
+        sc = parse({
+            "name": "kv", "backend": "kubernetes", "golden": {"size": "64MiB"},
+            "kubernetes": {"namespace": "lg", "golden": {"namespace": "img", "name": "gold"},
+                           "exporter_url": "http://127.0.0.1:1/metrics",
+                           "kubeconfig": str(kube.write_kubeconfig(tmp_path / "kubeconfig")), "timeout": "20s"},
+            "groups": [{"name": "pvc", "method": "pvc", "count": 1}]})
+        cloner = KubeCloner(sc, "run")
+        name = "cwlg-kv-pvc-00001"
+        golden = {"spec": {"accessModes": ["ReadWriteMany"], "volumeMode": "Block",
+                           "resources": {"requests": {"storage": "64Mi"}}}}
+        ours_pvc = clone(name, "pvc", sc.kube, our_labels("kv", "run", "pvc", "clone"), storage(golden, sc.kube, ""), 0.0)
+        kube.create(ours_pvc)
+        theirs = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                  "metadata": {"name": name, "namespace": "lg", "labels": {"app": "theirs"}},
+                  "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}
+        sent = cloner._req
+
+        def racing(method, path, *args, **kwargs):
+            if method == "DELETE" and path.endswith(f"/persistentvolumeclaims/{name}"):
+                kube.delete("PersistentVolumeClaim", name, "lg")       # ours goes, theirs comes
+                kube.create(theirs)
+            return sent(method, path, *args, **kwargs)
+        cloner._req = racing
+        cloner.delete(name)
+        left = kube.core.read_namespaced_persistent_volume_claim(name, "lg")
+        assert left.metadata.labels == {"app": "theirs"} and kube.emu.preconditions_failed == 1
+    finally:
+        kube.close()

@@ -2,7 +2,8 @@
 
 The exporter and the tests both talk to it with the official `kubernetes` client. The subclass
 closes the kmock 0.8 gaps we hit (see docs/testing.md): creates answer 201 and store the
-namespace from the URL; a watch can be told to answer 410 Gone like a real API server does
+namespace from the URL and a uid; a delete with a uid precondition that the object does not
+have answers 409 Conflict; a watch can be told to answer 410 Gone like a real API server does
 when a resourceVersion is too old; lists honour `limit` with continue tokens over a snapshot, and
 a continue token can be made to expire (410), as etcd's compaction does. It also serves the
 service-account issuer's discovery document and keys (/.well-known/openid-configuration,
@@ -143,6 +144,7 @@ class Emulator(kmock.KubernetesEmulator):
         self.expire_watches: set[str] = set()
         self.garbage_watches: set[str] = set()     # next watch sends a line that is not JSON
         self.garbage_served = 0                    # how many such lines went out (tests wait on it)
+        self.preconditions_failed = 0              # deletes refused: the object's uid was not the one named
         self.expired_served = 0                    # how many 410s went out
         self.list_delay = 0.0                      # seconds every list takes (a slow API server)
         self.namespace_list_delay: dict[str, float] = {}   # namespace -> seconds more its lists take
@@ -251,6 +253,22 @@ class Emulator(kmock.KubernetesEmulator):
             return web.json_response(self._review(request.resource.plural, data), status=201)
         if request.namespace and isinstance(data, dict) and isinstance(data.get("metadata"), dict):
             data["metadata"].setdefault("namespace", request.namespace)
+        if request.method == "POST" and isinstance(data, dict) and isinstance(data.get("metadata"), dict):
+            # The API server gives every object a uid when it is created (a test may name one in advance).
+            data["metadata"].setdefault("uid", str(uuid.uuid4()))
+        if request.method == "DELETE" and isinstance(data, dict) and (data.get("preconditions") or {}).get("uid"):
+            # DeleteOptions.preconditions: the API server deletes only the object with that uid, else 409.
+            want = data["preconditions"]["uid"]
+            try:
+                current = await self._serve_fetch(request)
+            except Exception:           # not found: the delete answers 404 as usual
+                current = None
+            have = ((current or {}).get("metadata") or {}).get("uid", "")
+            if current is not None and have != want:
+                self.preconditions_failed += 1
+                return web.json_response({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict",
+                                          "code": 409, "message": f"Precondition failed: UID in precondition: {want}, "
+                                                                  f"UID in object meta: {have}"}, status=409)
         return await super()._handle(request)
 
     async def _serve_create(self, request):
