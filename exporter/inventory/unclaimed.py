@@ -64,8 +64,10 @@ class Unclaimed:
         for resource, key in changed:
             if resource == PV.name:
                 redo |= self._map_pv(key, pvs.get(key))
-            elif resource == PVC.name and _waiting_uid(pvcs.get(key)) != self._waiting.get(key):
+            elif resource == PVC.name:
                 uid = _waiting_uid(pvcs.get(key))
+                if uid == self._waiting.get(key):
+                    continue
                 if uid:
                     self._waiting[key] = uid
                 else:
