@@ -66,6 +66,7 @@ class KubeVirtCluster(FakeCluster):
         self.csi = csi
         self.restored: dict[str, str] = {}      # restored PVC -> its PV
         self.clones: list[Clone] = []
+        self.seen: set[str] = set()             # the uids of the clones it has taken up
 
     def run(self) -> None:
         while not self.stopping.is_set():
@@ -80,12 +81,10 @@ class KubeVirtCluster(FakeCluster):
 
     def _vmclones(self) -> None:
         for obj in self._list("clone.kubevirt.io", "v1beta1", "virtualmachineclones"):
-            name = obj["metadata"]["name"]
-            if obj["metadata"].get("uid") or (obj.get("status") or {}).get("phase"):
+            name, uid = obj["metadata"]["name"], obj["metadata"]["uid"]
+            if uid in self.seen or (obj.get("status") or {}).get("phase"):
                 continue       # seen already (a name comes back after a delete: the UID tells them apart)
-            # The API server gives every object a UID at create; kmock does not, so KubeVirt's stand-in does.
-            uid = str(uuid.uuid4())
-            self.world.patch("VirtualMachineClone", NS, name, {"metadata": {"uid": uid}})
+            self.seen.add(uid)
             source = obj["spec"]["source"]["name"]
             if source == "tpm":
                 self.world.patch("VirtualMachineClone", NS, name, {"status": failed_status(BACKEND_STORAGE)})
