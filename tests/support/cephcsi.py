@@ -158,8 +158,8 @@ class CephCsiJournal(CephCsiDriver):
     the image pool but writes the directory key (`<image pool id %016x>/<uuid>`) and the object's keys,
     `csi.journalpool` (the journal pool's own id) among them, into the journal pool: the image pool's
     object stays empty, and DeleteVolume, finding no journal pool there, cleans up the image pool only.
-    A snapshot is journaled in the pool its source volume's object names, so in the image pool
-    (internal/rbd/rbd_util.go genSnapFromOptions, generateVolumeFromVolumeID)."""
+    A snapshot is journaled in the journal pool its source's image-pool object names, none, so in the
+    image pool (internal/rbd/rbd_util.go generateVolumeFromVolumeID, genSnapFromOptions)."""
 
     def __init__(self, pool: Pool, instance: str = "default", journal: Pool | None = None) -> None:
         super().__init__(pool)
