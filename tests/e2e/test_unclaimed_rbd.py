@@ -18,6 +18,7 @@ import json
 import time
 import uuid
 from calendar import timegm
+from contextlib import contextmanager
 
 import pytest
 
@@ -277,3 +278,81 @@ def test_a_directory_longer_than_one_omap_read(monkeypatch):
         cluster.shutdown()
         p.ceph("config", "rm", "osd", "osd_max_omap_entries_per_request")
         p.remove()
+
+
+def test_a_journal_pool_other_than_the_image_pool(tmp_path):
+    """ceph-csi 3.0 to 3.10 kept a topology-constrained StorageClass's journal in its `pool` and made the
+    images in the topology's pool: the directory key (`<image pool id>/<uuid>`) and the per-uuid object's
+    keys went to the journal pool, the image pool kept only the empty object the uuid was reserved with
+    (which NodeStageVolume's GenVolFromVolID later gives a csi.imageid). Ours with a PV is claimed, ours
+    without one leaked, another instance's journaled in the same pool foreign: by the journal read alone
+    (twice, the second from what the first kept) and by the exporter, which is told of the image pool only."""
+    from tests.support.ceph import Pool, ceph_conf
+    image_pool, journal_pool = Pool(ceph_conf(), prefix="img"), None
+    try:
+        journal_pool = Pool(ceph_conf(), prefix="jnl")
+        csi = CephCsiJournal(image_pool, journal=journal_pool)
+        theirs = CephCsiJournal(image_pool, instance="other-cluster", journal=journal_pool)
+        requests = {"claimed": f"pvc-{uuid.uuid4()}", "leaked": f"pvc-{uuid.uuid4()}", "foreign": f"pvc-{uuid.uuid4()}"}
+        images = {"claimed": csi.new_volume(requests["claimed"], 4), "leaked": csi.new_volume(requests["leaked"], 4),
+                  "foreign": theirs.new_volume(requests["foreign"], 4)}
+        csi.by_handle(images["claimed"])        # staged on a node once
+        # The layout as ceph-csi leaves it: nothing of the journal in the image pool but the reservations.
+        leaked_uid = images["leaked"].removeprefix("csi-vol-")
+        assert not [o for o in image_pool.rados("ls").split() if o.startswith("csi.volumes.")]
+        assert image_pool.rados("listomapkeys", f"csi.volume.{leaked_uid}") == ""
+        journal_pool.rados("getomapval", "csi.volumes.default", f"csi.volume.{requests['leaked']}", str(tmp_path / "v"))
+        assert (tmp_path / "v").read_text() == f"{image_pool.id():016x}/{leaked_uid}"
+
+        expected = {images["claimed"]: ("csi", "volume", requests["claimed"]),
+                    images["leaked"]: ("csi", "volume", requests["leaked"]),
+                    images["foreign"]: ("foreign", "volume", requests["foreign"])}
+        for read, marks in enumerate(read_marks(image_pool, list(images.values()), reads=2)):
+            assert {n: (m.made_by, m.csi_kind, m.request) for n, m in marks.items() if n in expected} == expected, read
+
+        pv = pv_rbd(requests["claimed"], image_pool.name, images["claimed"])
+        pv["spec"]["csi"]["volumeAttributes"]["journalPool"] = journal_pool.name
+        with exporter_of(image_pool, [pv], tmp_path) as proc:
+            wait_reasons(proc, {images["leaked"]: "leaked", images["foreign"]: "foreign"}, "the journal pool's volumes")
+            events = [json.loads(line)["event"] for line in proc.logs().splitlines() if line.startswith("{")]
+            assert not [e for e in events if e.startswith("rbd_cephcsi")], events     # nothing taken for damage
+    finally:
+        image_pool.remove()
+        if journal_pool is not None:
+            journal_pool.remove()
+
+
+def read_marks(pool, names: list[str], reads: int) -> list[dict]:
+    """Journal.marks for the images of a pool, `reads` times with one Journal."""
+    import rados
+
+    from exporter.backends.rbd.journal import Journal
+    cluster = rados.Rados(conffile=pool.conf)
+    cluster.connect()
+    try:
+        journal = Journal()
+        with cluster.open_ioctx(pool.name) as ioctx:
+            return [journal.marks(cluster, ioctx, "", names, 30) for _ in range(reads)]
+    finally:
+        cluster.shutdown()
+
+
+@contextmanager
+def exporter_of(pool, pvs: list[dict], tmp_path):
+    """The exporter told of one pool, with an API server of its own holding only these PVs (the exporter
+    reads every pool a PV names, and the module's server holds PVs of another pool)."""
+    from tests.support.kube import KubeAPI
+    kube = KubeAPI()
+    try:
+        for pv in pvs:
+            kube.create(pv)
+        proc = ExporterProcess([f"--kubeconfig={kube.write_kubeconfig(tmp_path / 'kubeconfig')}",
+                                f"--ceph.conf={pool.conf}", f"--rbd.pools={pool.name}", "--rbd.refresh-interval=1",
+                                "--kubernetes.read-timeout=5"], tmp_path / "exporter.log")
+        try:
+            proc.wait_ready()
+            yield proc
+        finally:
+            proc.stop()
+    finally:
+        kube.close()

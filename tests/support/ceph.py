@@ -44,6 +44,12 @@ class Pool:
     def rados(self, *args: str) -> str:
         return self._run(["rados", "-p", self.name, *args])
 
+    def id(self) -> int:
+        """The pool's id, as ceph-csi writes it into volume handles and its journal (%016x)."""
+        (found,) = [p["pool_id"] for p in json.loads(self.ceph("osd", "pool", "ls", "detail", "--format", "json"))
+                    if p["pool_name"] == self.name]
+        return found
+
     def spec(self, image: str) -> str:
         return f"{self.name}/{image}"
 

@@ -151,31 +151,66 @@ class CephCsiJournal(CephCsiDriver):
     voljournal.go, omap.go; docs/field-facts.md), `rados setomapval` on the same objects and keys, values
     the Go strings' bytes: the per-uuid object created exclusively, the directory key, the object's keys,
     then the image and its id; on delete the image to the trash (removed at once unless clones hang from
-    it, as the mgr's `trash remove` task does), then the object, then the key."""
+    it, as the mgr's `trash remove` task does), then the object, then the key.
 
-    def __init__(self, pool: Pool, instance: str = "default") -> None:
+    journal: the journal pool when it is not the image pool (ceph-csi before 3.11 kept a topology-
+    constrained StorageClass's journal in its `pool`). ReserveName then creates the per-uuid object in
+    the image pool but writes the directory key (`<image pool id %016x>/<uuid>`) and the object's keys,
+    `csi.journalpool` (the journal pool's own id) among them, into the journal pool: the image pool's
+    object stays empty, and DeleteVolume, finding no journal pool there, cleans up the image pool only.
+    A snapshot is journaled in the journal pool its source's image-pool object names, none, so in the
+    image pool (internal/rbd/rbd_util.go generateVolumeFromVolumeID, genSnapFromOptions)."""
+
+    def __init__(self, pool: Pool, instance: str = "default", journal: Pool | None = None) -> None:
         super().__init__(pool)
         self.instance = instance
+        self.journal = journal or pool
 
-    def setomap(self, obj: str, key: str, value: str) -> None:
-        self.pool.rados("setomapval", obj, key, value)
+    def journal_of(self, kind: str) -> Pool:
+        return self.journal if kind == "volume" else self.pool
+
+    def elsewhere(self, kind: str) -> bool:
+        return self.journal_of(kind).name != self.pool.name
+
+    def setomap(self, obj: str, key: str, value: str, kind: str = "volume") -> None:
+        """A key of the journal pool's object (setOMapKeys with the journal pool)."""
+        self.journal_of(kind).rados("setomapval", obj, key, value)
 
     def reserve(self, kind: str, request: str, image: str, uid: str, **extra: str) -> None:
         """kind "volume" or "snap": csi.<kind>.<uuid>, then csi.<kind>s.<instance>'s key, then the keys."""
         self.pool.rados("create", f"csi.{kind}.{uid}")
-        self.setomap(f"csi.{kind}s.{self.instance}", f"csi.{kind}.{request}", uid)
-        self.setomap(f"csi.{kind}.{uid}", "csi.volname" if kind == "volume" else "csi.snapname", request)
-        self.setomap(f"csi.{kind}.{uid}", "csi.imagename", image)
-        for key, value in extra.items():
-            self.setomap(f"csi.{kind}.{uid}", key, value)
+        value = f"{self.pool.id():016x}/{uid}" if self.elsewhere(kind) else uid
+        self.setomap(f"csi.{kind}s.{self.instance}", f"csi.{kind}.{request}", value, kind)
+        keys = {"csi.volname" if kind == "volume" else "csi.snapname": request, "csi.imagename": image, **extra}
+        if self.elsewhere(kind):
+            keys["csi.journalpool"] = f"{self.journal.id():016x}"
+        for key, value in keys.items():
+            self.setomap(f"csi.{kind}.{uid}", key, value, kind)
+
+    def image_id(self, image: str) -> str:
+        return json.loads(self.rbd("info", "--format", "json", self.pool.spec(image)))["id"]
 
     def store_image_id(self, kind: str, uid: str, image: str) -> None:
-        info = json.loads(self.rbd("info", "--format", "json", self.pool.spec(image)))
-        self.setomap(f"csi.{kind}.{uid}", "csi.imageid", info["id"])
+        self.setomap(f"csi.{kind}.{uid}", "csi.imageid", self.image_id(image), kind)
+
+    def by_handle(self, image: str) -> None:
+        """What every call naming a volume by its handle does first (GenVolFromVolID: NodeStageVolume,
+        expand, snapshot, delete): it reads the image pool's object, and, finding no csi.imageid there,
+        stores the image's id into that object; with the journal elsewhere, the first key it ever gets."""
+        obj = f"csi.volume.{image.removeprefix('csi-vol-')}"
+        if "csi.imageid" not in self.pool.rados("listomapkeys", obj).split():
+            self.pool.rados("setomapval", obj, "csi.imageid", self.image_id(image))
 
     def undo(self, kind: str, request: str, uid: str) -> None:
+        """UndoReservation with the image pool's object's journal pool: none written there when it is
+        elsewhere, so the image pool, whose directory may not exist (not an error to ceph-csi); the
+        journal pool's key and object stay (ceph-csi PR #3115, the omap leak of topology provisioning)."""
         self.pool.rados("rm", f"csi.{kind}.{uid}")
-        self.pool.rados("rmomapkey", f"csi.{kind}s.{self.instance}", f"csi.{kind}.{request}")
+        try:
+            self.pool.rados("rmomapkey", f"csi.{kind}s.{self.instance}", f"csi.{kind}.{request}")
+        except RuntimeError as exc:
+            if not self.elsewhere(kind) or "No such file" not in str(exc):
+                raise
 
     def new_volume(self, request: str, mib_written: int, size_mib: int = 64) -> str:
         uid = str(uuid.uuid4())
@@ -219,7 +254,7 @@ class CephCsiJournal(CephCsiDriver):
 
     def trash(self, image: str) -> str:
         """`trash mv`, then the removal ceph-csi queues; the image id when it stays (clones read from it)."""
-        image_id = json.loads(self.rbd("info", "--format", "json", self.pool.spec(image)))["id"]
+        image_id = self.image_id(image)
         self.rbd("trash", "mv", self.pool.spec(image))
         return "" if self.trash_remove(image_id) else image_id
 

@@ -1,14 +1,18 @@
 """ceph-csi's journal in a pool: which images this cluster's ceph-csi instance made, and which another
 instance did (ceph-csi internal/journal/voljournal.go, omap.go; docs/field-facts.md).
 
-Objects of omap only, in the pool and RADOS namespace of the images (the directories in the journal
-pool, the StorageClass's `journalPool`, which is the image pool unless set). Values are a Go string's
-bytes, nothing more:
+Objects of omap only, in the pool and RADOS namespace of the images, the journal pool. Values are a Go
+string's bytes, nothing more:
   csi.volumes.<instance>  directory: `csi.volume.<request name>` -> `<uuid>`, or `<image pool id %016x>/<uuid>`
   csi.snaps.<instance>    directory: `csi.snap.<request name>` -> the same
   csi.volume.<uuid>       per volume: csi.volname (the request name, the PV's), csi.imagename, csi.imageid,
-                          csi.journalpool (the directory's pool id, %016x, when it is another pool)
+                          csi.journalpool (the journal pool's id, %016x, when it is not the image pool)
   csi.snap.<uuid>         per snapshot: csi.snapname, csi.imagename, csi.source, csi.imageid, csi.journalpool
+A volume's journal pool is another pool when ceph-csi 3.0 to 3.10 made it through a topology-constrained
+StorageClass (the journal in its `pool`, the image in the topology's), or RegenerateJournal re-journaled
+a PV whose `journalPool` is another: the directory key and the per-uuid object's keys are then in the
+journal pool, and the image pool holds that object bare, with only the csi.imageid a call by volume
+handle stores there (ceph-csi 2.x wrote the keys into the image pool's object instead).
 
 ceph-csi creates the per-uuid object (empty, exclusively), then writes the directory key, then the
 object's keys, and only then makes the image; it deletes the image, then the object, then the key.
@@ -23,7 +27,8 @@ So, reading the pool's listing first, then the directories, then the objects:
 Other instances' directories are not looked for: that would list every object of the pool, data
 objects included. The per-uuid objects say as much for the images there are, at one small read
 each; a complete one changes only by going away (just before its directory key does): it is read again
-when our directory no longer says what it said then.
+when our directory no longer says what it said then. A bare one is looked for in every other pool (the
+image pool does not say which is the journal pool), until found; then it is kept like the others.
 """
 
 import errno
@@ -109,14 +114,14 @@ class Journal:
         # Ours: the object of its kind; any other: both kinds' (a custom prefix does not say which).
         wanted = [(kind, u) for u in sorted(uuids) for kind in (VOLUMES, SNAPSHOTS)
                   if u in mine[kind] or not (u in mine[VOLUMES] or u in mine[SNAPSHOTS])]
-        entries = self._objects(ioctx, pool_id, namespace, pool, wanted, mine, timeout)
+        entries = self._objects(cluster, ioctx, pool_id, namespace, pool, wanted, mine, timeout)
         requests = {kind: {u: r for r, u in ours[kind].items()} for kind in ours}
         others: dict[int, dict[Kind, dict[str, str]]] = {}
         out: dict[str, Mark] = {}
         for (kind, u), entry in entries.items():
             request = requests[kind].get(u)
             if request is None and entry.journal_pool is not None and entry.journal_pool != pool_id:
-                # Our directory may be in the StorageClass's journalPool rather than here.
+                # Our directory may be in the journal pool rather than here.
                 theirs = others.get(entry.journal_pool)
                 if theirs is None:
                     theirs = others[entry.journal_pool] = self._elsewhere(cluster, entry.journal_pool, namespace,
@@ -155,14 +160,17 @@ class Journal:
                 out[key[len(kind.key):]] = m.group(2)
         return out
 
-    def _objects(self, ioctx: Any, pool_id: int, namespace: str, pool: str, wanted: list[tuple[Kind, str]],
-                 mine: dict[Kind, set[str]], timeout: float) -> dict[tuple[Kind, str], Entry]:
-        """The complete per-uuid objects among those wanted, read all at once. One read before is as good
-        while our directory says the same of it: ceph-csi removes the object before the directory key,
-        so an entry that left our directory is read again (it is gone, or was reserved anew)."""
+    def _objects(self, cluster: Any, ioctx: Any, pool_id: int, namespace: str, pool: str,
+                 wanted: list[tuple[Kind, str]], mine: dict[Kind, set[str]],
+                 timeout: float) -> dict[tuple[Kind, str], Entry]:
+        """The complete per-uuid objects among those wanted, read all at once (from the journal pool
+        for those that hold nothing here but the reservation). One read before is as good while our
+        directory says the same of it: ceph-csi removes the object before the directory key, so an
+        entry that left our directory is read again (it is gone, or was reserved anew)."""
         out: dict[tuple[Kind, str], Entry] = {}
         batch = AioBatch(ioctx, IN_FLIGHT, timeout)
         fresh: set[tuple[int, str, str]] = set()
+        bare: list[tuple[Kind, str]] = []
         for kind, u in wanted:
             oid = f"{kind.object}{u}"
             cached = self._entries.get((pool_id, namespace, oid))
@@ -184,6 +192,9 @@ class Journal:
                 if rv < 0 or omap is None:
                     self._once(oid, pool, f"cannot be read: {errno.errorcode.get(-rv, rv) if rv < 0 else 'its keys'}")
                     return
+                if _bare(kind, omap):
+                    bare.append((kind, u))
+                    return
                 entry = self._entry(oid, pool, kind, omap)
                 if entry is not None:
                     out[(kind, u)] = entry
@@ -191,15 +202,23 @@ class Journal:
                     fresh.add((pool_id, namespace, oid))
             batch.omap(oid, (kind.name_key, "csi.imagename"), "csi.", done)
         batch.run()
+        # An image exists, so its reservation is complete: a bare object here means ceph-csi (3.0 on)
+        # wrote the keys into another pool, the journal pool. Found there, it is kept under this key.
+        found = self._journaled_elsewhere(cluster, pool_id, namespace, bare, timeout) if bare else {}
+        for kind, u in bare:
+            oid = f"{kind.object}{u}"
+            if (kind, u) not in found:
+                self._once(oid, pool, "only a reservation, and no other pool this client can read holds its keys")
+                continue
+            out[(kind, u)] = found[(kind, u)]
+            self._entries[(pool_id, namespace, oid)] = (found[(kind, u)], u in mine[kind])
+            fresh.add((pool_id, namespace, oid))
         # Forget the objects of images that are gone (their uuid is no longer wanted).
         self._entries = {k: v for k, v in self._entries.items() if (k[0], k[1]) != (pool_id, namespace) or k in fresh}
         return out
 
     def _entry(self, oid: str, pool: str, kind: Kind, omap: dict[str, bytes]) -> Entry | None:
-        """A per-uuid object's request and image; None (logged once) when it is not what ceph-csi writes.
-        An empty object is a reservation under way (its keys follow): not logged."""
-        if not omap:
-            return None
+        """A per-uuid object's request and image; None (logged once) when it is not what ceph-csi writes."""
         request, image = _text(omap.get(kind.name_key)), _text(omap.get("csi.imagename"))
         journal_pool = _text(omap.get("csi.journalpool", b""))
         problem = ""
@@ -215,8 +234,41 @@ class Journal:
         assert request is not None and image is not None
         return Entry(request, image, int(journal_pool, 16) if journal_pool else None)
 
+    def _journaled_elsewhere(self, cluster: Any, image_pool: int, namespace: str, bare: list[tuple[Kind, str]],
+                             timeout: float) -> dict[tuple[Kind, str], Entry]:
+        """The per-uuid objects of the bare ones in the other pools, where each names the pool it is in
+        as its journal pool (ceph-csi writes the journal pool's id into the journal pool's object). The
+        image pool's object does not say which pool that is, so every pool is asked; one this client
+        cannot read holds none."""
+        out: dict[tuple[Kind, str], Entry] = {}
+        for name in cluster.list_pools():
+            if len(out) == len(bare):
+                break
+            try:
+                with cluster.open_ioctx(name) as ioctx:
+                    if ioctx.get_pool_id() != image_pool:
+                        ioctx.set_namespace(namespace)
+                        self._read_elsewhere(ioctx, name, [b for b in bare if b not in out], out, timeout)
+            except (rados.Error, BackendError):
+                continue
+        return out
+
+    def _read_elsewhere(self, ioctx: Any, pool: str, bare: list[tuple[Kind, str]],
+                        out: dict[tuple[Kind, str], Entry], timeout: float) -> None:
+        journal_pool = ioctx.get_pool_id()
+        batch = AioBatch(ioctx, IN_FLIGHT, timeout)
+        for kind, u in bare:
+            def done(rv: int, omap: dict[str, bytes] | None, kind: Kind = kind, u: str = u) -> None:
+                if rv < 0 or not omap or _bare(kind, omap):
+                    return      # absent here, unreadable, or another image pool's reservation
+                entry = self._entry(f"{kind.object}{u}", pool, kind, omap)
+                if entry is not None and entry.journal_pool == journal_pool:
+                    out[(kind, u)] = entry
+            batch.omap(f"{kind.object}{u}", (kind.name_key, "csi.imagename"), "csi.", done)
+        batch.run()
+
     def _elsewhere(self, cluster: Any, pool_id: int, namespace: str, image_pool: int) -> dict[Kind, dict[str, str]]:
-        """Our directories in another pool (a StorageClass journalPool), for the images of image_pool."""
+        """Our directories in another pool (the journal pool), for the images of image_pool."""
         try:
             with cluster.open_ioctx2(pool_id) as ioctx:
                 ioctx.set_namespace(namespace)
@@ -238,6 +290,12 @@ def _omap(ioctx: Any, oid: str, prefix: str) -> list[tuple[str, bytes]]:
         return omap_pages(ioctx, oid, prefix)
     except rados.ObjectNotFound:
         return []
+
+
+def _bare(kind: Kind, omap: dict[str, bytes]) -> bool:
+    """A per-uuid object with neither request nor image name: only the reservation (and perhaps the
+    csi.imageid a call by volume handle stores wherever it read the object)."""
+    return kind.name_key not in omap and "csi.imagename" not in omap
 
 
 def _text(raw: bytes | None) -> str | None:
