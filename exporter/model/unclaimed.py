@@ -25,7 +25,7 @@ The reasons, in the order they are decided (docs/metrics.md and the runbook say 
 A driver's intermediates (ceph-csi's temp and snapshot images, `Volume.link`) above a claimed volume
 (or one being provisioned) are claimed through it: they are part of its chain, not space of their own.
 
-Storage-side only (native mode, or while the PV or VolumeSnapshotContent list cannot be trusted:
+Storage-side only (native mode, or while the PV, PVC or VolumeSnapshotContent list cannot be trusted:
 not listed yet, or its last list or watch failed): whether a PV maps to a volume is not known, so
 only foreign, trash, held-by-clones (a trashed volume with a live one below), stale-temp,
 clone-in-progress and a backend's own unreferenced reason are given; every other volume gets none.
