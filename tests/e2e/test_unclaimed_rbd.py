@@ -24,7 +24,7 @@ import pytest
 
 from tests.support.cephcsi import CephCsiJournal
 from tests.support.objects import ODF_RBD, pv_rbd, pvc
-from tests.support.process import ExporterProcess, one
+from tests.support.process import ExporterProcess, one, pick
 
 MiB = 2**20
 TEMP_AGE = 20
@@ -149,7 +149,10 @@ def test_a_clone_made_before_its_pv_is_provisioning(world, pool, kube):
     claim["metadata"]["uid"] = uid
     kube.create(claim)
     image = csi.new_clone(f"pvc-{uid}", images["clone"], 4)
-    s = proc.wait_for(lambda s: image in reasons(s), what="the clone made before its PV")
+    # Seen once its data is written (the image shows before: ceph-csi writes nothing, this test does).
+    s = proc.wait_for(lambda s: image in reasons(s) and pick(s, "clonewatch_volume_consumed_bytes",
+                                                            volume=f"{pool.name}/{image}") == [4 * MiB],
+                      what="the clone made before its PV")
     assert reasons(s)[image] == "provisioning" and f"{image}-temp" not in reasons(s), reasons(s)
     assert one(s, "clonewatch_unclaimed_bytes", backend="rbd", target=pool.name, reason="provisioning") == \
         du(pool)[image] == 4 * MiB
