@@ -232,6 +232,12 @@ def test_build_volumes_marks_snapshots_and_leaves_unnamed_rows_unmarked():
     vols = build_volumes("fs", parse_vdisks(rows), {}, parse_fcmaps([fcmap("0", "0", "1", 0, 0)]), {})
     assert {v: (x.made_by, x.csi_kind) for v, x in vols.items()} == {
         "fs/U0": ("", ""), "fs/U1": ("csi", "snapshot"), "fs/U2": ("csi", "volume"), "fs/U3": ("", "")}
+    # The driver names a volume after the PV it is made for, pvc-<PVC uid>: while that PVC waits for
+    # it, the vdisk is being provisioned, not leaked (a hashed name no longer says).
+    from exporter.model.unclaimed import reasons
+    assert {v: x.request for v, x in vols.items()} == {"fs/U0": "", "fs/U1": "", "fs/U2": f"pvc-{UUID}", "fs/U3": ""}
+    assert reasons(vols, set(), 0.0, waiting={UUID})["fs/U2"] == "provisioning"
+    assert reasons(vols, set(), 0.0)["fs/U2"] == "leaked"
 
 
 def test_a_snapshot_content_maps_to_the_array_holding_its_vdisk_when_there_are_several():

@@ -30,7 +30,7 @@ from ...config.settings import option
 from ...kube.objects import get, text
 from ..base import BackendSpec, BackgroundCopy, Core, TargetState, Volume, VolumeRef, load_named, record
 from ..transport import host_port
-from .naming import DEFAULT_NAMING, DEFAULT_PREFIX, CsiNaming, csi_marks
+from .naming import DEFAULT_NAMING, DEFAULT_PREFIX, CsiNaming, csi_marks, request_name
 from .replies import (
     FcMap,
     VDisk,
@@ -118,7 +118,7 @@ def build_volumes(array: str, vdisks: dict[str, VDisk], se: dict[str, list[int |
         made_by, kind = marks.get(vid, ("", ""))
         volumes[vol_id] = Volume(volume=vol_id, target=array, consumed_bytes=used,
                                  provisioned_bytes=vd.capacity, parent=parent, copy=copy, parent_problem=problem,
-                                 made_by=made_by, csi_kind=kind)
+                                 made_by=made_by, csi_kind=kind, request=request_name(vd.name) if made_by else "")
     return volumes
 
 

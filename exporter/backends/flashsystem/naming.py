@@ -48,6 +48,13 @@ class CsiNaming:
 DEFAULT_NAMING = CsiNaming()
 
 
+def request_name(name: str) -> str:
+    """The CSI request a vdisk of ours is named after (`pvc-<PVC uid>`, the PV it is made for, or
+    `snapshot-<VolumeSnapshot uid>`); "" for a hashed name, which no longer says."""
+    rest = name.rpartition("_")[2]
+    return rest if _REQUEST.fullmatch(rest) else ""
+
+
 def csi_marks(vdisks: dict[str, VDisk], fcmaps: list[FcMap], naming: CsiNaming) -> dict[str, tuple[str, str]]:
     """vdisk id -> (made_by, csi_kind) for the vdisks our driver's naming proves it made."""
     cow_targets = {m.target for m in fcmaps if m.copy_rate == 0 and not m.restoring}
