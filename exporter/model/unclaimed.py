@@ -101,7 +101,8 @@ def reasons(volumes: Mapping[str, Volume], claimed: Set[str] | None, now: float,
         return now - made
 
     def pending(vol: Volume) -> bool:
-        return claimed is not None and bool(vol.request) and request_uid(vol.request) in waiting
+        # Nothing waits (the usual case): no request is parsed on this pass over every volume.
+        return bool(waiting) and claimed is not None and bool(vol.request) and request_uid(vol.request) in waiting
 
     def temp_reason(vid: str) -> str | None:
         if any(not volumes[c].trashed for c in children.get(vid, ())):
